@@ -1,0 +1,15 @@
+# A Raspberry Pi, built on this (stronger) machine and deployed over SSH:
+#   nixlift create ./rpi.nix -d rpi
+#   nixlift deploy -d rpi
+{
+  network.description = "Raspberry Pi";
+
+  pi3 = { config, pkgs, lib, ... }: {
+    deployment.targetHost = "192.168.1.x";
+    nixpkgs.localSystem = {
+      system = "aarch64-linux";
+      config = "aarch64-unknown-linux-gnu";
+    };
+    imports = [ ./pi-configuration.nix ];
+  };
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# A real deploy to two local sandbox hosts: start them, deploy the demo network, show the result,
+# deploy again (nothing to copy), stop them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+nixlift=.venv/bin/nixlift
+dir=${NIXLIFT_SANDBOX_DIR:-$(mktemp -d /tmp/nixlift-demo.XXXXXX)}
+export NIXLIFT_SANDBOX_DIR=$dir
+trap '$nixlift sandbox down --purge >/dev/null 2>&1 || true' EXIT
+
+echo "+ nixlift sandbox up 2"
+network=$($nixlift sandbox up 2)
+echo "+ nixlift create $network -d demo"
+NIXLIFT_REGISTRY=$dir/deployments.json $nixlift create "$network" -d demo >/dev/null
+echo "+ nixlift deploy -d demo"
+time NIXLIFT_REGISTRY=$dir/deployments.json $nixlift deploy -d demo
+echo "+ nixlift info -d demo"
+NIXLIFT_REGISTRY=$dir/deployments.json $nixlift info -d demo
+echo "+ nixlift deploy -d demo   (again: nothing to copy)"
+time NIXLIFT_REGISTRY=$dir/deployments.json $nixlift deploy -d demo

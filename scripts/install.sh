@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Install what nixlift, its demo and its tests need on a fresh Debian (bookworm) machine, as root:
+# Nix and OpenSSH, qemu-user + binfmt for building aarch64 systems (the Raspberry Pi case), an
+# aarch64 busybox for the stand-in nixpkgs' aarch64 builds, and a venv with nixlift installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install.sh: run as root (it installs Debian packages)" >&2
+  exit 2
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+need_apt=()
+for pkg in nix-bin nix-setup-systemd openssh-server openssh-client iproute2 python3-venv \
+           qemu-user-static binfmt-support; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# Emulation for aarch64 builds: binfmt_misc must be mounted and qemu-aarch64 registered.
+if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null \
+    || log "warning: cannot mount binfmt_misc; aarch64 builds through emulation will be refused"
+fi
+if [ -e /proc/sys/fs/binfmt_misc/status ]; then
+  update-binfmts --enable qemu-aarch64 2>/dev/null || true
+fi
+
+# The stand-in nixpkgs builds aarch64 systems with a static aarch64 busybox.
+bb=/usr/libexec/nixlift-standin/aarch64-linux/busybox
+if [ ! -x "$bb" ]; then
+  log "fetching busybox-static:arm64 for aarch64 stand-in builds"
+  dpkg --add-architecture arm64
+  apt-get update -qq
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq busybox-static:arm64 >/dev/null)
+  dpkg -x "$tmp"/busybox-static_*_arm64.deb "$tmp/x"
+  install -D -m 0755 "$tmp/x/bin/busybox" "$bb"
+  rm -rf "$tmp"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+log "installing nixlift and its development tools into .venv"
+.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+log "done: .venv/bin/nixlift --help"

@@ -1,0 +1,336 @@
+"""The commands. Each turns parsed arguments into core calls and renders what comes back."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nixlift import registry as reg
+from nixlift.cli import sandbox_cmd
+from nixlift.cli.parser import GOALS
+from nixlift.deploy import hoststate
+from nixlift.deploy.pipeline import DeployOptions, deploy
+from nixlift.errors import NixliftError, UsageError
+from nixlift.model import Goal, HostResult, Machine, Network, Status
+from nixlift.nix import platforms
+from nixlift.nix.argv import NetworkArgs, NixSettings
+from nixlift.nix.evaluate import NetworkSource, evaluate
+from nixlift.selection import Selection
+from nixlift.transport.ssh import SshSession, SshTarget, control_directory
+from nixlift.ui.plain import PlainRenderer, summary
+
+
+async def dispatch(args: argparse.Namespace) -> int:
+    handler = {
+        "deploy": cmd_deploy,
+        "build": cmd_build,
+        "eval": cmd_eval,
+        "info": cmd_info,
+        "create": cmd_create,
+        "list": cmd_list,
+        "delete": cmd_delete,
+        "sandbox": sandbox_cmd.run,
+    }[args.command]
+    return await handler(args)
+
+
+# --- resolving what the user means -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    source: NetworkSource
+    settings: NixSettings
+    selection: Selection
+
+
+def _abs_include(entry: str) -> str:
+    """-I name=path / -I path with a relative path made absolute (registry entries outlive cwd)."""
+    name, sep, path = entry.rpartition("=")
+    if "://" in path or path.startswith("<") or not path:
+        return entry
+    return f"{name}{sep}{Path(path).resolve()}"
+
+
+def _split_goal(args: argparse.Namespace) -> Goal | None:
+    """`nixlift deploy ./net.nix boot`: a trailing goal word that is not a file is the goal."""
+    files: list[str] = args.network
+    if files and files[-1] in GOALS and not Path(files[-1]).exists():
+        return Goal(files.pop())
+    return None
+
+
+def resolve(args: argparse.Namespace) -> Request:
+    files: list[str] = list(args.network)
+    include: list[str] = []
+    exprs: list[tuple[str, str]] = []
+    strings: list[tuple[str, str]] = []
+    if files:
+        name = args.deployment or Path(files[0]).resolve().name.removesuffix(".nix")
+        paths = tuple(Path(f) for f in files)
+    else:
+        name = args.deployment or os.environ.get("NIXLIFT_DEPLOYMENT") or _only_entry()
+        entry = reg.Registry().get(name)
+        paths = tuple(Path(f) for f in entry.files)
+        include += entry.include
+        exprs += entry.args
+        strings += entry.argstrs
+    if args.nixpkgs:
+        include.insert(0, f"nixpkgs={Path(args.nixpkgs).resolve()}")
+    include += args.search_path
+    exprs += [tuple(a) for a in args.arg]
+    strings += [tuple(a) for a in args.argstr]
+    settings = NixSettings(
+        include=tuple(_abs_include(i) for i in include),
+        options=tuple((k, v) for k, v in getattr(args, "option", [])),
+        builders=getattr(args, "builders", None),
+        max_jobs=getattr(args, "max_jobs", None),
+        show_trace=args.show_trace,
+    )
+    source = NetworkSource(paths, name, NetworkArgs(tuple(exprs), tuple(strings)))
+    selection = Selection.from_args(
+        [*getattr(args, "on", []), *getattr(args, "include_machines", [])],
+        getattr(args, "exclude", []),
+    )
+    return Request(source, settings, selection)
+
+
+def _only_entry() -> str:
+    entries = reg.Registry().entries()
+    if len(entries) == 1:
+        return entries[0].name
+    raise UsageError(
+        "no network file and no deployment name given",
+        hint="give the network file (nixlift deploy ./network.nix) or -d NAME "
+             f"(registered: {', '.join(e.name for e in entries) or 'none'})",
+    )
+
+
+def _with_network_config(settings: NixSettings, network: Network) -> NixSettings:
+    """network.nixConfig (morph) applies to builds, below the user's own --option."""
+    if not network.nix_config:
+        return settings
+    given = {k for k, _ in settings.options}
+    extra = tuple((k, v) for k, v in network.nix_config if k not in given)
+    return NixSettings(settings.include, extra + settings.options, settings.builders,
+                       settings.max_jobs, settings.show_trace)
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+async def cmd_eval(args: argparse.Namespace) -> int:
+    req = resolve(args)
+    network = await evaluate(req.source, req.selection, req.settings)
+    if args.json:
+        _print_json({
+            "deployment": network.deployment_name,
+            "description": network.description,
+            "machines": [_machine_json(m) for m in network.machines],
+        })
+        return 0
+    if network.description:
+        print(f"# {network.description}", file=sys.stderr)
+    rows = [(m.name, m.system, _target_text(m), m.drv_path) for m in network.machines]
+    _print_table(("MACHINE", "SYSTEM", "TARGET", "DRV"), rows)
+    return 0
+
+
+async def _evaluate_checked(args: argparse.Namespace) -> tuple[Request, Network, NixSettings]:
+    req = resolve(args)
+    network = await evaluate(req.source, req.selection, req.settings)
+    settings = _with_network_config(req.settings, network)
+    capability = await platforms.probe(settings)
+    platforms.check(capability, network.machines)
+    return req, network, settings
+
+
+async def cmd_build(args: argparse.Namespace) -> int:
+    return await _run_pipeline(args, Goal.BUILD)
+
+
+async def cmd_deploy(args: argparse.Namespace) -> int:
+    positional = _split_goal(args)
+    if positional is not None and args.goal_flag and positional.value != args.goal_flag:
+        raise UsageError(f"two goals given: '{positional.value}' and --{args.goal_flag}")
+    goal = positional or (Goal(args.goal_flag) if args.goal_flag else Goal.SWITCH)
+    return await _run_pipeline(args, goal)
+
+
+async def _run_pipeline(args: argparse.Namespace, goal: Goal) -> int:
+    req, network, settings = await _evaluate_checked(args)
+    keep = bool(args.keep_result)
+    roots = _gc_root_dir(network.deployment_name) if keep else Path(
+        tempfile.mkdtemp(prefix="nixlift-roots-"))
+    options = DeployOptions(
+        goal=goal,
+        settings=settings,
+        gc_roots=roots,
+        force_activate=bool(getattr(args, "always_activate", False)),
+        connect_timeout=getattr(args, "connect_timeout", 10),
+        parallel=getattr(args, "parallel", 10),
+    )
+    render = PlainRenderer(verbose=args.verbose)
+    label = network.description or network.deployment_name
+    print(f"{goal.value}: {label} ({len(network.machines)} machine"
+          f"{'s' if len(network.machines) != 1 else ''})", file=sys.stderr)
+    try:
+        results = await deploy(network, options, render)
+    finally:
+        if not keep:
+            shutil.rmtree(roots, ignore_errors=True)
+    summary(results)
+    if args.json:
+        _print_json({
+            "deployment": network.deployment_name,
+            "goal": goal.value,
+            "hosts": [_result_json(r) for r in results],
+        })
+    elif goal is Goal.BUILD:
+        for r in results:
+            if r.succeeded and r.system:
+                print(r.system)
+    return 0 if all(r.succeeded for r in results) else 1
+
+
+def _gc_root_dir(deployment: str) -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    path = Path(state) / "nixlift" / "gcroots" / deployment
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def cmd_info(args: argparse.Namespace) -> int:
+    req = resolve(args)
+    network = await evaluate(req.source, req.selection, req.settings)
+
+    async def one(i: int, m: Machine, control: Path) -> dict[str, Any]:
+        row: dict[str, Any] = {**_machine_json(m), "running": None, "profile": None}
+        try:
+            target = SshTarget.for_machine(m, args.connect_timeout)
+            async with SshSession(target, control / str(i)) as session:
+                probe = await hoststate.probe(session, m.out_path)
+        except NixliftError as e:
+            row.update(state="unreachable", error=str(e), hint=e.hint)
+            return row
+        running = probe.state.current_system
+        row.update(running=running, profile=probe.state.profile_system,
+                   state="up to date" if running == m.out_path else
+                   "not deployed" if running is None else "out of date")
+        return row
+
+    async with control_directory() as control:
+        rows = await asyncio.gather(*(one(i, m, control) for i, m in enumerate(network.machines)))
+    if args.json:
+        _print_json({"deployment": network.deployment_name, "machines": rows})
+    else:
+        _print_table(
+            ("MACHINE", "TARGET", "SYSTEM", "RUNNING", "BUILDS", "STATE"),
+            [(r["name"], r["target"], r["system"], _short(r["running"]), _short(r["outPath"]),
+              r["state"]) for r in rows],
+        )
+        for r in rows:
+            if r["state"] == "unreachable":
+                print(f"{r['name']}: {r['error']}\n  hint: {r['hint']}", file=sys.stderr)
+    return 1 if any(r["state"] == "unreachable" for r in rows) else 0
+
+
+async def cmd_create(args: argparse.Namespace) -> int:
+    if not args.deployment:
+        raise UsageError("create needs a name: nixlift create NETWORK.nix -d NAME")
+    req = resolve(args)
+    # Evaluate the names now, so a wrong file is found at create time, not at the first deploy.
+    network = await evaluate(req.source, Selection(), req.settings, machines=False)
+    entry = reg.Registry().put(reg.Entry(
+        name=args.deployment,
+        files=tuple(str(f.resolve()) for f in req.source.files),
+        args=req.source.args.exprs,
+        argstrs=req.source.args.strings,
+        include=req.settings.include,
+    ))
+    print(f"registered '{entry.name}': {', '.join(entry.files)} "
+          f"(machines: {', '.join(network.all_names)})", file=sys.stderr)
+    print(entry.name)
+    return 0
+
+
+async def cmd_list(args: argparse.Namespace) -> int:
+    entries = reg.Registry().entries()
+    if args.json:
+        _print_json([{"name": e.name, **e.to_json()} for e in entries])
+    elif entries:
+        _print_table(("NAME", "FILES", "CREATED"),
+                     [(e.name, " ".join(e.files), e.created) for e in entries])
+    else:
+        print("no deployments registered (nixlift create NETWORK.nix -d NAME)", file=sys.stderr)
+    return 0
+
+
+async def cmd_delete(args: argparse.Namespace) -> int:
+    reg.Registry().delete(args.deployment)
+    print(f"forgot '{args.deployment}' (its hosts are untouched)", file=sys.stderr)
+    return 0
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def _target_text(m: Machine) -> str:
+    d = m.deployment
+    user = f"{d.target_user}@" if d.target_user else ""
+    port = f":{d.target_port}" if d.target_port else ""
+    return f"{user}{d.target_host}{port}"
+
+
+def _machine_json(m: Machine) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "system": m.system,
+        "hostPlatform": m.host_platform,
+        "target": _target_text(m),
+        "deployment": m.deployment.raw,
+        "drvPath": m.drv_path,
+        "outPath": m.out_path,
+    }
+
+
+def _result_json(r: HostResult) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "status": r.status.value,
+        "succeeded": r.succeeded,
+        "system": r.system,
+        "copied": r.copied,
+        "activated": r.activated,
+        "durations": dict(r.durations),
+        "error": r.error,
+        "hint": r.hint,
+        "rebootRequired": r.status is Status.REBOOT_REQUIRED,
+    }
+
+
+def _short(path: str | None) -> str:
+    if not path:
+        return "-"
+    base = path.rsplit("/", 1)[-1]
+    return base[:8] + "…" + base[32:] if len(base) > 33 else base
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    table = [header, *[tuple(str(c) for c in r) for r in rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _print_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")

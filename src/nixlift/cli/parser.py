@@ -1,0 +1,145 @@
+"""The command line: argparse, NixOps' verbs and flags where they exist."""
+
+from __future__ import annotations
+
+import argparse
+
+from nixlift import __version__
+from nixlift.model import Goal
+
+GOALS = tuple(g.value for g in Goal)
+
+
+def _network_args(p: argparse.ArgumentParser, *, files_required: bool = False) -> None:
+    g = p.add_argument_group("network")
+    g.add_argument(
+        "network", nargs="+" if files_required else "*", metavar="NETWORK",
+        help="network file(s), merged in order (NixOps format)",
+    )
+    g.add_argument("-d", "--deployment", metavar="NAME",
+                   help="a deployment registered with `nixlift create` (or the name to give)")
+    g.add_argument("--arg", nargs=2, action="append", default=[], metavar=("NAME", "EXPR"),
+                   help="argument for a network file that is a function (a Nix expression)")
+    g.add_argument("--argstr", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="string argument for a network file that is a function")
+    g.add_argument("-I", dest="search_path", action="append", default=[], metavar="PATH",
+                   help="add to the Nix search path, e.g. -I nixpkgs=/path/to/nixpkgs")
+    g.add_argument("--nixpkgs", metavar="PATH",
+                   help="nixpkgs to evaluate with when the network does not set network.nixpkgs")
+    g.add_argument("--show-trace", action="store_true", help="show Nix's evaluation trace")
+
+
+def _selection_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("selection")
+    g.add_argument("--on", action="append", default=[], metavar="NAMES",
+                   help="machines to act on: names, globs (web-*), @tags; comma-separated")
+    g.add_argument("--include", dest="include_machines", nargs="+", action="extend", default=[],
+                   metavar="NAME",
+                   help="like --on (NixOps)")
+    g.add_argument("--exclude", nargs="+", action="extend", default=[], metavar="NAME",
+                   help="machines to leave out: names, globs, @tags")
+
+
+def _build_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("building")
+    g.add_argument("--builders", metavar="SPEC", help="nix remote builders, as nix's --builders")
+    g.add_argument("-j", "--max-jobs", metavar="N", help="nix's --max-jobs")
+    g.add_argument("--option", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="set a nix option for evaluation and builds")
+    g.add_argument("--keep-result", action="store_true",
+                   help="keep GC roots for the built systems (under the nixlift state dir)")
+
+
+def _output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print a JSON document on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nixlift",
+        description="Build NixOS systems here, copy them to hosts over SSH and switch them.",
+    )
+    parser.add_argument("--version", action="version", version=f"nixlift {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show build and activation output as it happens")
+    parser.add_argument("--debug", action="store_true",
+                        help="log every command run and show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("deploy", help="build, copy and activate (default goal: switch)",
+                       description="Build every selected machine's system, copy it to the host "
+                                   "and activate it.")
+    _network_args(p)
+    _selection_args(p)
+    _build_args(p)
+    _output_args(p)
+    g = p.add_argument_group("goal", f"a positional GOAL ({', '.join(GOALS)}) or NixOps' flags")
+    for flag, goal in (("--build-only", Goal.BUILD), ("--copy-only", Goal.PUSH),
+                       ("--dry-activate", Goal.DRY_ACTIVATE), ("--test", Goal.TEST),
+                       ("--boot", Goal.BOOT)):
+        g.add_argument(flag, dest="goal_flag", action="store_const", const=goal.value,
+                       help=f"same as the goal '{goal.value}'")
+    g.add_argument("--always-activate", action="store_true",
+                   help="activate even where deployment.alwaysActivate is false")
+    g.add_argument("--parallel", type=int, default=10, metavar="N",
+                   help="hosts copied to and activated at once (0: all; default 10)")
+    g.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS",
+                   help="SSH connect timeout (default 10)")
+
+    p = sub.add_parser("build", help="build the selected machines' systems, nothing else",
+                       description="Build every selected machine's system on this machine.")
+    _network_args(p)
+    _selection_args(p)
+    _build_args(p)
+    _output_args(p)
+
+    p = sub.add_parser("eval", help="evaluate: each machine's system, options and .drv",
+                       description="Evaluate the network and print each selected machine's "
+                                   "name, system, deployment options and toplevel .drv path.")
+    _network_args(p)
+    _selection_args(p)
+    p.add_argument("--option", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="set a nix option for evaluation")
+    _output_args(p)
+
+    p = sub.add_parser("info", help="what each host runs now versus what the network builds",
+                       description="Per machine: target, system, the system the host runs now "
+                                   "and the one the network builds; up to date or not.")
+    _network_args(p)
+    _selection_args(p)
+    p.add_argument("--option", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="set a nix option for evaluation")
+    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS",
+                   help="SSH connect timeout (default 10)")
+    _output_args(p)
+
+    p = sub.add_parser("create", help="remember network files under a name (-d NAME)",
+                       description="Register network files (and their arguments) under a name, "
+                                   "so `nixlift deploy -d NAME` finds them. Nothing else is kept.")
+    _network_args(p, files_required=True)
+
+    p = sub.add_parser("list", help="list registered deployments",
+                       description="List the names `nixlift create` registered.")
+    _output_args(p)
+
+    p = sub.add_parser("delete", help="forget a registered name (hosts are not touched)",
+                       description="Forget a deployment name. Hosts keep running what they run.")
+    p.add_argument("-d", "--deployment", metavar="NAME", required=True)
+
+    p = sub.add_parser("sandbox", help="local stand-in NixOS hosts to try nixlift on",
+                       description="Local sandbox hosts: sshd processes in their own namespaces "
+                                   "with their own /nix, /run and /etc, reached on loopback.")
+    ss = p.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
+    q = ss.add_parser("up", help="start N hosts (h1 … hN) and write an ssh config and a demo "
+                                 "network file")
+    q.add_argument("count", type=int, metavar="N")
+    q.add_argument("--port", type=int, default=2222, help="sshd port (default 2222)")
+    q.add_argument("--dir", metavar="DIR", help="sandbox directory (default: $NIXLIFT_SANDBOX_DIR"
+                                                " or ~/.local/state/nixlift/sandbox)")
+    q = ss.add_parser("down", help="stop the hosts")
+    q.add_argument("--dir", metavar="DIR")
+    q.add_argument("--purge", action="store_true", help="also delete the hosts' files")
+    q = ss.add_parser("status", help="show the hosts and what they run")
+    q.add_argument("--dir", metavar="DIR")
+    _output_args(q)
+    return parser

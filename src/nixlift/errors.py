@@ -1,0 +1,88 @@
+"""Typed errors. Every error a user can meet says what failed and, in `hint`, what to do."""
+
+from __future__ import annotations
+
+
+class NixliftError(Exception):
+    """Base of every error nixlift reports to a person; never shown with a traceback."""
+
+    #: exit status of the CLI when this error ends a command
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str = "", host: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.host = host
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(NixliftError):
+    """Bad command line, unknown machine, unknown deployment name."""
+
+    exit_code = 2
+
+
+class MissingProgramError(NixliftError):
+    """A program nixlift needs (nix, ssh, sshd, …) is not on PATH."""
+
+    exit_code = 2
+
+
+class EvalError(NixliftError):
+    """The network file could not be evaluated (syntax, missing file, bad option)."""
+
+    exit_code = 2
+
+
+class PlatformError(NixliftError):
+    """A machine's system cannot be built on this machine."""
+
+    exit_code = 2
+
+
+class CommandError(NixliftError):
+    """A process exited with a failure status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: list[str] | tuple[str, ...] = (),
+        returncode: int | None = None,
+        stderr_tail: str = "",
+        hint: str = "",
+        host: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, host=host)
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+
+
+class BuildError(CommandError):
+    """nix-build failed for a machine."""
+
+
+class SshError(CommandError):
+    """A host could not be reached or logged into over SSH."""
+
+
+class CopyError(CommandError):
+    """Copying a closure to a host failed."""
+
+
+class ActivationError(CommandError):
+    """Setting the profile or switch-to-configuration failed on a host."""
+
+
+class RegistryError(NixliftError):
+    """The `-d NAME` registry is unreadable or does not hold the name."""
+
+    exit_code = 2
+
+
+class SandboxError(NixliftError):
+    """Local sandbox hosts could not be started, stopped or inspected."""

@@ -1,0 +1,48 @@
+"""Typed progress events: the only thing a renderer sees of the core."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nixlift.model import HostResult
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A host entered a phase (evaluate, build, connect, copy, activate, …)."""
+
+    host: str
+    phase: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Output:
+    """A line a command printed for a host (build log, activation output)."""
+
+    host: str
+    line: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a person should read that is not an error (a host needs a reboot, …)."""
+
+    host: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A host is done, one way or another."""
+
+    result: HostResult
+
+
+Event = Phase | Output | Notice | Finished
+Emit = Callable[[Event], None]
+
+
+def discard(_event: Event) -> None:
+    """An Emit for callers that show no progress."""

@@ -1,0 +1,143 @@
+"""The values that flow through nixlift: a network, its machines, goals and results. All frozen."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class Goal(enum.StrEnum):
+    """What a deploy does with each host, in the order the phases run."""
+
+    BUILD = "build"  # stop after building
+    PUSH = "push"  # stop after copying
+    DRY_ACTIVATE = "dry-activate"  # show what activation would change
+    TEST = "test"  # activate now, keep the boot default
+    BOOT = "boot"  # make it the boot default, do not activate now
+    SWITCH = "switch"  # both
+
+    @property
+    def copies(self) -> bool:
+        return self is not Goal.BUILD
+
+    @property
+    def activates(self) -> bool:
+        return self not in (Goal.BUILD, Goal.PUSH)
+
+    @property
+    def sets_profile(self) -> bool:
+        return self in (Goal.SWITCH, Goal.BOOT)
+
+
+@dataclass(frozen=True)
+class DeploymentOptions:
+    """The deployment.* options of one machine that nixlift acts on."""
+
+    target_host: str
+    target_port: int | None = None
+    target_user: str | None = "root"
+    ssh_options: tuple[str, ...] = ()
+    privilege_escalation: tuple[str, ...] = ("sudo", "-H", "--")
+    tags: tuple[str, ...] = ()
+    always_activate: bool = True
+    has_fast_connection: bool = False
+    substitute_on_destination: bool | None = None
+    build_on_target: bool = False
+    target_env: str = "none"
+    #: everything deployment.* held, as evaluated (secret material removed), for display
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def use_substitutes(self) -> bool:
+        if self.substitute_on_destination is not None:
+            return self.substitute_on_destination
+        return not self.has_fast_connection
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DeploymentOptions:
+        return cls(
+            target_host=str(data["targetHost"]),
+            target_port=data.get("targetPort"),
+            target_user=data.get("targetUser", "root"),
+            ssh_options=tuple(data.get("sshOptions", ())),
+            privilege_escalation=tuple(data.get("privilegeEscalationCommand", ("sudo", "-H", "--"))),
+            tags=tuple(data.get("tags", ())),
+            always_activate=bool(data.get("alwaysActivate", True)),
+            has_fast_connection=bool(data.get("hasFastConnection", False)),
+            substitute_on_destination=data.get("substituteOnDestination"),
+            build_on_target=bool(data.get("buildOnTarget", False)),
+            target_env=str(data.get("targetEnv", "none")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class Machine:
+    """One machine of a network, evaluated: what it should run and how to reach it."""
+
+    name: str
+    #: the system its toplevel derivation is built for (where it can be built)
+    system: str
+    #: the platform the machine runs (differs from `system` only when cross-compiling)
+    host_platform: str
+    deployment: DeploymentOptions
+    drv_path: str
+    out_path: str
+
+
+@dataclass(frozen=True)
+class Network:
+    """An evaluated network: the selected machines, in the order the file lists them."""
+
+    deployment_name: str
+    description: str
+    files: tuple[Path, ...]
+    machines: tuple[Machine, ...]
+    #: every machine name in the network, selected or not
+    all_names: tuple[str, ...]
+    #: network.nixConfig (morph): passed to nix as --option
+    nix_config: tuple[tuple[str, str], ...] = ()
+
+    def machine(self, name: str) -> Machine:
+        for m in self.machines:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What a host runs now, read from the host itself."""
+
+    current_system: str | None
+    profile_system: str | None
+    boot_id: str | None = None
+
+
+class Status(enum.StrEnum):
+    OK = "ok"  # reached the goal
+    UNCHANGED = "unchanged"  # already ran the system; nothing was activated
+    REBOOT_REQUIRED = "reboot-required"  # activated; switch-to-configuration asked for a reboot
+    FAILED = "failed"
+    SKIPPED = "skipped"  # never started (another host's failure, interruption)
+
+
+@dataclass(frozen=True)
+class HostResult:
+    name: str
+    status: Status
+    system: str | None = None
+    error: str | None = None
+    hint: str | None = None
+    #: seconds per phase, in the order they ran
+    durations: tuple[tuple[str, float], ...] = ()
+    copied: bool = False
+    activated: bool = False
+    #: the failing command's last output lines
+    detail: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in (Status.OK, Status.UNCHANGED, Status.REBOOT_REQUIRED)

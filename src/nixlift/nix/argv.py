@@ -1,0 +1,107 @@
+"""Pure builders of nix command lines. No process is started here; see nixlift.proc."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+NIX_COMMAND = ("--extra-experimental-features", "nix-command")
+
+
+@dataclass(frozen=True)
+class NixSettings:
+    """Settings the user gave for nix itself, passed on to every nix call that takes them."""
+
+    include: tuple[str, ...] = ()  # -I entries, e.g. "nixpkgs=/path"
+    options: tuple[tuple[str, str], ...] = ()  # --option NAME VALUE
+    builders: str | None = None
+    max_jobs: str | None = None
+    show_trace: bool = False
+
+    def option_args(self) -> list[str]:
+        args: list[str] = []
+        for name, value in self.options:
+            args += ["--option", name, value]
+        return args
+
+    def build_args(self) -> list[str]:
+        args = self.option_args()
+        if self.builders is not None:
+            args += ["--builders", self.builders]
+        if self.max_jobs is not None:
+            args += ["--max-jobs", self.max_jobs]
+        return args
+
+    def eval_args(self) -> list[str]:
+        args: list[str] = []
+        for entry in self.include:
+            args += ["-I", entry]
+        args += self.option_args()
+        if self.show_trace:
+            args.append("--show-trace")
+        return args
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    """Arguments for a network file that is a function (NixOps' --arg / --argstr)."""
+
+    exprs: tuple[tuple[str, str], ...] = ()  # --arg NAME EXPR (a Nix expression, the user's own)
+    strings: tuple[tuple[str, str], ...] = ()  # --argstr NAME VALUE
+
+    def args(self) -> list[str]:
+        out: list[str] = []
+        for name, expr in self.exprs:
+            out += ["--arg", name, expr]
+        for name, value in self.strings:
+            out += ["--argstr", name, value]
+        return out
+
+
+def eval_nix_file() -> Path:
+    return Path(str(resources.files("nixlift.nix").joinpath("eval.nix")))
+
+
+def evaluate(
+    request: dict[str, Any], network_args: NetworkArgs, settings: NixSettings
+) -> list[str]:
+    return [
+        "nix-instantiate",
+        "--eval",
+        "--strict",
+        "--json",
+        # without it, drvPath is computed but the .drv is not written, and the build can't find it
+        "--read-write-mode",
+        str(eval_nix_file()),
+        "--argstr",
+        "__nixliftRequest",
+        json.dumps(request, sort_keys=True),
+        *network_args.args(),
+        *settings.eval_args(),
+    ]
+
+
+def realise(drv_path: str, gc_root: Path, settings: NixSettings) -> list[str]:
+    return [
+        "nix-store",
+        "--realise",
+        drv_path,
+        "--add-root",
+        str(gc_root),
+        *settings.build_args(),
+    ]
+
+
+def show_config(settings: NixSettings) -> list[str]:
+    return ["nix", *NIX_COMMAND, "show-config", "--json", *settings.build_args()]
+
+
+def copy_closure(destination: str, paths: Sequence[str], *, use_substitutes: bool) -> list[str]:
+    argv = ["nix-copy-closure", "--to", destination]
+    if use_substitutes:
+        argv.append("--use-substitutes")
+    return [*argv, *paths]

@@ -1,0 +1,160 @@
+# The `deployment.*` options every machine of a network gets: the union of the names NixOps,
+# morph and colmena use, so existing network files evaluate unchanged. Declared with real types
+# so a typo or a wrong value is an error at evaluation, before anything is built.
+{ lib, name, ... }:
+let
+  inherit (lib) mkOption types;
+
+  # Paths to secrets are kept as strings: a path value would be copied into the Nix store the
+  # moment it is turned into JSON, and secrets never belong in the store.
+  pathString = types.nullOr (types.either types.path types.str);
+  asString = v: if v == null then null else toString v;
+
+  uploadAt = mkOption {
+    type = types.enum [ "pre-activation" "post-activation" ];
+    default = "pre-activation";
+    description = "Upload before or after the new configuration is activated.";
+  };
+
+  keyModule = { name, ... }: {
+    options = {
+      name = mkOption { type = types.str; default = name; description = "File name of the key."; };
+      text = mkOption { type = types.nullOr types.str; default = null; description = "The key's content (never stored in the Nix store)."; };
+      keyFile = mkOption { type = pathString; default = null; apply = asString; description = "A file on the deploying machine holding the key."; };
+      keyCommand = mkOption { type = types.nullOr (types.listOf types.str); default = null; description = "A command whose output is the key."; };
+      destDir = mkOption { type = types.str; default = "/run/keys"; description = "Directory on the host."; };
+      user = mkOption { type = types.str; default = "root"; description = "Owner of the key file."; };
+      group = mkOption { type = types.str; default = "root"; description = "Group of the key file."; };
+      permissions = mkOption { type = types.str; default = "0600"; description = "Mode of the key file."; };
+      inherit uploadAt;
+    };
+  };
+
+  secretModule = { name, ... }: {
+    options = {
+      source = mkOption { type = types.either types.path types.str; apply = toString; description = "A file on the deploying machine."; };
+      destination = mkOption { type = types.str; description = "Absolute path on the host."; };
+      owner.user = mkOption { type = types.str; default = "root"; description = "Owner on the host."; };
+      owner.group = mkOption { type = types.str; default = "root"; description = "Group on the host."; };
+      permissions = mkOption { type = types.str; default = "0400"; description = "Mode on the host."; };
+      action = mkOption { type = types.listOf types.str; default = [ ]; description = "Command run on the host after an upload changed the secret."; };
+      mkDirs = mkOption { type = types.bool; default = true; description = "Create missing parent directories."; };
+      inherit uploadAt;
+    };
+  };
+
+  cmdCheck = types.submodule {
+    options = {
+      description = mkOption { type = types.str; default = ""; description = "What the check shows."; };
+      cmd = mkOption { type = types.listOf types.str; description = "Command run on the host; exit 0 = healthy."; };
+      period = mkOption { type = types.ints.positive; default = 2; description = "Seconds between attempts."; };
+      timeout = mkOption { type = types.ints.positive; default = 5; description = "Seconds an attempt may take."; };
+    };
+  };
+
+  httpCheck = types.submodule {
+    options = {
+      description = mkOption { type = types.str; default = ""; description = "What the check shows."; };
+      host = mkOption { type = types.nullOr types.str; default = null; description = "Host name to query; null = the target host."; };
+      scheme = mkOption { type = types.enum [ "http" "https" ]; default = "http"; description = "URL scheme."; };
+      port = mkOption { type = types.port; default = 80; description = "TCP port."; };
+      path = mkOption { type = types.str; default = "/"; description = "URL path."; };
+      headers = mkOption { type = types.attrsOf types.str; default = { }; description = "Request headers."; };
+      period = mkOption { type = types.ints.positive; default = 2; description = "Seconds between attempts."; };
+      timeout = mkOption { type = types.ints.positive; default = 5; description = "Seconds an attempt may take."; };
+      insecureSSL = mkOption { type = types.bool; default = false; description = "Accept any TLS certificate."; };
+    };
+  };
+
+  checks = description: mkOption {
+    inherit description;
+    default = { };
+    type = types.submodule {
+      options = {
+        cmd = mkOption { type = types.listOf cmdCheck; default = [ ]; description = "Command checks."; };
+        http = mkOption { type = types.listOf httpCheck; default = [ ]; description = "HTTP checks."; };
+      };
+    };
+  };
+in
+{
+  options.deployment = {
+    targetEnv = mkOption {
+      type = types.str;
+      default = "none";
+      description = "NixOps' backend; only `none` (an existing machine reached over SSH) is supported.";
+    };
+    targetHost = mkOption {
+      type = types.str;
+      default = name;
+      description = "Address or SSH host alias of the machine; defaults to the machine's name.";
+    };
+    targetPort = mkOption {
+      type = types.nullOr types.port;
+      default = null;
+      description = "SSH port; null leaves it to the SSH configuration (22 by default).";
+    };
+    targetUser = mkOption {
+      type = types.nullOr types.str;
+      default = "root";
+      description = "SSH user; null leaves it to the SSH configuration.";
+    };
+    sshOptions = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "Extra arguments for ssh, e.g. [ \"-F\" \"./ssh_config\" ].";
+    };
+    privilegeEscalationCommand = mkOption {
+      type = types.listOf types.str;
+      default = [ "sudo" "-H" "--" ];
+      description = "Prefix for commands that need root when targetUser is not root.";
+    };
+    tags = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "Tags for selecting machines with `--on @tag`.";
+    };
+    keys = mkOption {
+      type = types.attrsOf (types.submodule keyModule);
+      default = { };
+      description = "Secrets uploaded to the host outside the Nix store (NixOps, colmena).";
+    };
+    secrets = mkOption {
+      type = types.attrsOf (types.submodule secretModule);
+      default = { };
+      description = "Secrets uploaded to the host outside the Nix store (morph).";
+    };
+    healthChecks = checks "Checks that must pass after activation (morph).";
+    preDeployChecks = checks "Checks that must pass before activation (morph).";
+    buildOnTarget = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Build the system on the host itself instead of locally (colmena).";
+    };
+    allowLocalDeployment = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Allow deploying to the machine nixlift runs on (colmena).";
+    };
+    replaceUnknownProfiles = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Replace a system profile that nixlift did not create (colmena).";
+    };
+    hasFastConnection = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Copy everything from here instead of letting the host use its binary caches (NixOps).";
+    };
+    substituteOnDestination = mkOption {
+      type = types.nullOr types.bool;
+      default = null;
+      description = "Let the host fetch paths from its binary caches (morph); null follows hasFastConnection.";
+    };
+    alwaysActivate = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Activate even when the host already runs the built system (NixOps).";
+    };
+  };
+}

@@ -1,0 +1,205 @@
+"""The one place that starts processes.
+
+Every command is an argv list (never a shell string built here), checked by default, logged at
+debug level, bounded by an optional timeout, and killed with its whole process group when it times
+out or the awaiting task is cancelled, so no child outlives the work that started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nixlift.errors import CommandError, MissingProgramError
+
+log = logging.getLogger("nixlift.proc")
+
+LineSink = Callable[[str], None]
+
+#: how many trailing stderr lines an error keeps
+STDERR_TAIL_LINES = 25
+#: seconds between SIGTERM and SIGKILL when a process group is stopped
+KILL_GRACE = 3.0
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def stderr_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
+        return "\n".join(self.stderr.rstrip("\n").splitlines()[-lines:])
+
+
+def describe(argv: Sequence[str], redact: Sequence[str] = ()) -> str:
+    """A shell-like rendering of argv for logs and errors, with secrets masked."""
+    text = shlex.join(argv)
+    for secret in redact:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+def require_program(name: str, hint: str = "") -> str:
+    """Absolute path of `name` on PATH, or a MissingProgramError naming it."""
+    found = shutil.which(name)
+    if found is None:
+        raise MissingProgramError(
+            f"'{name}' was not found on PATH",
+            hint=hint or _INSTALL_HINTS.get(name, f"install {name} and make sure it is on PATH"),
+        )
+    return found
+
+
+_NIX_HINT = "install Nix ≥ 2.8 (on Debian: apt-get install nix-bin nix-setup-systemd)"
+_INSTALL_HINTS = {
+    "nix": _NIX_HINT,
+    "nix-instantiate": _NIX_HINT,
+    "nix-build": _NIX_HINT,
+    "nix-store": _NIX_HINT,
+    "nix-copy-closure": _NIX_HINT,
+    "ssh": "install OpenSSH's client (on Debian: apt-get install openssh-client)",
+    "sshd": "install OpenSSH's server (on Debian: apt-get install openssh-server)",
+    "ssh-keygen": "install OpenSSH's client (on Debian: apt-get install openssh-client)",
+}
+
+
+async def _pump(
+    stream: asyncio.StreamReader | None,
+    keep: list[str] | deque[str],
+    sink: LineSink | None,
+) -> None:
+    if stream is None:
+        return
+    while True:
+        raw = await stream.readline()
+        if not raw:
+            return
+        line = raw.decode("utf-8", errors="replace")
+        keep.append(line)
+        if sink is not None:
+            sink(line.rstrip("\n"))
+
+
+def _kill_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    _kill_group(proc, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), KILL_GRACE)
+    except TimeoutError:
+        _kill_group(proc, signal.SIGKILL)
+        await proc.wait()
+
+
+async def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    timeout: float | None = None,
+    check: bool = True,
+    on_stdout: LineSink | None = None,
+    on_stderr: LineSink | None = None,
+    error: type[CommandError] = CommandError,
+    what: str = "",
+    hint: str = "",
+    host: str | None = None,
+    cwd: str | Path | None = None,
+    redact: Sequence[str] = (),
+) -> Completed:
+    """Run argv to completion and return its output.
+
+    `env` is merged over this process's environment. With `check`, a non-zero exit raises
+    `error` (a CommandError subclass) whose message starts with `what` and carries the stderr
+    tail; a timeout raises the same type with returncode None.
+    """
+    argv = [str(a) for a in argv]
+    require_program(argv[0])
+    full_env = None if env is None else {**os.environ, **env}
+    shown = describe(argv, redact)
+    log.debug("run%s: %s", f" [{host}]" if host else "", shown)
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=full_env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    out: list[str] = []
+    err: deque[str] = deque(maxlen=2000)
+
+    async def communicate() -> int:
+        if stdin is not None and proc.stdin is not None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                proc.stdin.write(stdin)
+                await proc.stdin.drain()
+            proc.stdin.close()
+        await asyncio.gather(_pump(proc.stdout, out, on_stdout), _pump(proc.stderr, err, on_stderr))
+        return await proc.wait()
+
+    label = what or f"'{Path(argv[0]).name}'"
+    try:
+        returncode = await asyncio.wait_for(communicate(), timeout)
+    except TimeoutError:
+        await _stop(proc)
+        raise error(
+            f"{label} did not finish within {timeout:g} s",
+            argv=argv,
+            stderr_tail="".join(err)[-4000:],
+            hint=hint,
+            host=host,
+        ) from None
+    except BaseException:
+        # Cancellation (Ctrl-C, a failing sibling task): take the whole group down with us.
+        await asyncio.shield(_stop(proc))
+        raise
+    result = Completed(tuple(argv), returncode, "".join(out), "".join(err))
+    if check and returncode != 0:
+        raise error(
+            f"{label} failed with exit status {returncode}",
+            argv=argv,
+            returncode=returncode,
+            stderr_tail=result.stderr_tail(),
+            hint=hint,
+            host=host,
+        )
+    return result
+
+
+def spawn_detached(argv: Sequence[str], log_file: Path, *, env: Mapping[str, str] | None = None) -> int:
+    """Start a long-lived daemon in its own session that outlives nixlift; return its pid.
+
+    Only the sandbox uses this: its hosts must keep running after `nixlift sandbox up` exits.
+    """
+    argv = [str(a) for a in argv]
+    require_program(argv[0])
+    log.debug("spawn: %s", describe(argv))
+    full_env = None if env is None else {**os.environ, **env}
+    with open(log_file, "ab") as out:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
+        )
+    return child.pid

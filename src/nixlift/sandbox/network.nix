@@ -1,0 +1,23 @@
+# A network of the local sandbox hosts, written by `nixlift sandbox up`. Deploy it with
+#   nixlift deploy THIS-FILE
+# The hosts' names, ssh config and the stand-in nixpkgs come from sandbox.json beside this file,
+# so this file stays plain NixOps format: machines as NixOS modules, `defaults` for all of them.
+let
+  sandbox = builtins.fromJSON (builtins.readFile ./sandbox.json);
+  machine = name: { config, pkgs, lib, ... }: {
+    environment.etc."motd".text = "Welcome to ${config.networking.hostName}, deployed by nixlift.";
+    environment.systemPackages = [ pkgs.hello ];
+  };
+in
+{
+  network.description = "nixlift sandbox";
+  network.nixpkgs = sandbox.nixpkgs;
+
+  defaults = { ... }: {
+    # `ssh -F …/ssh_config h1` reaches sandbox host h1, its host key checked against the
+    # known_hosts file the sandbox wrote.
+    deployment.sshOptions = [ "-F" sandbox.sshConfig ];
+    system.stateVersion = "24.05";
+  };
+}
+// builtins.listToAttrs (map (name: { inherit name; value = machine name; }) sandbox.hosts)

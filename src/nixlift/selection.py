@@ -1,0 +1,85 @@
+"""Which machines a command acts on: `--on`/`--include`/`--exclude` patterns (names, globs, @tags)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+_GLOB_CHARS = set("*?[")
+# Characters with a meaning in POSIX extended regular expressions (what builtins.match speaks).
+_ERE_SPECIAL = set(".^$+(){}|\\")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    text: str
+
+    @property
+    def kind(self) -> str:
+        if self.text.startswith("@"):
+            return "tag"
+        if _GLOB_CHARS & set(self.text):
+            return "regex"
+        return "name"
+
+    def to_request(self) -> dict[str, str]:
+        kind = self.kind
+        if kind == "tag":
+            return {"kind": kind, "value": self.text[1:]}
+        if kind == "regex":
+            return {"kind": kind, "value": glob_to_ere(self.text)}
+        return {"kind": kind, "value": self.text}
+
+
+def glob_to_ere(glob: str) -> str:
+    """Translate a shell glob (`*`, `?`, `[…]`) into an ERE matching the whole name."""
+    out: list[str] = []
+    i = 0
+    while i < len(glob):
+        c = glob[i]
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[":
+            end = glob.find("]", i + 2)
+            if end == -1:
+                out.append("\\[")
+            else:
+                body = glob[i + 1 : end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body + "]")
+                i = end
+        elif c in _ERE_SPECIAL:
+            out.append("\\" + c)
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def split_patterns(values: Iterable[str]) -> tuple[Pattern, ...]:
+    """`--on a,b --on @web` → three patterns; empty items are dropped."""
+    return tuple(
+        Pattern(item.strip()) for value in values for item in value.split(",") if item.strip()
+    )
+
+
+@dataclass(frozen=True)
+class Selection:
+    #: None selects every machine
+    include: tuple[Pattern, ...] | None = None
+    exclude: tuple[Pattern, ...] = ()
+
+    @classmethod
+    def from_args(cls, on: Iterable[str], exclude: Iterable[str]) -> Selection:
+        include = split_patterns(on)
+        return cls(include or None, split_patterns(exclude))
+
+    def to_request(self) -> dict[str, Any]:
+        return {
+            "include": None if self.include is None else [p.to_request() for p in self.include],
+            "exclude": [p.to_request() for p in self.exclude],
+        }

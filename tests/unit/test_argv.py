@@ -1,0 +1,49 @@
+import json
+from pathlib import Path
+
+from nixlift.nix import argv
+from nixlift.nix.argv import NetworkArgs, NixSettings
+
+SETTINGS = NixSettings(
+    include=("nixpkgs=/src/nixpkgs",),
+    options=(("extra-platforms", "aarch64-linux"),),
+    builders="ssh://b aarch64-linux",
+    max_jobs="4",
+    show_trace=True,
+)
+
+
+def test_evaluate_passes_the_request_as_json_and_user_args_verbatim() -> None:
+    request = {"files": ["/n.nix"], "deploymentName": "rpi"}
+    cmd = argv.evaluate(request, NetworkArgs((("n", "1 + 1"),), (("s", "x y"),)), SETTINGS)
+    assert cmd[:5] == ["nix-instantiate", "--eval", "--strict", "--json", "--read-write-mode"]
+    assert cmd[5].endswith("eval.nix") and Path(cmd[5]).exists()
+    assert cmd[6:8] == ["--argstr", "__nixliftRequest"]
+    assert json.loads(cmd[8]) == request
+    assert cmd[9:] == [
+        "--arg", "n", "1 + 1", "--argstr", "s", "x y",
+        "-I", "nixpkgs=/src/nixpkgs", "--option", "extra-platforms", "aarch64-linux",
+        "--show-trace",
+    ]
+
+
+def test_realise_adds_a_gc_root_and_build_settings() -> None:
+    assert argv.realise("/nix/store/a.drv", Path("/tmp/r/web"), SETTINGS) == [
+        "nix-store", "--realise", "/nix/store/a.drv", "--add-root", "/tmp/r/web",
+        "--option", "extra-platforms", "aarch64-linux",
+        "--builders", "ssh://b aarch64-linux", "--max-jobs", "4",
+    ]
+
+
+def test_copy_closure_with_and_without_substitutes() -> None:
+    assert argv.copy_closure("root@h", ["/nix/store/a"], use_substitutes=True) == [
+        "nix-copy-closure", "--to", "root@h", "--use-substitutes", "/nix/store/a"]
+    assert argv.copy_closure("h", ["/nix/store/a"], use_substitutes=False) == [
+        "nix-copy-closure", "--to", "h", "/nix/store/a"]
+
+
+def test_show_config_uses_the_same_build_settings() -> None:
+    cmd = argv.show_config(SETTINGS)
+    assert cmd[:5] == ["nix", "--extra-experimental-features", "nix-command", "show-config",
+                       "--json"]
+    assert "--builders" in cmd and "extra-platforms" in cmd

@@ -1,0 +1,44 @@
+import pytest
+
+from nixlift.deploy.activate import needs_activation
+from nixlift.deploy.hoststate import parse
+from nixlift.model import Goal, HostState
+
+A = "/nix/store/aaa-nixos-system-a"
+B = "/nix/store/bbb-nixos-system-b"
+
+
+def test_parse_probe_output() -> None:
+    probe = parse(f"current={A}\nprofile={B}\nboot_id=1234\nvalid=1\n")
+    assert probe.state == HostState(A, B, "1234")
+    assert probe.has_system
+    empty = parse("current=\nprofile=\nboot_id=\nvalid=0\n")
+    assert empty.state == HostState(None, None, None)
+    assert not empty.has_system
+
+
+@pytest.mark.parametrize(
+    ("goal", "current", "profile", "expected"),
+    [
+        (Goal.SWITCH, A, A, False),
+        (Goal.SWITCH, A, B, True),
+        (Goal.SWITCH, B, A, True),
+        (Goal.BOOT, B, A, False),
+        (Goal.BOOT, A, B, True),
+        (Goal.TEST, A, B, False),
+        (Goal.TEST, B, A, True),
+        (Goal.DRY_ACTIVATE, A, A, True),
+    ],
+)
+def test_already_running_hosts_are_left_be_without_always_activate(
+    goal: Goal, current: str, profile: str, expected: bool
+) -> None:
+    state = HostState(current, profile)
+    assert needs_activation(goal, A, state, always_activate=False) is expected
+    assert needs_activation(goal, A, state, always_activate=True) is True
+
+
+def test_goal_phases() -> None:
+    assert not Goal.BUILD.copies and Goal.PUSH.copies and not Goal.PUSH.activates
+    assert Goal.SWITCH.sets_profile and Goal.BOOT.sets_profile
+    assert not Goal.TEST.sets_profile and not Goal.DRY_ACTIVATE.sets_profile
