@@ -1,0 +1,2 @@
+# Imported by generated hardware configurations; nothing to do here.
+{ ... }: { }

@@ -1,0 +1,15 @@
+[
+  ./misc/nixpkgs.nix
+  ./misc/assertions.nix
+  ./misc/version.nix
+  ./config/networking.nix
+  ./config/locale.nix
+  ./config/users.nix
+  ./config/system-path.nix
+  ./services/openssh.nix
+  ./system/boot.nix
+  ./system/etc.nix
+  ./tasks/filesystems.nix
+  ./system/top-level.nix
+  ./standin/activation.nix
+]

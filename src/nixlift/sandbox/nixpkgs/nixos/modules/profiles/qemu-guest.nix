@@ -1,0 +1,2 @@
+# Imported by generated configurations of virtual machines; nothing to do here.
+{ ... }: { }
