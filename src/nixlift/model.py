@@ -62,7 +62,9 @@ class DeploymentOptions:
             target_port=data.get("targetPort"),
             target_user=data.get("targetUser", "root"),
             ssh_options=tuple(data.get("sshOptions", ())),
-            privilege_escalation=tuple(data.get("privilegeEscalationCommand", ("sudo", "-H", "--"))),
+            privilege_escalation=tuple(
+                data.get("privilegeEscalationCommand", ("sudo", "-H", "--"))
+            ),
             tags=tuple(data.get("tags", ())),
             always_activate=bool(data.get("alwaysActivate", True)),
             has_fast_connection=bool(data.get("hasFastConnection", False)),

@@ -184,7 +184,9 @@ async def run(
     return result
 
 
-def spawn_detached(argv: Sequence[str], log_file: Path, *, env: Mapping[str, str] | None = None) -> int:
+def spawn_detached(
+    argv: Sequence[str], log_file: Path, *, env: Mapping[str, str] | None = None
+) -> int:
     """Start a long-lived daemon in its own session that outlives nixlift; return its pid.
 
     Only the sandbox uses this: its hosts must keep running after `nixlift sandbox up` exits.

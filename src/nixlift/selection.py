@@ -1,4 +1,4 @@
-"""Which machines a command acts on: `--on`/`--include`/`--exclude` patterns (names, globs, @tags)."""
+"""Which machines a command acts on: `--on`/`--include`/`--exclude` (names, globs, @tags)."""
 
 from __future__ import annotations
 

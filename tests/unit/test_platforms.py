@@ -14,13 +14,13 @@ from nixlift.nix.platforms import (
 
 
 def cap(**kw: object) -> BuildCapability:
-    base: dict[str, object] = dict(
-        native="x86_64-linux",
-        extra_platforms=frozenset(),
-        builder_systems=frozenset(),
-        local_builds=True,
-        binfmt_systems=frozenset(),
-    )
+    base: dict[str, object] = {
+        "native": "x86_64-linux",
+        "extra_platforms": frozenset(),
+        "builder_systems": frozenset(),
+        "local_builds": True,
+        "binfmt_systems": frozenset(),
+    }
     base.update(kw)
     return BuildCapability(**base)  # type: ignore[arg-type]
 

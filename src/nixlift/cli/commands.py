@@ -166,7 +166,7 @@ async def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 async def _run_pipeline(args: argparse.Namespace, goal: Goal) -> int:
-    req, network, settings = await _evaluate_checked(args)
+    _, network, settings = await _evaluate_checked(args)
     keep = bool(args.keep_result)
     roots = _gc_root_dir(network.deployment_name) if keep else Path(
         tempfile.mkdtemp(prefix="nixlift-roots-"))

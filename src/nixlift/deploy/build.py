@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -26,7 +27,7 @@ async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: E
         hint="the build log above shows which derivation failed and why",
         on_stderr=lambda line: emit(Output(machine.name, line)),
     )
-    built = os.path.realpath(root)
+    built = await asyncio.to_thread(os.path.realpath, root)
     if built != machine.out_path:
         raise BuildError(
             f"building {machine.name} produced {built}, not {machine.out_path}",

@@ -14,7 +14,10 @@ _QUERY = """
 printf 'current=%s\\n' "$(readlink /run/current-system 2>/dev/null)"
 printf 'profile=%s\\n' "$(readlink -f /nix/var/nix/profiles/system 2>/dev/null)"
 printf 'boot_id=%s\\n' "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
-if [ -n "$1" ] && nix-store --check-validity "$1" 2>/dev/null; then echo valid=1; else echo valid=0; fi
+if [ -n "$1" ] && nix-store --check-validity "$1" 2>/dev/null
+then echo valid=1
+else echo valid=0
+fi
 """
 
 
