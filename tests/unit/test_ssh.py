@@ -17,7 +17,7 @@ def test_target_from_deployment_options() -> None:
     argv = t.ssh_argv("true")
     assert argv[:3] == ["ssh", "-T", "-x"]
     assert argv[-3:] == ["--", "root@pi.lan", "true"]
-    assert ["-p", "2222"] == argv[argv.index("-p"): argv.index("-p") + 2]
+    assert argv[argv.index("-p"): argv.index("-p") + 2] == ["-p", "2222"]
     assert argv[argv.index("-F") + 1] == "/c f"
 
 

@@ -12,6 +12,9 @@ in
 {
   network.description = "nixlift sandbox";
   network.nixpkgs = sandbox.nixpkgs;
+  # The stand-in systems exist in no binary cache: don't ask one (morph's network.nixConfig,
+  # passed to the builds as --option).
+  network.nixConfig.substituters = "";
 
   defaults = { ... }: {
     # `ssh -F …/ssh_config h1` reaches sandbox host h1, its host key checked against the
