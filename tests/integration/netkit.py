@@ -1,0 +1,76 @@
+"""Helpers for deploy tests: network files pointing at sandbox hosts, running the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from nixlift.sandbox import Sandbox, SandboxHost
+
+STANDIN = Path(str(resources.files("nixlift.sandbox").joinpath("nixpkgs")))
+
+# Data reaches the network file as JSON, so no test builds Nix text from values.
+_HEADER = """let sb = builtins.fromJSON (builtins.readFile ./sandbox.json); in
+"""
+
+
+def write_network(directory: Path, sandbox: Sandbox | None, body: str, *,
+                  name: str = "net.nix", nixpkgs: bool = True) -> Path:
+    """A network file whose machines reach the sandbox's hosts through its ssh config.
+
+    `body` is the inside of the top-level attribute set (machines, `network`, …)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sandbox.json").write_text(json.dumps({
+        "sshConfig": str(sandbox.ssh_config) if sandbox else "/dev/null",
+        "nixpkgs": str(STANDIN),
+    }))
+    defaults = "defaults = { deployment.sshOptions = [ \"-F\" sb.sshConfig ]; };\n"
+    pkgs = "network.nixpkgs = sb.nixpkgs;\n" if nixpkgs else ""
+    path = directory / name
+    path.write_text(_HEADER + "{\n" + pkgs + defaults + body + "\n}\n")
+    return path
+
+
+def nixlift(*args: str | Path, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would, in its own process."""
+    full_env = {**os.environ, "NIX_CONFIG": "substituters =\n", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "nixlift", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, env=full_env, timeout=300, check=False,
+    )
+
+
+def deploy_json(*args: str | Path, **kw: Any) -> tuple[subprocess.CompletedProcess[str],
+                                                       dict[str, dict[str, Any]]]:
+    """`nixlift deploy … --json`, with the per-host results keyed by name."""
+    done = nixlift("deploy", *args, "--json", **kw)
+    assert done.stdout, f"no JSON on stdout; stderr:\n{done.stderr}"
+    doc = json.loads(done.stdout)
+    return done, {h["name"]: h for h in doc["hosts"]}
+
+
+def activations(host: SandboxHost) -> list[dict[str, Any]]:
+    """What switch-to-configuration recorded on the host, oldest first."""
+    text = host.read_text("/var/lib/standin/activations.jsonl")
+    return [json.loads(line) for line in (text or "").splitlines() if line.strip()]
+
+
+def current_system(host: SandboxHost) -> str | None:
+    return host.readlink("/run/current-system")
+
+
+def profile_system(host: SandboxHost) -> str | None:
+    """Where the host's system profile points, following its generation link."""
+    if host.readlink("/nix/var/nix/profiles/system") is None:
+        return None
+    return host.resolve("/nix/var/nix/profiles/system")
+
+
+def has_path(host: SandboxHost, store_path: str) -> bool:
+    return host.path(store_path).exists()

@@ -1,0 +1,155 @@
+"""Bad input: a clear error naming the file, host or option, a non-zero exit, and no host changed
+that should not have been."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from conftest import SandboxFactory
+from netkit import activations, current_system, deploy_json, has_path, nixlift, write_network
+
+from nixlift.sandbox import Sandbox
+
+pytestmark = pytest.mark.integration
+
+
+def untouched(sb: Sandbox) -> bool:
+    return all(activations(h) == [] and current_system(h) is None for h in sb.hosts)
+
+
+def test_syntax_error_names_file_and_line(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
+    sb = sandbox_factory(1)
+    net = write_network(tmp_path, sb, "  h1 = { ... }: { networking.hostName = \"x\" };")
+    done = nixlift("deploy", net)
+    assert done.returncode == 2
+    assert "syntax error" in done.stderr
+    assert f"at {net}:5:" in done.stderr  # the Nix error with file and line
+    assert "hint:" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert untouched(sb)
+
+
+def test_missing_network_file(tmp_path: Path) -> None:
+    done = nixlift("deploy", tmp_path / "nope.nix")
+    assert done.returncode == 2
+    assert f"network file {tmp_path / 'nope.nix'} does not exist" in done.stderr
+
+
+def test_option_that_does_not_exist(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
+    sb = sandbox_factory(1)
+    net = write_network(tmp_path, sb, "  h1 = { ... }: { deployment.targtHost = \"h1\"; };")
+    done = nixlift("deploy", net)
+    assert done.returncode == 2
+    assert "deployment.targtHost" in done.stderr and "does not exist" in done.stderr
+    assert str(net) in done.stderr
+    assert untouched(sb)
+
+
+def test_option_of_the_wrong_type(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
+    sb = sandbox_factory(1)
+    net = write_network(tmp_path, sb, "  h1 = { ... }: { deployment.targetPort = \"ssh\"; };")
+    done = nixlift("deploy", net)
+    assert done.returncode == 2
+    assert "deployment.targetPort" in done.stderr and "is not of type" in done.stderr
+    assert untouched(sb)
+
+
+def test_unknown_machine_in_on(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
+    sb = sandbox_factory(2)
+    net = write_network(tmp_path, sb, "  h1 = { ... }: { };\n  h2 = { ... }: { };")
+    done = nixlift("deploy", net, "--on", "h1,h9")
+    assert done.returncode == 2
+    assert "'h9' matches no machine" in done.stderr and "h1, h2" in done.stderr
+    assert untouched(sb)
+    done = nixlift("deploy", net, "--on", "h*", "--exclude", "h*")
+    assert done.returncode == 2 and "leaves no machine" in done.stderr
+
+
+def test_unknown_deployment_name(tmp_path: Path) -> None:
+    done = nixlift("deploy", "-d", "nope", env={"NIXLIFT_REGISTRY": str(tmp_path / "r.json")})
+    assert done.returncode == 2
+    assert "no deployment named 'nope'" in done.stderr
+
+
+def test_no_nixpkgs_says_where_to_get_one(tmp_path: Path) -> None:
+    net = write_network(tmp_path, None, "  h1 = { ... }: { };", nixpkgs=False)
+    done = nixlift("eval", net, env={"NIX_PATH": ""})
+    assert done.returncode == 2
+    assert "--nixpkgs" in done.stderr and "network.nixpkgs" in done.stderr
+
+
+def test_unreachable_host_is_named_and_the_others_still_deploy(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(2)
+    asyncio.run(sb.host("h2").stop())
+    net = write_network(tmp_path, sb, "  h1 = { ... }: { };\n  h2 = { ... }: { };")
+    done, hosts = deploy_json(net)
+    assert done.returncode == 1
+    assert hosts["h1"]["status"] == "ok" and current_system(sb.host("h1")) == hosts["h1"]["system"]
+    assert hosts["h2"]["status"] == "failed"
+    assert "cannot reach h2" in hosts["h2"]["error"]
+    assert "sshd running" in hosts["h2"]["hint"]
+    assert "[h2]" in done.stderr and "1 of 2 hosts succeeded" in done.stderr
+
+
+def test_build_failure_activates_nothing_for_that_host(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(2)
+    net = write_network(tmp_path, sb, """
+  h1 = { pkgs, ... }: {
+    environment.systemPackages =
+      [ (pkgs.runCommand "broken" { } "echo the-build-broke >&2; exit 3") ];
+  };
+  h2 = { ... }: { };
+""")
+    done, hosts = deploy_json(net)
+    assert done.returncode == 1
+    assert hosts["h1"]["status"] == "failed" and "building h1" in hosts["h1"]["error"]
+    assert not hosts["h1"]["copied"] and not hosts["h1"]["activated"]
+    assert "the-build-broke" in done.stderr  # the build log's tail reaches the person
+    assert activations(sb.host("h1")) == [] and not has_path(sb.host("h1"), hosts["h1"]["system"])
+    assert hosts["h2"]["status"] == "ok" and len(activations(sb.host("h2"))) == 1
+
+
+def test_failed_activation_is_reported_with_its_output(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(2)
+    net = write_network(tmp_path, sb, """
+  h1 = { ... }: { standin.activation.exitCode = 4; };
+  h2 = { ... }: { };
+""")
+    done, hosts = deploy_json(net)
+    assert done.returncode == 1
+    assert "switch-to-configuration switch on h1 failed with exit status 4" in hosts["h1"]["error"]
+    assert hosts["h2"]["status"] == "ok"
+
+
+def test_evaluation_failure_in_one_machine_changes_no_host(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(2)
+    net = write_network(tmp_path, sb, """
+  h1 = { ... }: { };
+  h2 = { ... }: { assertions = [ { assertion = false; message = "h2 is not ready"; } ]; };
+""")
+    done = nixlift("deploy", net)
+    assert done.returncode == 2
+    assert "h2 is not ready" in done.stderr
+    assert untouched(sb)
+
+
+def test_eval_json_never_shows_key_text(tmp_path: Path) -> None:
+    net = write_network(tmp_path, None, """
+  h1 = { ... }: { deployment.keys.db.text = "hunter2-secret"; };
+""")
+    done = nixlift("eval", net, "--json")
+    assert done.returncode == 0, done.stderr
+    assert "hunter2-secret" not in done.stdout + done.stderr
+    key = json.loads(done.stdout)["machines"][0]["deployment"]["keys"]["db"]
+    assert key["source"] == "text" and key["permissions"] == "0600"

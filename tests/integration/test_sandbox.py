@@ -1,0 +1,360 @@
+"""Sandbox hosts against real unshare, sshd, ssh and nix."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nixlift import proc
+from nixlift.errors import SandboxError
+from nixlift.sandbox import Sandbox, SandboxHost, down, load, status, up
+from nixlift.sandbox.hosts import CLAIMS_DIR, STATE_FILE, BlockClaims, process_alive, process_start
+
+pytestmark = pytest.mark.integration
+
+SandboxFactory = Callable[..., Sandbox]
+
+
+def run(argv: list[str], **kwargs: Any) -> proc.Completed:
+    return asyncio.run(proc.run(argv, **kwargs))
+
+
+def ssh(sandbox: Sandbox, host: str, command: str, **kwargs: Any) -> proc.Completed:
+    return run(sandbox.ssh_argv(host, command), timeout=30, **kwargs)
+
+
+def add_to_store(tmp_path: Path, name: str = "payload") -> str:
+    """A new store path in the deployer's store, with unique content."""
+    source = tmp_path / name
+    source.write_text(f"nixlift sandbox test {uuid.uuid4()}\n")
+    return run(["nix-store", "--add", str(source)]).stdout.strip()
+
+
+def copy_closure(sandbox: Sandbox, host: str, path: str) -> None:
+    env = {"NIX_SSHOPTS": sandbox.nix_sshopts}
+    run(["nix-copy-closure", "--to", host, path], env=env, timeout=60)
+
+
+def pid_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def inner_init(host: SandboxHost) -> int:
+    children = Path(f"/proc/{host.pid}/task/{host.pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def processes_in_namespace(namespace: str) -> list[int]:
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and pid_namespace(int(p.name)) == namespace
+    ]
+
+
+def commands_in_namespace(namespace: str) -> list[str]:
+    commands = []
+    for pid in processes_in_namespace(namespace):
+        with contextlib.suppress(OSError):
+            commands.append(Path(f"/proc/{pid}/comm").read_text().strip())
+    return commands
+
+
+def processes_naming(directory: Path) -> list[tuple[int, str]]:
+    """Live processes whose command line or working directory names `directory`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or not process_alive(int(entry.name)):
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if str(directory) in cmdline or cwd.startswith(str(directory)):
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def test_up_status_down(sandbox_factory: SandboxFactory) -> None:
+    sandbox = sandbox_factory(2)
+    assert sandbox.names == ("h1", "h2")
+    block = sandbox.blocks[0]
+    assert [h.address for h in sandbox.hosts] == [f"127.77.{block}.1", f"127.77.{block}.2"]
+    assert all(h.port == 2222 and h.running() for h in sandbox.hosts)
+    assert load(sandbox.directory) == sandbox
+    # `nixlift sandbox up` writes the demo network's sandbox.json beside the state: no clash
+    (sandbox.directory / "sandbox.json").write_text('{"hosts": ["h1", "h2"]}')
+    assert load(sandbox.directory) == sandbox
+    state = json.loads((sandbox.directory / STATE_FILE).read_text())
+    assert [h["pid"] for h in state["hosts"]] == [h.pid for h in sandbox.hosts]
+    claim = json.loads((CLAIMS_DIR / f"{block}.claim").read_text())
+    assert claim["directory"] == str(sandbox.directory)
+
+    listed = asyncio.run(status(sandbox.directory))
+    assert [(s.name, s.address, s.pid, s.running) for s in listed] == [
+        (h.name, h.address, h.pid, True) for h in sandbox.hosts
+    ]
+    assert all(s.current_system is None for s in listed)
+
+    asyncio.run(down(sandbox.directory))
+    assert not any(h.running() for h in sandbox.hosts)
+    assert not any(s.running for s in asyncio.run(status(sandbox.directory)))
+    assert BlockClaims().owned(sandbox.directory) == []  # (another sandbox may take it at once)
+    assert (sandbox.directory / STATE_FILE).exists()  # files are kept without purge
+    asyncio.run(down(sandbox.directory))  # idempotent
+
+
+def test_up_is_idempotent_and_adds_and_removes_hosts(sandbox_factory: SandboxFactory) -> None:
+    first = sandbox_factory(2)
+    again = asyncio.run(up(first.directory, 2))
+    assert again.hosts == first.hosts
+
+    grown = asyncio.run(up(first.directory, 3))
+    assert grown.hosts[:2] == first.hosts
+    assert grown.blocks == first.blocks
+    h3 = grown.host("h3")
+    assert h3.running()
+    assert h3.pid not in {h.pid for h in first.hosts}
+    assert ssh(grown, "h3", "hostname").stdout == "h3\n"
+
+    shrunk = asyncio.run(up(first.directory, 2))
+    assert shrunk.hosts == first.hosts
+    assert not h3.running()
+    assert "Host h3" not in shrunk.ssh_config.read_text()
+
+
+def test_hosts_are_separate_machines(sandbox2: Sandbox) -> None:
+    out = ssh(
+        sandbox2,
+        "h1",
+        "hostname; cat /etc/hostname; readlink /run/current-system; echo /nix:; ls -A /nix;"
+        " echo /root:; ls -A /root; nix-store --version",
+    ).stdout
+    assert out.splitlines() == ["h1", "h1", "/nix:", "/root:", ".ssh", "nix-store (Nix) 2.8.0"]
+    assert ssh(sandbox2, "h2", "hostname").stdout == "h2\n"
+
+    # /nix: a first nix command initialises the host's own store, not the deployer's.
+    ssh(sandbox2, "h1", "nix-store --init && ls /nix/store | wc -l")
+    h1, h2 = sandbox2.hosts
+    assert h1.path("/nix/var/nix/db").is_dir()
+    assert (h1.root / "nix" / "var" / "nix" / "db").is_dir()
+    assert not h2.path("/nix/var/nix/db").exists()
+
+    # /etc (overlay), /run (tmpfs), the state dir and /root are per host.
+    ssh(
+        sandbox2,
+        "h1",
+        "echo etc > /etc/nixlift-probe; echo run > /run/nixlift-probe;"
+        " echo state > /var/lib/standin/probe; echo home > /root/probe",
+    )
+    assert h1.read_text("/etc/nixlift-probe") == "etc\n"
+    assert h1.read_text("/run/nixlift-probe") == "run\n"
+    assert h1.read_text("/var/lib/standin/probe") == "state\n"
+    assert (h1.root / "state" / "probe").read_text() == "state\n"
+    assert (h1.root / "etc-upper" / "nixlift-probe").read_text() == "etc\n"
+    assert h1.read_text("/root/probe") == "home\n"
+    assert not Path("/etc/nixlift-probe").exists()
+    assert not Path("/run/nixlift-probe").exists()
+    for inside in ("/etc/nixlift-probe", "/run/nixlift-probe", "/var/lib/standin/probe"):
+        assert h2.read_text(inside) is None
+    assert ssh(sandbox2, "h2", "cat /etc/nixlift-probe", check=False).returncode != 0
+
+
+def test_host_keys_are_verified(sandbox2: Sandbox, tmp_path: Path) -> None:
+    config = sandbox2.ssh_config.read_text()
+    assert "StrictHostKeyChecking yes" in config
+    assert "StrictHostKeyChecking no" not in config
+    assert ssh(sandbox2, "h1", "true").returncode == 0
+    h1 = sandbox2.host("h1")
+    by_address = run(
+        ["ssh", "-F", str(sandbox2.ssh_config), "-p", "2222", f"root@{h1.address}", "hostname"]
+    )
+    assert by_address.stdout == "h1\n"
+
+    # h2's key written down for h1's address: ssh must refuse to talk to h1.
+    lines = sandbox2.known_hosts.read_text().splitlines()
+    h2_key = lines[1].split()[1:3]
+    wrong = tmp_path / "wrong_known_hosts"
+    wrong.write_text(f"[{h1.address}]:{h1.port} {' '.join(h2_key)}\n")
+    argv = [
+        "ssh",
+        "-F",
+        str(sandbox2.ssh_config),
+        "-o",
+        f"UserKnownHostsFile={wrong}",
+        "h1",
+        "true",
+    ]
+    refused = run(argv, check=False)
+    assert refused.returncode == 255
+    assert "Host key verification failed" in refused.stderr
+
+    # No entry at all: refused as well (never accepted on first use).
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    argv = [
+        "ssh",
+        "-F",
+        str(sandbox2.ssh_config),
+        "-o",
+        f"UserKnownHostsFile={empty}",
+        "h2",
+        "true",
+    ]
+    assert run(argv, check=False).returncode == 255
+
+
+def test_copy_closure_into_one_host(sandbox2: Sandbox, tmp_path: Path) -> None:
+    path = add_to_store(tmp_path)
+    h1, h2 = sandbox2.hosts
+    assert not h1.path(path).exists()
+    copy_closure(sandbox2, "h1", path)
+    assert h1.path(path).read_text() == Path(path).read_text()
+    assert not h2.path(path).exists()
+    assert ssh(sandbox2, "h1", f"nix-store --check-validity {path}").returncode == 0
+    assert ssh(sandbox2, "h2", f"nix-store --check-validity {path}", check=False).returncode != 0
+
+    # /run/current-system names a path of the host's store: status reads it with readlink.
+    ssh(sandbox2, "h1", f"ln -sfn {path} /run/current-system")
+    assert h1.readlink("/run/current-system") == path
+    assert h1.read_text("/run/current-system") == Path(path).read_text()
+    current = {s.name: s.current_system for s in asyncio.run(status(sandbox2.directory))}
+    assert current == {"h1": path, "h2": None}
+
+
+def test_restarted_host_keeps_its_nix(sandbox2: Sandbox, tmp_path: Path) -> None:
+    path = add_to_store(tmp_path)
+    copy_closure(sandbox2, "h2", path)
+    h1, h2 = sandbox2.hosts
+    asyncio.run(h2.stop())
+    assert not h2.running()
+    assert h1.running()
+    assert ssh(sandbox2, "h2", "true", check=False).returncode == 255  # connection refused
+
+    again = asyncio.run(up(sandbox2.directory, 2))
+    assert again.host("h1") == h1
+    new_h2 = again.host("h2")
+    assert new_h2.pid != h2.pid
+    assert new_h2.address == h2.address
+    assert new_h2.path(path).exists()
+    assert ssh(again, "h2", f"nix-store --check-validity {path}").returncode == 0
+
+
+def test_two_sandboxes_at_once_get_different_blocks(sandbox_factory: SandboxFactory) -> None:
+    a = sandbox_factory(1)
+    b = sandbox_factory(1)
+    assert a.blocks != b.blocks
+    assert a.hosts[0].address != b.hosts[0].address
+    assert ssh(a, "h1", "hostname").stdout == "h1\n"
+    assert ssh(b, "h1", "hostname").stdout == "h1\n"
+    # each ssh_config reaches its own h1: a's key does not verify b's host
+    argv = ["ssh", "-F", str(a.ssh_config), "-p", "2222", f"root@{b.hosts[0].address}", "true"]
+    assert run(argv, check=False).returncode == 255
+
+
+def test_concurrent_up_of_several_sandboxes(tmp_path: Path) -> None:
+    directories = [tmp_path / f"s{i}" for i in range(3)]
+
+    async def scenario() -> list[Sandbox]:
+        try:
+            return list(await asyncio.gather(*(up(d, 2) for d in directories)))
+        finally:
+            await asyncio.gather(*(down(d, purge=True) for d in directories))
+
+    sandboxes = asyncio.run(scenario())
+    assert len({s.blocks for s in sandboxes}) == 3
+
+
+def test_down_leaves_no_process_behind(sandbox_factory: SandboxFactory) -> None:
+    sandbox = sandbox_factory(3)
+    h1 = sandbox.host("h1")
+    namespace = pid_namespace(inner_init(h1))
+    assert namespace is not None
+
+    async def scenario() -> tuple[list[tuple[int, int | None]], proc.Completed]:
+        session = asyncio.create_task(
+            proc.run(sandbox.ssh_argv("h1", "sleep 60"), check=False, timeout=30)
+        )
+        for _ in range(500):  # until the session's sleep runs inside h1
+            if "sleep" in commands_in_namespace(namespace):
+                break
+            await asyncio.sleep(0.01)
+        # h1's listener, its session's sshd and the session's sleep, at least
+        assert len(commands_in_namespace(namespace)) >= 3
+        pids = [h.pid for h in sandbox.hosts] + [inner_init(h) for h in sandbox.hosts]
+        pids += processes_in_namespace(namespace)
+        before = [(pid, process_start(pid)) for pid in pids]
+        await down(sandbox.directory)
+        return before, await session
+
+    before, session = asyncio.run(scenario())
+    assert session.returncode != 0  # the live session was cut
+    survivors = [pid for pid, start in before if start is not None and process_alive(pid, start)]
+    assert survivors == [], [
+        (pid, Path(f"/proc/{pid}/stat").read_text(), Path(f"/proc/{pid}/cmdline").read_bytes())
+        for pid in survivors
+    ]
+    assert processes_naming(sandbox.directory) == []
+    # (not checked by namespace after down: a freed namespace's inode number is soon reused)
+
+
+def test_busy_address_is_reported(sandbox_factory: SandboxFactory) -> None:
+    sandbox = sandbox_factory(1)
+    address = f"127.77.{sandbox.blocks[0]}.2"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address, 2222))
+        listener.listen()
+        with pytest.raises(SandboxError, match=f"{address}:2222 is already in use"):
+            asyncio.run(up(sandbox.directory, 2))
+
+
+def test_host_dying_at_start_is_reported_with_its_log(sandbox_factory: SandboxFactory) -> None:
+    sandbox = sandbox_factory(1)
+    h1 = sandbox.host("h1")
+    asyncio.run(h1.stop())
+    (h1.root / "ssh_host_ed25519_key").write_text("not a key\n")
+    with pytest.raises(SandboxError) as caught:
+        asyncio.run(up(sandbox.directory, 1))
+    message = caught.value.message
+    assert "sandbox host h1 exited while starting" in message
+    assert "no hostkeys available" in message
+    assert caught.value.host == "h1"
+
+
+def test_down_stops_hosts_the_state_file_lost(sandbox_factory: SandboxFactory) -> None:
+    sandbox = sandbox_factory(2)
+    (sandbox.directory / STATE_FILE).unlink()
+    asyncio.run(down(sandbox.directory))
+    assert not any(h.running() for h in sandbox.hosts)
+
+
+def test_changing_the_port_restarts_the_hosts(sandbox_factory: SandboxFactory) -> None:
+    sandbox = sandbox_factory(1)
+    moved = asyncio.run(up(sandbox.directory, 1, port=2223))
+    h1 = moved.host("h1")
+    assert h1.port == 2223
+    assert h1.pid != sandbox.hosts[0].pid
+    assert not sandbox.hosts[0].running()
+    assert f"[{h1.address}]:2223 " in moved.known_hosts.read_text()
+    assert ssh(moved, "h1", "hostname").stdout == "h1\n"
+
+
+def test_hosts_ask_no_binary_cache(sandbox_factory: SandboxFactory) -> None:
+    sb = sandbox_factory(1)
+    conf = sb.host("h1").read_text("/etc/nix/nix.conf") or ""
+    assert conf.rstrip().endswith("substituters =")
