@@ -14,8 +14,10 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 need_apt=()
-for pkg in nix-bin nix-setup-systemd openssh-server openssh-client iproute2 python3-venv \
-           qemu-user-static binfmt-support; do
+pkgs=(nix-bin nix-setup-systemd openssh-server openssh-client iproute2 qemu-user-static binfmt-support)
+# Debian's python3 needs python3-venv for `python3 -m venv`; a python that has venv already does not.
+python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
+for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
