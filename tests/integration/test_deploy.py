@@ -17,7 +17,13 @@ from netkit import (
     write_network,
 )
 
+from nixlift.sandbox import SandboxHost
+
 pytestmark = pytest.mark.integration
+
+def logins(host: SandboxHost) -> int:
+    return host.log_file.read_text().count("Accepted publickey")
+
 
 TWO = """
   h1 = { config, pkgs, ... }: { environment.etc."role".text = "first"; };
@@ -31,8 +37,12 @@ def test_deploy_two_hosts_then_redeploy_copies_and_activates_nothing(
     sb = sandbox_factory(2)
     net = write_network(tmp_path, sb, TWO.replace(
         '"second";', '"second"; deployment.alwaysActivate = false;'))
+    before = {h.name: logins(h) for h in sb.hosts}  # `sandbox up` logs in once to check
     done, hosts = deploy_json(net)
     assert done.returncode == 0, done.stderr
+    # one SSH login per host for probe, copy and activation: the ControlMaster is reused,
+    # nix-copy-closure's included
+    assert all(logins(h) == before[h.name] + 1 for h in sb.hosts)
     for name in ("h1", "h2"):
         host = sb.host(name)
         system = hosts[name]["system"]
