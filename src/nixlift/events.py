@@ -18,6 +18,25 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class Plan:
+    """The hosts a command will act on, in display order; sent once, before anything else."""
+
+    hosts: tuple[str, ...]
+    goal: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a host's build or copy is (from nix's --log-format internal-json)."""
+
+    host: str
+    phase: str  # "build" | "copy"
+    done: int
+    expected: int
+    unit: str  # "paths" | "bytes"
+
+
+@dataclass(frozen=True)
 class Output:
     """A line a command printed for a host (build log, activation output)."""
 
@@ -40,9 +59,19 @@ class Finished:
     result: HostResult
 
 
-Event = Phase | Output | Notice | Finished
+Event = Plan | Phase | Progress | Output | Notice | Finished
 Emit = Callable[[Event], None]
 
 
 def discard(_event: Event) -> None:
     """An Emit for callers that show no progress."""
+
+
+def tee(*sinks: Emit) -> Emit:
+    """One Emit feeding several renderers."""
+
+    def emit(event: Event) -> None:
+        for sink in sinks:
+            sink(event)
+
+    return emit

@@ -112,6 +112,7 @@ async def run(
     *,
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
+    keep_stdin_open: bool = False,
     timeout: float | None = None,
     check: bool = True,
     on_stdout: LineSink | None = None,
@@ -125,7 +126,9 @@ async def run(
 ) -> Completed:
     """Run argv to completion and return its output.
 
-    `env` is merged over this process's environment. With `check`, a non-zero exit raises
+    `env` is merged over this process's environment. With `keep_stdin_open` the child's stdin
+    is a pipe that stays open until it exits: its end of file tells a remote command that we
+    are gone (see SshSession.run's stop_with_connection). With `check`, a non-zero exit raises
     `error` (a CommandError subclass) whose message starts with `what` and carries the stderr
     tail; a timeout raises the same type with returncode None.
     """
@@ -136,7 +139,7 @@ async def run(
     log.debug("run%s: %s", f" [{host}]" if host else "", shown)
     proc = await asyncio.create_subprocess_exec(
         *argv,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdin=subprocess.PIPE if stdin is not None or keep_stdin_open else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=full_env,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -17,7 +19,8 @@ from nixlift import registry as reg
 from nixlift.cli import sandbox_cmd
 from nixlift.cli.parser import GOALS
 from nixlift.deploy import hoststate
-from nixlift.deploy.pipeline import DeployOptions, deploy
+from nixlift.deploy.pipeline import DeployOptions, Deployment
+from nixlift.deploy.rollout import FailurePolicy
 from nixlift.errors import NixliftError, UsageError
 from nixlift.model import Goal, HostResult, Machine, Network, Status
 from nixlift.nix import platforms
@@ -25,7 +28,9 @@ from nixlift.nix.argv import NetworkArgs, NixSettings
 from nixlift.nix.evaluate import NetworkSource, evaluate
 from nixlift.selection import Selection
 from nixlift.transport.ssh import SshSession, SshTarget, control_directory
-from nixlift.ui.plain import PlainRenderer, summary
+from nixlift.cli.render import final_summary, progress_renderer
+from nixlift.events import Emit, tee
+from nixlift.ui.logdir import LogDir
 
 
 async def dispatch(args: argparse.Namespace) -> int:
@@ -174,20 +179,35 @@ async def _run_pipeline(args: argparse.Namespace, goal: Goal) -> int:
         goal=goal,
         settings=settings,
         gc_roots=roots,
+        keep_roots=keep,
         force_activate=bool(getattr(args, "always_activate", False)),
-        connect_timeout=getattr(args, "connect_timeout", 10),
-        parallel=getattr(args, "parallel", 10),
+        connect_timeout=args.connect_timeout,
+        parallel=args.parallel,
+        policy=FailurePolicy.parse(args.fail_fast, args.max_failures),
+        skip_unreachable=args.skip_unreachable,
+        **({"build_parallel": args.build_parallel} if args.build_parallel else {}),
     )
-    render = PlainRenderer(verbose=args.verbose)
     label = network.description or network.deployment_name
     print(f"{goal.value}: {label} ({len(network.machines)} machine"
           f"{'s' if len(network.machines) != 1 else ''})", file=sys.stderr)
-    try:
-        results = await deploy(network, options, render)
-    finally:
-        if not keep:
-            shutil.rmtree(roots, ignore_errors=True)
-    summary(results)
+    with contextlib.ExitStack() as stack:
+        show = stack.enter_context(progress_renderer(args))
+        sinks: list[Emit] = [show]
+        if args.log_dir:
+            log_dir = LogDir(Path(args.log_dir))
+            stack.callback(log_dir.close)
+            sinks.append(log_dir)
+        deployment = Deployment(network, options, tee(*sinks))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, deployment.interrupt)
+            stack.callback(loop.remove_signal_handler, sig)
+        try:
+            results = await deployment.run()
+        finally:
+            if not keep:
+                shutil.rmtree(roots, ignore_errors=True)
+    final_summary(args, results)
     if args.json:
         _print_json({
             "deployment": network.deployment_name,
@@ -198,7 +218,9 @@ async def _run_pipeline(args: argparse.Namespace, goal: Goal) -> int:
         for r in results:
             if r.succeeded and r.system:
                 print(r.system)
-    return 0 if all(r.succeeded for r in results) else 1
+    if deployment.rollout.interrupted:
+        return 130
+    return 0 if all(r.succeeded or r.status is Status.SKIPPED for r in results) else 1
 
 
 def _gc_root_dir(deployment: str) -> Path:

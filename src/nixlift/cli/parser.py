@@ -50,6 +50,26 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                    help="keep GC roots for the built systems (under the nixlift state dir)")
 
 
+def _rollout_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("rollout")
+    g.add_argument("--parallel", type=int, default=10, metavar="N",
+                   help="hosts copied to and activated at once (0: all; default 10)")
+    g.add_argument("--build-parallel", type=int, default=None, metavar="N",
+                   help="local builds at once (default: the number of CPUs, at least 2)")
+    g.add_argument("--fail-fast", action="store_true",
+                   help="stop starting work at the first failed host")
+    g.add_argument("--max-failures", metavar="N|N%",
+                   help="stop starting work once more than N hosts (or N%% of them) failed")
+    g.add_argument("--skip-unreachable", action="store_true",
+                   help="report hosts that cannot be reached as skipped and deploy the rest")
+    g.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS",
+                   help="SSH connect timeout (default 10)")
+    g.add_argument("--log-dir", metavar="DIR",
+                   help="write each host's whole log to DIR/HOST.log")
+    g.add_argument("--progress", choices=("auto", "live", "plain"), default="auto",
+                   help="live table on a terminal, [host] lines otherwise (default auto)")
+
+
 def _output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON document on stdout")
 
@@ -81,16 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"same as the goal '{goal.value}'")
     g.add_argument("--always-activate", action="store_true",
                    help="activate even where deployment.alwaysActivate is false")
-    g.add_argument("--parallel", type=int, default=10, metavar="N",
-                   help="hosts copied to and activated at once (0: all; default 10)")
-    g.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS",
-                   help="SSH connect timeout (default 10)")
+    _rollout_args(p)
 
     p = sub.add_parser("build", help="build the selected machines' systems, nothing else",
                        description="Build every selected machine's system on this machine.")
     _network_args(p)
     _selection_args(p)
     _build_args(p)
+    _rollout_args(p)
     _output_args(p)
 
     p = sub.add_parser("eval", help="evaluate: each machine's system, options and .drv",

@@ -1,9 +1,10 @@
-"""Build a machine's system on this machine (or its remote builders)."""
+"""Build machines' systems: here (or on nix's remote builders), or on the host itself."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from nixlift import proc
@@ -13,20 +14,27 @@ from nixlift.events import Emit, Output
 from nixlift.model import Machine
 from nixlift.nix import argv as nix_argv
 from nixlift.nix.argv import NixSettings
+from nixlift.nix.logparse import NixLog, relay
 from nixlift.transport.ssh import SshSession
+
+_BUILD_HINT = "the build log above shows which derivation failed and why"
 
 
 async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: Emit) -> str:
     """Realise the machine's toplevel, keeping it alive with a GC root under `gc_roots`."""
     root = gc_roots / machine.name
-    await proc.run(
-        nix_argv.realise(machine.drv_path, root, settings),
-        what=f"building {machine.name}",
-        error=BuildError,
+    log = NixLog()
+    done = await proc.run(
+        [*nix_argv.realise(machine.drv_path, root, settings), *nix_argv.LOG_JSON],
+        check=False,
         host=machine.name,
-        hint="the build log above shows which derivation failed and why",
-        on_stderr=lambda line: emit(Output(machine.name, line)),
+        on_stderr=relay(machine.name, "build", log, emit),
     )
+    if done.returncode != 0:
+        raise BuildError(
+            f"building {machine.name} failed (nix-store exit status {done.returncode})",
+            argv=done.argv, returncode=done.returncode, stderr_tail="\n".join(
+                list(log.lines)[-25:]), hint=_BUILD_HINT, host=machine.name)
     built = await asyncio.to_thread(os.path.realpath, root)
     if built != machine.out_path:
         raise BuildError(
@@ -35,6 +43,22 @@ async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: E
             hint="report this as a bug in nixlift",
         )
     return built
+
+
+async def register_built(machines: Sequence[Machine], settings: NixSettings,
+                         gc_roots: Path) -> None:
+    """Protect systems that are already in the store with GC roots: one nix call for all of
+    them, instead of one per machine (what keeps a no-op redeploy of many hosts cheap)."""
+    drvs = list(dict.fromkeys(m.drv_path for m in machines))
+    if not drvs:
+        return
+    await proc.run(
+        ["nix-store", "--realise", *drvs, "--add-root", str(gc_roots / ".built"),
+         *settings.build_args()],
+        what="registering built systems",
+        error=BuildError,
+        hint=_BUILD_HINT,
+    )
 
 
 async def build_on_target(session: SshSession, machine: Machine, emit: Emit) -> str:
@@ -46,5 +70,6 @@ async def build_on_target(session: SshSession, machine: Machine, emit: Emit) -> 
         elevated=True,
         error=BuildError,
         on_stderr=lambda line: emit(Output(machine.name, line)),
+        stop_with_connection=True,
     )
     return machine.out_path

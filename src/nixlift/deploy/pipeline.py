@@ -1,27 +1,34 @@
-"""Deploy a network: per host, concurrently, build → connect → copy → activate.
+"""Deploy a network: per host, concurrently, connect → build → copy → activate.
 
-A host's failure is its own: it ends that host's pipeline with a failed result and never touches
-the others. Each phase that talks to hosts has its own concurrency limit.
+Before any build, every host's SSH connection is opened at once (the reachability check); the
+connections stay up and carry everything after. A host starts copying as soon as its own system
+is built. A host's failure is its own unless the failure policy stops the rollout; a stop or an
+interruption never cuts an activation short.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from nixlift.deploy import activate as activation
 from nixlift.deploy import hoststate
-from nixlift.deploy.build import build, build_on_target
+from nixlift.deploy.build import build, build_on_target, register_built
 from nixlift.deploy.copy import copy
-from nixlift.errors import NixliftError
-from nixlift.events import Emit, Finished, Notice, Phase
+from nixlift.deploy.rollout import FailurePolicy, Rollout, Stopped
+from nixlift.errors import NixliftError, SshError
+from nixlift.events import Emit, Finished, Notice, Phase, Plan
 from nixlift.model import Goal, HostResult, Machine, Network, Status
 from nixlift.nix.argv import NixSettings
 from nixlift.transport.ssh import SshSession, SshTarget, control_directory
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,11 +37,18 @@ class DeployOptions:
     settings: NixSettings = field(default_factory=NixSettings)
     #: where GC roots of built systems live while (or after, with --keep-result) deploying
     gc_roots: Path = Path("/tmp")
+    #: roots named after machines (kept for the user): one nix call per machine
+    keep_roots: bool = False
     #: True forces activation even where deployment.alwaysActivate is false
     force_activate: bool = False
     connect_timeout: int = 10
     #: hosts copied to / activated at once; 0 = no limit
     parallel: int = 10
+    #: local builds running at once (each a nix-store process with nix's own job limit)
+    build_parallel: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    policy: FailurePolicy = field(default_factory=FailurePolicy)
+    #: unreachable hosts are reported as skipped instead of failed
+    skip_unreachable: bool = False
 
 
 class _Clock:
@@ -51,7 +65,7 @@ class _Clock:
 
 
 @contextlib.asynccontextmanager
-async def _limit(sem: asyncio.Semaphore | None) -> AsyncIterator[None]:
+async def _slot(sem: asyncio.Semaphore | None) -> AsyncIterator[None]:
     if sem is None:
         yield
     else:
@@ -59,93 +73,182 @@ async def _limit(sem: asyncio.Semaphore | None) -> AsyncIterator[None]:
             yield
 
 
+class Deployment:
+    """One run of the pipeline over a network's selected machines."""
+
+    def __init__(self, network: Network, options: DeployOptions, emit: Emit) -> None:
+        self.network = network
+        self.options = options
+        self.emit = emit
+        self.rollout = Rollout(options.policy, len(network.machines))
+        limit = options.parallel
+        self._host_slots = asyncio.Semaphore(limit) if limit > 0 else None
+        self._build_slots = asyncio.Semaphore(max(1, options.build_parallel))
+        self._sessions: dict[str, SshSession] = {}
+        self._unreachable: dict[str, SshError] = {}
+        self._prebuilt: set[str] = set()
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop starting work, cancel builds and copies, let activations finish."""
+        if not self.rollout.interrupted:
+            self.emit(Notice(None, "interrupted: cancelling builds and copies; activations "
+                                   "already running will finish"))
+        self.rollout.interrupt()
+
+    async def run(self) -> list[HostResult]:
+        machines = self.network.machines
+        self.emit(Plan(tuple(m.name for m in machines), self.options.goal.value))
+        async with control_directory() as control:
+            try:
+                await self._connect_all(control)
+                await self._register_prebuilt()
+                results = await asyncio.gather(*(self._host(m) for m in machines))
+            finally:
+                await asyncio.gather(*(s.close() for s in self._sessions.values()))
+        return list(results)
+
+    # --- before any build ----------------------------------------------------------------
+
+    def _needs_ssh(self, m: Machine) -> bool:
+        return self.options.goal.copies or m.deployment.build_on_target
+
+    async def _connect_all(self, control: Path) -> None:
+        """Open every host's connection at once: unreachable hosts are known before building."""
+
+        async def connect(i: int, m: Machine) -> None:
+            target = SshTarget.for_machine(m, self.options.connect_timeout)
+            session = SshSession(target, control / str(i))
+            self.emit(Phase(m.name, "connect", target.destination))
+            try:
+                await self.rollout.interruptible("connecting", session.__aenter__)
+            except SshError as e:
+                self._unreachable[m.name] = e
+                return
+            except Stopped:
+                return
+            self._sessions[m.name] = session
+
+        await asyncio.gather(*(connect(i, m) for i, m in enumerate(self.network.machines)
+                               if self._needs_ssh(m)))
+
+    async def _register_prebuilt(self) -> None:
+        """Systems already in the store need no build: GC roots for all of them in one call."""
+        if self.options.keep_roots:
+            return
+        present = [m for m in self.network.machines
+                   if not m.deployment.build_on_target and m.name not in self._unreachable
+                   and await asyncio.to_thread(os.path.exists, m.out_path)]
+        if present and not self.rollout.stopping:
+            await register_built(present, self.options.settings, self.options.gc_roots)
+            self._prebuilt = {m.name for m in present}
+
+    # --- one host ------------------------------------------------------------------------
+
+    async def _host(self, m: Machine) -> HostResult:
+        run = _HostRun(self, m)
+        result = await run.execute()
+        if result.status is Status.FAILED:
+            self.rollout.failed()
+        self.emit(Finished(result))
+        return result
+
+
+class _HostRun:
+    def __init__(self, deployment: Deployment, machine: Machine) -> None:
+        self.d = deployment
+        self.m = machine
+        self.name = machine.name
+        self.clock = _Clock()
+        self.copied = False
+        self.activated = False
+
+    def _result(self, status: Status, error: NixliftError | None = None) -> HostResult:
+        return HostResult(
+            self.name, status, self.m.out_path,
+            error=str(error) if error else None,
+            hint=(error.hint or None) if error else None,
+            durations=tuple(self.clock.durations),
+            copied=self.copied, activated=self.activated,
+            detail=getattr(error, "stderr_tail", "") or None,
+        )
+
+    async def _step(self, phase: str, detail: str, work: Callable[[], Awaitable[T]],
+                    *, slots: asyncio.Semaphore | None = None) -> T:
+        """A phase that a stop prevents and an interruption cuts short."""
+        rollout = self.d.rollout
+        rollout.may_start(phase)
+        if slots is not None and slots.locked():
+            self.d.emit(Phase(self.name, "wait", f"for a {phase} slot"))
+        async with _slot(slots):
+            self.d.emit(Phase(self.name, phase, detail))
+            with self.clock.phase(phase):
+                return await rollout.interruptible(phase, work)
+
+    async def execute(self) -> HostResult:
+        d, m = self.d, self.m
+        goal = d.options.goal
+        unreachable = d._unreachable.get(self.name)
+        if unreachable is not None:
+            status = Status.SKIPPED if d.options.skip_unreachable else Status.FAILED
+            return self._result(status, unreachable)
+        try:
+            session = d._sessions.get(self.name)
+            if session is None and d._needs_ssh(m):
+                raise Stopped(f"connecting not finished: {d.rollout.reason or 'stopped'}")
+            await self._build(session)
+            if session is None or not goal.copies:
+                return self._result(Status.OK)
+            probe = await self._step(
+                "probe", "", lambda: hoststate.probe(session, m.out_path))
+            if not probe.has_system:
+                await self._step(
+                    "copy", m.out_path,
+                    lambda: copy(session.target, m.out_path,
+                                 use_substitutes=m.deployment.use_substitutes, emit=d.emit),
+                    slots=d._host_slots)
+                self.copied = True
+            if not goal.activates:
+                return self._result(Status.OK)
+            always = d.options.force_activate or m.deployment.always_activate
+            if not activation.needs_activation(goal, m.out_path, probe.state, always):
+                d.emit(Phase(self.name, "unchanged", "already runs this system"))
+                return self._result(Status.UNCHANGED)
+            return await self._activate(session)
+        except Stopped as e:
+            return self._result(Status.SKIPPED, e)
+        except NixliftError as e:
+            return self._result(Status.FAILED, e)
+
+    async def _build(self, session: SshSession | None) -> None:
+        d, m = self.d, self.m
+        if m.deployment.build_on_target:
+            assert session is not None
+            await self._step("build", f"{m.system}, on the host",
+                             lambda: build_on_target(session, m, d.emit))
+        elif self.name in d._prebuilt:
+            d.emit(Phase(self.name, "build", "already built"))
+        else:
+            await self._step("build", m.system,
+                             lambda: build(m, d.options.settings, d.options.gc_roots, d.emit),
+                             slots=d._build_slots)
+
+    async def _activate(self, session: SshSession) -> HostResult:
+        d, goal = self.d, self.d.options.goal
+        d.rollout.may_start("activation")
+        async with _slot(d._host_slots):
+            # Checked again after waiting for a slot: a stop meanwhile means never beginning.
+            d.rollout.may_start("activation")
+            d.emit(Phase(self.name, "activate", goal.value))
+            self.activated = True
+            with self.clock.phase("activate"):
+                # Not interruptible: once begun, an activation runs to its end.
+                outcome = await activation.activate(session, self.m.out_path, goal, d.emit)
+        if outcome is activation.Outcome.REBOOT_REQUIRED:
+            d.emit(Notice(self.name, "activated; switch-to-configuration asks for a reboot"))
+            return self._result(Status.REBOOT_REQUIRED)
+        return self._result(Status.OK)
+
+
 async def deploy(network: Network, options: DeployOptions, emit: Emit) -> list[HostResult]:
     """Run every selected machine's pipeline; return one result per machine, in order."""
-    sem = asyncio.Semaphore(options.parallel) if options.parallel > 0 else None
-    async with control_directory() as control:
-        results = await asyncio.gather(
-            *(
-                _host(machine, control / str(i), options, sem, emit)
-                for i, machine in enumerate(network.machines)
-            )
-        )
-    return list(results)
-
-
-async def _host(
-    machine: Machine,
-    control_path: Path,
-    options: DeployOptions,
-    sem: asyncio.Semaphore | None,
-    emit: Emit,
-) -> HostResult:
-    name = machine.name
-    goal = options.goal
-    clock = _Clock()
-    copied = activated = False
-    status = Status.OK
-    session: SshSession | None = None
-    connecting: asyncio.Task[SshSession] | None = None
-    try:
-        on_target = machine.deployment.build_on_target
-        if goal.copies or on_target:
-            # The handshake overlaps the build instead of following it.
-            target = SshTarget.for_machine(machine, options.connect_timeout)
-            session = SshSession(target, control_path)
-            connecting = asyncio.create_task(session.__aenter__())
-        if not on_target:
-            emit(Phase(name, "build", machine.system))
-            with clock.phase("build"):
-                await build(machine, options.settings, options.gc_roots, emit)
-        if session is not None and connecting is not None:
-            emit(Phase(name, "connect", session.target.destination))
-            with clock.phase("connect"):
-                await connecting
-            if on_target:
-                emit(Phase(name, "build", f"{machine.system}, on the host"))
-                with clock.phase("build"):
-                    await build_on_target(session, machine, emit)
-        if session is not None and goal.copies:
-            probe = await hoststate.probe(session, machine.out_path)
-            if not probe.has_system:
-                async with _limit(sem):
-                    emit(Phase(name, "copy", machine.out_path))
-                    with clock.phase("copy"):
-                        await copy(session.target, machine.out_path,
-                                   use_substitutes=machine.deployment.use_substitutes, emit=emit)
-                copied = True
-            if goal.activates:
-                always = options.force_activate or machine.deployment.always_activate
-                if not activation.needs_activation(goal, machine.out_path, probe.state, always):
-                    status = Status.UNCHANGED
-                    emit(Phase(name, "unchanged", "already runs this system"))
-                else:
-                    async with _limit(sem):
-                        emit(Phase(name, "activate", goal.value))
-                        with clock.phase("activate"):
-                            outcome = await activation.activate(
-                                session, machine.out_path, goal, emit)
-                    activated = True
-                    if outcome is activation.Outcome.REBOOT_REQUIRED:
-                        status = Status.REBOOT_REQUIRED
-                        emit(Notice(name, "activated; switch-to-configuration asks for a reboot"))
-        result = HostResult(name, status, machine.out_path, durations=tuple(clock.durations),
-                            copied=copied, activated=activated)
-    except NixliftError as e:
-        result = HostResult(name, Status.FAILED, machine.out_path, error=str(e),
-                            hint=e.hint or None, durations=tuple(clock.durations),
-                            copied=copied, activated=activated, detail=_detail(e))
-    finally:
-        if connecting is not None and not connecting.done():
-            connecting.cancel()
-            with contextlib.suppress(BaseException):
-                await connecting
-        if session is not None:
-            await session.close()
-    emit(Finished(result))
-    return result
-
-
-def _detail(error: NixliftError) -> str | None:
-    tail = getattr(error, "stderr_tail", "")
-    return tail or None
+    return await Deployment(network, options, emit).run()

@@ -111,6 +111,22 @@ class SshTarget:
         return " ".join(a for a in self.option_args() if not re.search(r"\s", a))
 
 
+# Runs "$@" on the host and stops it when our side goes away. ssh without a terminal does not
+# pass signals on; instead the command's stdin, which we keep open, reaches end of file. (A
+# background job's stdin is /dev/null unless redirected: hence fd 3.)
+_STOP_WITH_CONNECTION = """
+exec 3<&0
+"$@" </dev/null &
+child=$!
+( cat <&3 >/dev/null 2>&1; kill -TERM "$child" 2>/dev/null ) &
+watcher=$!
+wait "$child"
+status=$?
+kill "$watcher" 2>/dev/null
+exit "$status"
+"""
+
+
 def remote_command(argv: Sequence[str]) -> str:
     """The command string ssh hands to the remote shell, each word quoted."""
     return shlex.join(argv)
@@ -150,7 +166,9 @@ class SshSession:
         check: bool = True,
         error: type[CommandError] = CommandError,
         stdin: bytes | None = None,
+        keep_stdin_open: bool = False,
         on_stderr: proc.LineSink | None = None,
+        on_stdout: proc.LineSink | None = None,
     ) -> proc.Completed:
         """Run a command string (already quoted) on the host. ssh's own failures (exit 255 with
         a connection diagnosis) become SshError, the command's failures `error`."""
@@ -159,7 +177,9 @@ class SshSession:
             timeout=timeout,
             check=False,
             stdin=stdin,
+            keep_stdin_open=keep_stdin_open,
             on_stderr=on_stderr,
+            on_stdout=on_stdout,
             error=SshError,
             what=f"{what} on {self.target.name}",
             host=self.target.name,
@@ -194,15 +214,23 @@ class SshSession:
         check: bool = True,
         error: type[CommandError] = CommandError,
         on_stderr: proc.LineSink | None = None,
+        on_stdout: proc.LineSink | None = None,
+        stop_with_connection: bool = False,
     ) -> proc.Completed:
+        """Run argv on the host. With `stop_with_connection`, the command is stopped when this
+        side is (a cancelled task, Ctrl-C); never use it for activation, which must finish."""
         words = [*self.target.elevate, *argv] if elevated else list(argv)
+        if stop_with_connection:
+            words = ["sh", "-c", _STOP_WITH_CONNECTION, "nixlift-run", *words]
         return await self.run_raw(
             remote_command(words),
             what=what,
             timeout=timeout,
             check=check,
             error=error,
+            keep_stdin_open=stop_with_connection,
             on_stderr=on_stderr,
+            on_stdout=on_stdout,
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from nixlift.events import Event, Finished, Notice, Output, Phase
+from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
 from nixlift.model import HostResult, Status
 
 _PHASE_WORDS = {
@@ -14,6 +14,8 @@ _PHASE_WORDS = {
     "copy": "copying",
     "activate": "activating:",
     "unchanged": "unchanged:",
+    "wait": "waiting",
+    "probe": "reading the host's state",
 }
 
 
@@ -23,9 +25,17 @@ class PlainRenderer:
         self.verbose = verbose
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, Plan):
+            return
         if isinstance(event, Phase):
+            if event.phase == "probe" and not self.verbose:
+                return
             word = _PHASE_WORDS.get(event.phase, event.phase)
             self._line(event.host, f"{word} {event.detail}".rstrip())
+        elif isinstance(event, Progress):
+            # Only the end of a count: a line per path would flood a log.
+            if self.verbose or (event.done == event.expected and event.expected > 0):
+                self._line(event.host, f"{event.phase}: {format_counts(event)}")
         elif isinstance(event, Output):
             if self.verbose:
                 self._line(event.host, "| " + event.line)
@@ -37,6 +47,12 @@ class PlainRenderer:
     def _line(self, host: str | None, text: str) -> None:
         prefix = f"[{host}] " if host else ""
         print(prefix + text, file=self.stream, flush=True)
+
+
+def format_counts(p: Progress) -> str:
+    if p.unit == "bytes":
+        return f"{p.done / 2**20:.1f}/{p.expected / 2**20:.1f} MiB"
+    return f"{p.done}/{p.expected} {p.unit}"
 
 
 def describe(result: HostResult) -> str:

@@ -1,0 +1,142 @@
+"""Reading nix's `--log-format internal-json`: human lines and progress, as data.
+
+Each line nix writes is `@nix {json}`: activities start and stop, report results (a build log
+line, progress counters) or carry a message. Lines without the prefix are passed through.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nixlift.events import Emit, Output, Progress
+
+PREFIX = "@nix "
+
+# Activity types (nix/src/libutil/logging.hh)
+ACT_COPY_PATH = 100
+ACT_COPY_PATHS = 103
+ACT_BUILDS = 104
+ACT_BUILD = 105
+# Result types
+RES_BUILD_LOG_LINE = 101
+RES_PROGRESS = 105
+RES_SET_EXPECTED = 106
+RES_POST_BUILD_LOG_LINE = 107
+
+#: nix's message levels: error, warn, notice, info, talkative, chatty, debug, vomit
+SHOWN_LEVEL = 3
+
+
+@dataclass(frozen=True)
+class Counts:
+    done: int
+    expected: int
+    unit: str  # "paths" | "bytes" | "builds"
+
+
+class NixLog:
+    """Feeds on nix's stderr lines; keeps the human-readable tail and the latest counters."""
+
+    def __init__(self, tail: int = 200) -> None:
+        self.lines: deque[str] = deque(maxlen=tail)
+        self._types: dict[int, int] = {}
+        self._bytes: dict[int, tuple[int, int]] = {}
+        self.paths: Counts | None = None
+        self.builds: Counts | None = None
+
+    @property
+    def tail(self) -> str:
+        return "\n".join(self.lines)
+
+    def bytes(self) -> Counts | None:
+        if not self._bytes:
+            return None
+        done = sum(d for d, _ in self._bytes.values())
+        expected = sum(e for _, e in self._bytes.values())
+        return Counts(done, expected, "bytes")
+
+    def feed(self, raw: str) -> tuple[str | None, Counts | None]:
+        """One stderr line in; out: a line for people (or None), new counters (or None)."""
+        if not raw.startswith(PREFIX):
+            self.lines.append(raw)
+            return raw, None
+        try:
+            event = json.loads(raw[len(PREFIX):])
+        except json.JSONDecodeError:
+            self.lines.append(raw)
+            return raw, None
+        action = event.get("action")
+        if action == "msg":
+            if int(event.get("level", 0)) > SHOWN_LEVEL:
+                return None, None
+            text = str(event.get("msg", "")).rstrip()
+            for line in text.splitlines() or [""]:
+                self.lines.append(line)
+            return text, None
+        if action == "start":
+            kind = int(event.get("type", 0))
+            self._types[int(event["id"])] = kind
+            text = str(event.get("text", ""))
+            if kind == ACT_COPY_PATHS:
+                # nix-copy-closure says how many ("copying 12 paths") but reports no progress
+                words = text.split()
+                expected = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
+                self.paths = Counts(0, expected, "paths")
+                self.lines.append(text)
+                return text, self.paths
+            if kind == ACT_COPY_PATH:
+                # one line per path would bury everything else in the tail
+                return None, None
+            if text and int(event.get("level", 0)) <= SHOWN_LEVEL:
+                self.lines.append(text)
+                return text, None
+            return None, None
+        if action == "stop":
+            stopped = self._types.pop(int(event.get("id", -1)), 0)
+            if stopped == ACT_COPY_PATH and self.paths is not None:
+                self.paths = Counts(self.paths.done + 1, self.paths.expected, "paths")
+                return None, self.paths
+            return None, None
+        if action == "result":
+            return self._result(event)
+        return None, None
+
+    def _result(self, event: dict[str, object]) -> tuple[str | None, Counts | None]:
+        kind = event.get("type")
+        fields = event.get("fields")
+        if not isinstance(fields, list):
+            return None, None
+        if kind in (RES_BUILD_LOG_LINE, RES_POST_BUILD_LOG_LINE) and fields:
+            line = str(fields[0])
+            self.lines.append(line)
+            return line, None
+        activity = self._types.get(int(str(event.get("id", -1))))
+        if kind == RES_PROGRESS and len(fields) >= 2:
+            done, expected = int(fields[0]), int(fields[1])
+            if activity == ACT_COPY_PATHS:
+                self.paths = Counts(done, expected, "paths")
+                return None, self.paths
+            if activity == ACT_BUILDS:
+                self.builds = Counts(done, expected, "builds")
+                return None, self.builds
+            if activity == ACT_COPY_PATH:
+                self._bytes[int(str(event["id"]))] = (done, expected)
+                return None, self.bytes()
+        return None, None
+
+
+def relay(host: str, phase: str, log: NixLog, emit: Emit) -> Callable[[str], None]:
+    """A line sink turning nix's internal-json stderr into Output and Progress events."""
+
+    def sink(line: str) -> None:
+        text, counts = log.feed(line)
+        if text:
+            for part in text.splitlines():
+                emit(Output(host, part))
+        if counts is not None:
+            emit(Progress(host, phase, counts.done, counts.expected, counts.unit))
+
+    return sink

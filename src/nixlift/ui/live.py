@@ -1,0 +1,435 @@
+"""The live view for a terminal: one row per host, updated in place, then a summary table.
+
+`LiveRenderer` is an `Emit`: the core calls it with every event, from the event loop thread.
+Rows are drawn by rich's `Live` (its own refresh thread redraws them a few times a second so
+elapsed times tick); what must stay readable afterwards — notices, and a block per failed
+host with its error, hint and last output lines — is printed above the rows, into the
+scrollback. The rows never take more lines than the terminal has: when there are too many
+hosts, running and failed ones are shown and the rest are collapsed into one count line.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
+from nixlift.model import HostResult, Status
+from nixlift.ui.plain import describe
+
+STATUS_STYLE: dict[Status, str] = {
+    Status.OK: "bold green",
+    Status.UNCHANGED: "green",
+    Status.REBOOT_REQUIRED: "bold yellow",
+    Status.FAILED: "bold red",
+    Status.SKIPPED: "magenta",
+}
+_PHASE_STYLE = "cyan"
+_PENDING = "pending"
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_STORE_PATH = re.compile(r"/nix/store/([0-9a-z]{32})-([^\s/'\"]+)")
+
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure formatting helpers
+
+
+def _byte_scale(n: int) -> int:
+    """The index into _BYTE_UNITS that shows `n` bytes with at most four digits before the point."""
+    scale = 0
+    while abs(n) >= 1024 ** (scale + 1) and scale < len(_BYTE_UNITS) - 1:
+        scale += 1
+    return scale
+
+
+def _scaled(n: int, scale: int) -> str:
+    return str(n) if scale == 0 else f"{n / 1024**scale:.1f}"
+
+
+def format_bytes(n: int) -> str:
+    """`512 B`, `3.1 MiB`, `1.0 GiB` (binary units)."""
+    scale = _byte_scale(n)
+    return f"{_scaled(n, scale)} {_BYTE_UNITS[scale]}"
+
+
+def format_progress(done: int, expected: int, unit: str) -> str:
+    """`120/200 paths`, `3.1/20.0 MiB` (both numbers in the larger one's unit); `expected` ≤ 0
+    means unknown: `120 paths`, `3.1 MiB`."""
+    if unit == "bytes":
+        if expected <= 0:
+            return format_bytes(done)
+        scale = _byte_scale(max(done, expected))
+        return f"{_scaled(done, scale)}/{_scaled(expected, scale)} {_BYTE_UNITS[scale]}"
+    if expected <= 0:
+        return f"{done} {unit}"
+    return f"{done}/{expected} {unit}"
+
+
+def format_duration(seconds: float) -> str:
+    """`0.4s`, `12.3s`, `2m05s`, `1h02m`."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def short_store_path(path: str) -> str:
+    """`/nix/store/<32-char hash>-name` → `hash8…-name`; anything else unchanged."""
+    m = _STORE_PATH.fullmatch(path)
+    return f"{m.group(1)[:8]}…-{m.group(2)}" if m else path
+
+
+def shorten_store_paths(text: str) -> str:
+    """Every store path inside `text` shortened as by `short_store_path`."""
+    return _STORE_PATH.sub(lambda m: f"{m.group(1)[:8]}…-{m.group(2)}", text)
+
+
+def clean_line(line: str) -> str:
+    """A command's output line made safe to draw: no escape sequences or control characters,
+    only what a terminal would leave visible after a carriage return, tabs expanded."""
+    line = _ANSI.sub("", line).rstrip("\r\n")
+    if "\r" in line:
+        line = line.rsplit("\r", 1)[1]
+    return _CONTROL.sub("", line.expandtabs(4))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(clean_line(part) for part in text.splitlines() if part.strip())
+
+
+# ---------------------------------------------------------------------------------------------
+# The live renderer
+
+
+@dataclass
+class _Host:
+    name: str
+    tail: deque[str]
+    phase: str = ""
+    detail: str = ""
+    progress: Progress | None = None
+    last_line: str = ""
+    started: float | None = None
+    finished_at: float | None = None
+    result: HostResult | None = None
+
+    def elapsed(self, now: float) -> float | None:
+        if self.started is None:
+            return None
+        if self.result is not None and self.finished_at == self.started:
+            # its first event was Finished (evaluation failed, skipped): trust the result
+            return sum(d for _, d in self.result.durations)
+        end = self.finished_at if self.finished_at is not None else now
+        return max(end - self.started, 0.0)
+
+    @property
+    def category(self) -> str:
+        """running | failed | pending | done — the order rows keep their place in when they
+        do not all fit."""
+        if self.result is not None:
+            return "done" if self.result.succeeded else "failed"
+        return "pending" if self.started is None else "running"
+
+
+_KEEP_ORDER = {"running": 0, "failed": 1, "pending": 2, "done": 3}
+
+
+@dataclass
+class _State:
+    order: list[str] = field(default_factory=list)
+    hosts: dict[str, _Host] = field(default_factory=dict)
+    goal: str = ""
+    started: float | None = None
+
+
+class LiveRenderer:
+    """An `Emit` that draws one live row per host on a terminal (use it as a context manager).
+
+    Thread-safety: events arrive on the event loop thread while rich's refresh thread draws;
+    both touch the state only under `self._lock`, and a frame is built as a snapshot of it.
+    Printing (notices, failure blocks) happens outside that lock.
+    """
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        tail_lines: int = 8,
+        refresh_per_second: float = 8,
+        auto_refresh: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.console = console if console is not None else Console(stderr=True)
+        self.tail_lines = tail_lines
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = _State()
+        self._live = Live(
+            console=self.console,
+            auto_refresh=auto_refresh,
+            refresh_per_second=refresh_per_second,
+            transient=False,
+            # stdout carries data; stray writes to stderr would tear the rows, so they are
+            # printed above them — but only when the rows go to stderr themselves
+            redirect_stdout=False,
+            redirect_stderr=self.console.file is sys.stderr,
+            get_renderable=self.renderable,
+        )
+
+    # -- context manager / Emit -------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self._live.start(refresh=True)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._live.stop()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            to_print = self._apply(event)
+        if to_print is not None:
+            self.console.print(to_print)
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw the rows now (only while the live display runs)."""
+        if self._live.is_started:
+            self._live.refresh()
+
+    def summary(self, results: list[HostResult]) -> None:
+        """`render_summary` on this renderer's console."""
+        render_summary(results, self.console)
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _host(self, name: str, *, touch: bool = True) -> _Host:
+        st = self._state
+        host = st.hosts.get(name)
+        if host is None:
+            host = st.hosts[name] = _Host(name, deque(maxlen=max(self.tail_lines, 0)))
+            st.order.append(name)
+        if touch:
+            now = self._clock()
+            if host.started is None:
+                host.started = now
+            if st.started is None:
+                st.started = now
+        return host
+
+    def _apply(self, event: Event) -> RenderableType | None:
+        """Update the state; return what to print above the rows, if anything."""
+        st = self._state
+        if isinstance(event, Plan):
+            st.goal = event.goal
+            if st.started is None:
+                st.started = self._clock()
+            for name in event.hosts:
+                self._host(name, touch=False)
+            planned = set(event.hosts)
+            st.order = list(dict.fromkeys(event.hosts)) + [
+                n for n in st.order if n not in planned
+            ]
+        elif isinstance(event, Phase):
+            host = self._host(event.host)
+            if event.phase != host.phase:
+                host.progress = None
+                host.last_line = ""
+            host.phase = event.phase
+            host.detail = _one_line(event.detail)
+        elif isinstance(event, Progress):
+            host = self._host(event.host)
+            if not host.phase:
+                host.phase = event.phase
+            host.progress = event
+        elif isinstance(event, Output):
+            host = self._host(event.host)
+            line = clean_line(event.line)
+            host.tail.append(line)
+            if line.strip():
+                host.last_line = line.strip()
+        elif isinstance(event, Notice):
+            if event.host is not None:
+                self._host(event.host)
+                return Text.assemble((event.host, "bold"), ": ", clean_line(event.message))
+            return Text(clean_line(event.message))
+        elif isinstance(event, Finished):
+            result = event.result
+            host = self._host(result.name)
+            host.result = result
+            host.finished_at = self._clock()
+            if result.status is Status.FAILED:
+                return self._failure_block(host, result)
+        return None
+
+    def _failure_block(self, host: _Host, result: HostResult) -> RenderableType:
+        parts: list[RenderableType] = [
+            Text.assemble(("✗ ", "bold red"), (result.name, "bold red"), ": ",
+                          Text(_ANSI.sub("", describe(result)), "red"))
+        ]
+        if result.hint:
+            parts.append(Text.assemble("  ", ("hint: ", "bold"), clean_line(result.hint)))
+        lines = result.detail.splitlines() if result.detail else list(host.tail)
+        lines = lines[-self.tail_lines:] if self.tail_lines > 0 else []
+        for line in lines:
+            parts.append(Text.assemble(("  │ ", "dim"), clean_line(line)))
+        return Group(*parts)
+
+    # -- drawing ----------------------------------------------------------------------------
+
+    def renderable(self) -> RenderableType:
+        """The current frame: a title line, a header line and at most (terminal height - 3)
+        rows, so that it always fits with one line to spare."""
+        height = self.console.size.height
+        with self._lock:
+            return self._frame(max(height - 1, 1), self._clock())
+
+    def _frame(self, budget: int, now: float) -> RenderableType:
+        st = self._state
+        hosts = [st.hosts[n] for n in st.order]
+        counts = dict.fromkeys(_KEEP_ORDER, 0)
+        for h in hosts:
+            counts[h.category] += 1
+        title = self._title(counts, len(hosts), now)
+        rows_budget = budget - 2  # the title and the header
+        if rows_budget < 1 or not hosts:
+            return title
+
+        hidden = dict.fromkeys(_KEEP_ORDER, 0)
+        shown = hosts
+        if len(hosts) > rows_budget:
+            slots = rows_budget - 1  # the count line
+            ranked = sorted(range(len(hosts)), key=lambda i: (_KEEP_ORDER[hosts[i].category], i))
+            keep = set(ranked[:slots])
+            shown = [h for i, h in enumerate(hosts) if i in keep]
+            for i, h in enumerate(hosts):
+                if i not in keep:
+                    hidden[h.category] += 1
+
+        width = self.console.size.width
+        table = Table(box=None, padding=(0, 1), pad_edge=False, expand=True,
+                      header_style="bold dim", show_edge=False)
+        table.add_column("host", no_wrap=True, overflow="ellipsis",
+                         max_width=max(min(32, width // 3), 8))
+        table.add_column("phase", no_wrap=True, overflow="ellipsis", min_width=9)
+        table.add_column("now", no_wrap=True, overflow="ellipsis", ratio=1)
+        table.add_column("time", no_wrap=True, justify="right", min_width=6)
+        for h in shown:
+            table.add_row(*self._row(h, now))
+        parts: list[RenderableType] = [title, table]
+        if n_hidden := sum(hidden.values()):
+            others = [f"{hidden[c]} {c}" for c in ("running", "failed") if hidden[c]]
+            if hidden["pending"]:
+                others.append(f"{hidden['pending']} waiting")
+            if hidden["done"]:
+                line = ", ".join([f"{hidden['done']} hosts done", *others])
+            else:
+                line = f"{n_hidden} more hosts: {', '.join(others)}"
+            parts.append(Text(f"… {line}", style="dim", no_wrap=True, overflow="ellipsis"))
+        return Group(*parts)
+
+    def _title(self, counts: dict[str, int], total: int, now: float) -> Text:
+        st = self._state
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(st.goal or "nixlift", "bold")
+        text.append(f"  {total} host{'s' if total != 1 else ''}")
+        pieces = [
+            (counts["done"], "done", "green"),
+            (counts["failed"], "failed", "bold red"),
+            (counts["running"], "running", _PHASE_STYLE),
+            (counts["pending"], "waiting", "dim"),
+        ]
+        for n, word, style in pieces:
+            if n:
+                text.append(" · ")
+                text.append(f"{n} {word}", style)
+        if st.started is not None:
+            text.append(f"  {format_duration(max(now - st.started, 0.0))}", "dim")
+        return text
+
+    def _row(self, h: _Host, now: float) -> tuple[Text, Text, Text, Text]:
+        elapsed = h.elapsed(now)
+        time_text = Text(format_duration(elapsed) if elapsed is not None else "", "dim")
+        if h.result is not None:
+            status = h.result.status
+            style = STATUS_STYLE[status]
+            doing = Text(_one_line(describe(h.result)),
+                         "red" if status is Status.FAILED else "dim")
+            return Text(h.name, "bold"), Text(status.value, style), doing, time_text
+        if h.started is None:
+            return Text(h.name, "dim"), Text(_PENDING, "dim"), Text(""), time_text
+        doing = Text()
+        p = h.progress
+        if p is not None and p.phase == h.phase:
+            doing.append(format_progress(p.done, p.expected, p.unit), "bold")
+        if h.detail:
+            doing.append("  " if doing else "")
+            doing.append(shorten_store_paths(h.detail))
+        if h.last_line:
+            doing.append("  " if doing else "")
+            doing.append(shorten_store_paths(h.last_line), "dim")
+        return Text(h.name, "bold"), Text(h.phase, _PHASE_STYLE), doing, time_text
+
+
+# ---------------------------------------------------------------------------------------------
+# The closing summary
+
+
+def render_summary(results: list[HostResult], console: Console) -> None:
+    """After the live rows: a table of every host's outcome, system, time per phase and error,
+    then `N of M hosts succeeded` and, if any, `reboot required on: …`."""
+    if results:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+                      header_style="bold", expand=True)
+        table.add_column("host", style="bold", overflow="fold", max_width=32)
+        table.add_column("result", no_wrap=True)
+        table.add_column("system", overflow="fold", ratio=3)
+        table.add_column("time per phase", ratio=2)
+        table.add_column("error", overflow="fold", ratio=3)
+        for r in results:
+            phases = ", ".join(f"{name} {format_duration(s)}" for name, s in r.durations)
+            error = Text()
+            if r.error:
+                error.append(_ANSI.sub("", r.error), "red")
+            if r.hint:
+                error.append("\n" if r.error else "")
+                error.append(f"hint: {clean_line(r.hint)}", "dim")
+            table.add_row(
+                r.name,
+                Text(r.status.value, STATUS_STYLE[r.status]),
+                short_store_path(r.system) if r.system else "",
+                phases,
+                error,
+            )
+        console.print(table)
+    ok = sum(r.succeeded for r in results)
+    all_ok = ok == len(results)
+    console.print(Text(f"{ok} of {len(results)} hosts succeeded",
+                       "bold green" if all_ok else "bold red"))
+    reboot = [r.name for r in results if r.status is Status.REBOOT_REQUIRED]
+    if reboot:
+        console.print(Text(f"reboot required on: {', '.join(reboot)}", "bold yellow"))

@@ -1,0 +1,55 @@
+"""`--log-dir`: the whole story of each host in a file of its own, for after the fact."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TextIO
+
+from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
+from nixlift.ui.plain import describe
+
+
+class LogDir:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._files: dict[str, TextIO] = {}
+
+    def _file(self, host: str) -> TextIO:
+        f = self._files.get(host)
+        if f is None:
+            f = self._files[host] = open(self.directory / f"{host}.log", "a", encoding="utf-8")  # noqa: SIM115
+        return f
+
+    def _write(self, host: str, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        f = self._file(host)
+        f.write(f"{stamp} {text}\n")
+        f.flush()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Plan):
+            for host in event.hosts:
+                self._write(host, f"== nixlift {event.goal}")
+        elif isinstance(event, Phase):
+            self._write(event.host, f"== {event.phase} {event.detail}".rstrip())
+        elif isinstance(event, Output):
+            self._write(event.host, event.line)
+        elif isinstance(event, Notice) and event.host:
+            self._write(event.host, f"!! {event.message}")
+        elif isinstance(event, Finished):
+            r = event.result
+            self._write(r.name, f"== {describe(r)}")
+            if r.detail:
+                for line in r.detail.splitlines():
+                    self._write(r.name, f"| {line}")
+            if r.hint:
+                self._write(r.name, f"hint: {r.hint}")
+        elif isinstance(event, Progress):
+            pass  # counters belong on a screen, not in a log
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()

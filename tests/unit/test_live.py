@@ -1,0 +1,319 @@
+"""The live view, rendered as a terminal would show it: rich writes ANSI into a buffer, pyte
+plays it back onto a virtual screen, and the tests read the screen."""
+
+from __future__ import annotations
+
+import io
+
+import pyte
+import pytest
+from rich.console import Console
+
+from nixlift.events import Finished, Notice, Output, Phase, Plan, Progress
+from nixlift.model import HostResult, Status
+from nixlift.ui.live import (
+    LiveRenderer,
+    clean_line,
+    format_bytes,
+    format_duration,
+    format_progress,
+    render_summary,
+    short_store_path,
+)
+
+WIDTH = 100
+HEIGHT = 30
+SYSTEM = "/nix/store/" + "a" * 32 + "-nixos-system-web-1-24.05"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def terminal(height: int = HEIGHT) -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=WIDTH, height=height,
+                      color_system="standard", legacy_windows=False)
+    return console, buf
+
+
+def play(output: str, height: int = HEIGHT) -> pyte.HistoryScreen:
+    """Feed what rich wrote to a virtual terminal (the tty turns "\\n" into "\\r\\n")."""
+    screen = pyte.HistoryScreen(WIDTH, height, history=10_000)
+    pyte.ByteStream(screen).feed(output.replace("\n", "\r\n").encode())
+    return screen
+
+
+def visible(screen: pyte.HistoryScreen) -> list[str]:
+    return [line.rstrip() for line in screen.display]
+
+
+def scrollback(screen: pyte.HistoryScreen) -> list[str]:
+    """Everything a person can scroll back to, then the screen."""
+    old = ["".join(line[x].data for x in range(screen.columns)).rstrip()
+           for line in screen.history.top]
+    return old + visible(screen)
+
+
+def row(lines: list[str], host: str) -> str:
+    found = [line for line in lines if line.split()[:1] == [host]]
+    assert found, f"no row for {host} in:\n" + "\n".join(lines)
+    return found[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure formatting
+
+
+@pytest.mark.parametrize(
+    ("done", "expected", "unit", "text"),
+    [
+        (120, 200, "paths", "120/200 paths"),
+        (0, 0, "paths", "0 paths"),
+        (3_250_000, 20_971_520, "bytes", "3.1/20.0 MiB"),
+        (512, 1000, "bytes", "512/1000 B"),
+        (1000, 2048, "bytes", "1.0/2.0 KiB"),
+        (5 * 2**30, 10 * 2**30, "bytes", "5.0/10.0 GiB"),
+        (1536, 0, "bytes", "1.5 KiB"),
+    ],
+)
+def test_format_progress(done: int, expected: int, unit: str, text: str) -> None:
+    assert format_progress(done, expected, unit) == text
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (3_250_000, "3.1 MiB"),
+     (2**40, "1.0 TiB")],
+)
+def test_format_bytes(n: int, text: str) -> None:
+    assert format_bytes(n) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.04, "0.0s"), (12.34, "12.3s"), (125, "2m05s"), (3720, "1h02m")],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_short_store_path_and_clean_line() -> None:
+    assert short_store_path(SYSTEM) == "aaaaaaaa…-nixos-system-web-1-24.05"
+    assert short_store_path("/run/current-system") == "/run/current-system"
+    assert clean_line("\x1b[31;1merror:\x1b[0m bad\r\n") == "error: bad"
+    assert clean_line("10%\r50%\r90%") == "90%"
+    assert clean_line("a\tb\x07") == "a   b"
+
+
+# ---------------------------------------------------------------------------------------------
+# A small deploy, start to end
+
+
+def test_scripted_deploy_as_a_terminal_shows_it() -> None:
+    console, buf = terminal()
+    clock = Clock()
+    live = LiveRenderer(console, tail_lines=5, auto_refresh=False, clock=clock)
+    results: list[HostResult] = []
+    with live:
+        live(Plan(("web-1", "web-2", "db-1", "cache-1", "edge-1"), "switch"))
+        live(Phase("web-1", "build", "x86_64-linux"))
+        live(Phase("web-2", "build", "x86_64-linux"))
+        live(Output("web-2", "building \x1b[1m/nix/store/" + "b" * 32 + "-foo.drv\x1b[0m"))
+        live(Progress("web-2", "build", 3, 10, "paths"))
+        clock.tick(2)
+        live(Phase("web-1", "copy", SYSTEM))
+        live(Progress("web-1", "copy", 3_250_000, 20_971_520, "bytes"))
+        live(Phase("db-1", "connect", "root@db-1"))
+        clock.tick(1)
+        live.refresh()
+
+        # while running: phases, progress and the latest output line; edge-1 not started
+        screen = visible(play(buf.getvalue()))
+        assert screen[0].startswith("switch  5 hosts")
+        assert "3 running" in screen[0] and "2 waiting" in screen[0]
+        assert row(screen, "web-1").split()[1:3] == ["copy", "3.1/20.0"]
+        assert "aaaaaaaa…-nixos-system-web-1" in row(screen, "web-1")
+        assert row(screen, "web-1").endswith("3.0s")
+        assert "3/10 paths" in row(screen, "web-2")
+        assert "building bbbbbbbb…-foo.drv" in row(screen, "web-2")
+        assert row(screen, "db-1").split()[1:3] == ["connect", "root@db-1"]
+        assert row(screen, "db-1").endswith("1.0s")
+        assert row(screen, "edge-1").split() == ["edge-1", "pending"]
+
+        live(Phase("db-1", "activate", "switch"))
+        for i in range(12):
+            live(Output("db-1", f"activation line {i}"))
+        clock.tick(1.5)
+        results.append(HostResult(
+            "db-1", Status.FAILED, system=SYSTEM,
+            error="switch-to-configuration exited with 4",
+            hint="look at `journalctl -b` on db-1",
+            durations=(("connect", 0.5), ("activate", 2.0)),
+        ))
+        live(Finished(results[-1]))
+        live(Notice("web-1", "activated; switch-to-configuration asks for a reboot"))
+        results.append(HostResult("web-1", Status.REBOOT_REQUIRED, system=SYSTEM,
+                                  durations=(("build", 1.0), ("copy", 2.0), ("activate", 1.2))))
+        live(Finished(results[-1]))
+        live(Phase("cache-1", "connect", "root@cache-1"))
+        results.append(HostResult("cache-1", Status.UNCHANGED, system=SYSTEM,
+                                  durations=(("connect", 0.3),)))
+        live(Finished(results[-1]))
+        results.append(HostResult("web-2", Status.OK, system=SYSTEM,
+                                  durations=(("build", 3.0), ("copy", 1.0), ("activate", 0.5))))
+        live(Finished(results[-1]))
+        results.append(HostResult("edge-1", Status.SKIPPED, error="interrupted"))
+        live(Finished(results[-1]))
+        live.refresh()
+    render_summary(results, console)
+
+    lines = scrollback(play(buf.getvalue()))
+    text = "\n".join(lines)
+    assert "\x1b" not in text and "[0m" not in text
+
+    # printed above the rows, so it stays in the scrollback: the failure with its tail
+    block = lines.index("✗ db-1: FAILED in 2.5 s: switch-to-configuration exited with 4")
+    assert lines[block + 1] == "  hint: look at `journalctl -b` on db-1"
+    assert lines[block + 2:block + 7] == [f"  │ activation line {i}" for i in range(7, 12)]
+    assert "web-1: activated; switch-to-configuration asks for a reboot" in lines
+
+    # the last frame of the rows: every host with its final status and its time, frozen
+    frame = lines[lines.index(next(x for x in lines if x.startswith("switch  5 hosts · 3 done"))):]
+    assert "1 failed" in frame[0]
+    assert row(frame, "web-1").split()[1] == "reboot-required"
+    assert row(frame, "web-1").endswith("4.5s")
+    assert row(frame, "web-2").split()[1] == "ok"
+    assert row(frame, "db-1").split()[1:3] == ["failed", "FAILED"]
+    assert row(frame, "db-1").endswith("2.5s")
+    assert row(frame, "cache-1").split()[1] == "unchanged"
+    assert row(frame, "edge-1").split()[1:3] == ["skipped", "skipped:"]
+
+    # the summary table and its closing lines
+    header = next(i for i, x in enumerate(lines) if x.split()[:2] == ["host", "result"])
+    assert lines[header].split() == ["host", "result", "system", "time", "per", "phase", "error"]
+    summary = lines[header:]
+    assert row(summary, "db-1").split()[1] == "failed"
+    assert "switch-to-configuration" in row(summary, "db-1")
+    assert "aaaaaaaa…-nixos-system" in row(summary, "web-2")
+    assert "build 3.0s, copy 1.0s" in row(summary, "web-2")
+    assert row(summary, "edge-1").split()[1:] == ["skipped", "interrupted"]
+    assert "3 of 5 hosts succeeded" in summary
+    assert "reboot required on: web-1" in summary
+    # and the screen itself (what is visible without scrolling) ends with them
+    assert visible(play(buf.getvalue()))[-4:-2] == ["3 of 5 hosts succeeded",
+                                                   "reboot required on: web-1"]
+
+
+def test_failure_without_detail_shows_kept_tail_and_detail_wins_when_given() -> None:
+    console, buf = terminal()
+    live = LiveRenderer(console, tail_lines=3, auto_refresh=False, clock=Clock())
+    with live:
+        for i in range(5):
+            live(Output("a", f"kept {i}"))
+            live(Output("b", f"kept {i}"))
+        live(Finished(HostResult("a", Status.FAILED, error="boom")))
+        live(Finished(HostResult("b", Status.FAILED, error="bang", detail="d1\nd2\nd3\nd4")))
+    lines = scrollback(play(buf.getvalue()))
+    a = lines.index("✗ a: FAILED in 0.0 s: boom")
+    assert lines[a + 1:a + 4] == ["  │ kept 2", "  │ kept 3", "  │ kept 4"]
+    b = lines.index("✗ b: FAILED in 0.0 s: bang")
+    assert lines[b + 1:b + 4] == ["  │ d2", "  │ d3", "  │ d4"]
+
+
+def test_hosts_without_a_plan_get_rows_as_they_come_and_a_plan_orders_them() -> None:
+    console, buf = terminal()
+    live = LiveRenderer(console, auto_refresh=False, clock=Clock())
+    with live:
+        live(Phase("z", "build"))
+        live(Output("y", "hello"))
+        live.refresh()
+        assert [x.split()[0] for x in visible(play(buf.getvalue()))[2:4]] == ["z", "y"]
+        live(Plan(("y", "x"), "boot"))
+        live.refresh()
+    screen = visible(play(buf.getvalue()))
+    assert screen[0].startswith("boot  3 hosts")
+    assert [x.split()[0] for x in screen[2:5]] == ["y", "x", "z"]
+    assert row(screen, "y").split()[1:] == ["hello", "0.0s"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Many hosts on a small terminal
+
+
+def frame_height(live: LiveRenderer) -> int:
+    return len(live.console.render_lines(live.renderable(), live.console.options, pad=False))
+
+
+def test_two_hundred_hosts_fit_the_terminal() -> None:
+    console, buf = terminal()
+    clock = Clock()
+    live = LiveRenderer(console, auto_refresh=False, clock=clock)
+    hosts = tuple(f"host-{i:03d}" for i in range(200))
+    with live:
+        live(Plan(hosts, "switch"))
+        for h in hosts[:150]:
+            live(Phase(h, "activate", "switch"))
+            live(Finished(HostResult(h, Status.OK, durations=(("activate", 1.0),))))
+        for h in hosts[150:170]:
+            live(Phase(h, "copy", SYSTEM))
+            live(Progress(h, "copy", 5, 9, "paths"))
+        clock.tick(3)
+        live.refresh()
+
+        assert frame_height(live) <= HEIGHT - 1
+        screen = visible(play(buf.getvalue()))
+        assert screen[0].startswith("switch  200 hosts · 150 done · 20 running · 30 waiting")
+        shown = [x.split()[0] for x in screen[2:] if x.startswith("host-")]
+        # running ones first in importance, then those still waiting; done ones collapsed
+        assert shown[:20] == list(hosts[150:170])
+        assert len(shown) == HEIGHT - 4
+        assert screen[HEIGHT - 2] == "… 150 hosts done, 24 waiting"
+        assert screen[HEIGHT - 1] == ""
+        assert "..." not in "\n".join(screen)  # rich did not have to crop
+
+        for h in hosts[150:]:
+            live(Finished(HostResult(h, Status.OK)))
+        live(Finished(HostResult("host-199", Status.FAILED, error="boom")))
+    # after the end the last frame, the failure block above it and the cursor line all fit
+    assert frame_height(live) <= HEIGHT - 1
+    screen = visible(play(buf.getvalue()))
+    assert screen[-3].startswith("host-")
+    assert screen[-2] == "… 173 hosts done"
+    assert row(screen, "host-199").split()[1] == "failed"
+    assert screen[-1] == ""
+
+
+@pytest.mark.parametrize("height", [1, 2, 3, 4, 6])
+def test_tiny_terminals_never_overflow(height: int) -> None:
+    console, _ = terminal(height)
+    live = LiveRenderer(console, auto_refresh=False, clock=Clock())
+    live(Plan(tuple(f"h{i}" for i in range(10)), "test"))
+    live(Phase("h3", "build"))
+    assert frame_height(live) <= max(height - 1, 1)
+
+
+def test_auto_refresh_starts_and_stops_cleanly() -> None:
+    console, buf = terminal()
+    with LiveRenderer(console, refresh_per_second=50) as live:
+        live(Plan(("a",), "switch"))
+        live(Finished(HostResult("a", Status.OK)))
+    lines = visible(play(buf.getvalue()))
+    assert row(lines, "a").split()[1] == "ok"
+
+
+def test_notice_without_host_and_events_before_enter_do_not_draw() -> None:
+    console, buf = terminal()
+    live = LiveRenderer(console, auto_refresh=False, clock=Clock())
+    live(Plan(("a",), "switch"))
+    live.refresh()  # not started: nothing drawn
+    assert buf.getvalue() == ""
+    live(Notice(None, "hello"))
+    assert visible(play(buf.getvalue()))[0] == "hello"
