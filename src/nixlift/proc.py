@@ -208,3 +208,11 @@ def spawn_detached(
             start_new_session=True,
         )
     return child.pid
+
+
+def exec_replace(argv: Sequence[str]) -> None:
+    """Become argv (an interactive `ssh`): the terminal is the user's, nothing is captured."""
+    argv = [str(a) for a in argv]
+    path = require_program(argv[0])
+    log.debug("exec: %s", describe(argv))
+    os.execv(path, argv)  # noqa: S606 (an argv list, no shell)

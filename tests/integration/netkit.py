@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ def write_network(directory: Path, sandbox: Sandbox | None, body: str, *,
     (directory / "sandbox.json").write_text(json.dumps({
         "sshConfig": str(sandbox.ssh_config) if sandbox else "/dev/null",
         "nixpkgs": str(STANDIN),
+        # for derivations that must really build in this test (not come from an earlier run)
+        "nonce": uuid.uuid4().hex,
     }))
     defaults = "defaults = { deployment.sshOptions = [ \"-F\" sb.sshConfig ]; };\n"
     pkgs = "network.nixpkgs = sb.nixpkgs;\n" if nixpkgs else ""
@@ -53,6 +56,11 @@ def deploy_json(*args: str | Path, **kw: Any) -> tuple[subprocess.CompletedProce
     assert done.stdout, f"no JSON on stdout; stderr:\n{done.stderr}"
     doc = json.loads(done.stdout)
     return done, {h["name"]: h for h in doc["hosts"]}
+
+
+def begun(host: SandboxHost) -> list[str]:
+    """Activations that began (`GOAL SYSTEM`); each finished one also has an activations() line."""
+    return (host.read_text("/var/lib/standin/activations-begun") or "").splitlines()
 
 
 def activations(host: SandboxHost) -> list[dict[str, Any]]:

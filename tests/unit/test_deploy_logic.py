@@ -42,3 +42,17 @@ def test_goal_phases() -> None:
     assert not Goal.BUILD.copies and Goal.PUSH.copies and not Goal.PUSH.activates
     assert Goal.SWITCH.sets_profile and Goal.BOOT.sets_profile
     assert not Goal.TEST.sets_profile and not Goal.DRY_ACTIVATE.sets_profile
+
+
+def test_remote_command_split() -> None:
+    from nixlift.cli.parser import split_remote_command
+
+    assert split_remote_command(["exec", "net.nix", "--on", "a", "--", "ls", "--", "-l"]) == (
+        ["exec", "net.nix", "--on", "a"], ["ls", "--", "-l"])
+    assert split_remote_command(["-v", "ssh", "h1", "--", "uptime"]) == (
+        ["-v", "ssh", "h1"], ["uptime"])
+    assert split_remote_command(["deploy", "--", "x"]) == (["deploy", "--", "x"], [])
+    from nixlift.cli.remote_cmd import remote_words
+
+    assert remote_words(["ls", "-l"]) == ["ls", "-l"]
+    assert remote_words(["ls | wc -l"]) == ["sh", "-c", "ls | wc -l"]

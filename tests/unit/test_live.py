@@ -63,7 +63,7 @@ def scrollback(screen: pyte.HistoryScreen) -> list[str]:
 
 
 def row(lines: list[str], host: str) -> str:
-    found = [line for line in lines if line.split()[:1] == [host]]
+    found = [line for line in lines if line.split(" ", 1)[0] == host]
     assert found, f"no row for {host} in:\n" + "\n".join(lines)
     return found[-1]
 
@@ -186,8 +186,11 @@ def test_scripted_deploy_as_a_terminal_shows_it() -> None:
     assert "web-1: activated; switch-to-configuration asks for a reboot" in lines
 
     # the last frame of the rows: every host with its final status and its time, frozen
-    frame = lines[lines.index(next(x for x in lines if x.startswith("switch  5 hosts · 3 done"))):]
-    assert "1 failed" in frame[0]
+    header = next(i for i, x in enumerate(lines) if x.split()[:2] == ["host", "result"])
+    start = next(i for i, x in enumerate(lines) if x.startswith("switch  5 hosts · 3 done"))
+    frame = lines[start:header]
+    assert len(frame) == 2 + 5 + 1 and frame[-1] == ""  # title, header, rows, a gap
+    assert frame[0] == "switch  5 hosts · 3 done · 1 failed · 1 skipped  4.5s"
     assert row(frame, "web-1").split()[1] == "reboot-required"
     assert row(frame, "web-1").endswith("4.5s")
     assert row(frame, "web-2").split()[1] == "ok"
@@ -197,18 +200,23 @@ def test_scripted_deploy_as_a_terminal_shows_it() -> None:
     assert row(frame, "edge-1").split()[1:3] == ["skipped", "skipped:"]
 
     # the summary table and its closing lines
-    header = next(i for i, x in enumerate(lines) if x.split()[:2] == ["host", "result"])
-    assert lines[header].split() == ["host", "result", "system", "time", "per", "phase", "error"]
+    assert lines[header].split() == [
+        "host", "result", "system", "build", "connect", "copy", "activate", "error"]
     summary = lines[header:]
-    assert row(summary, "db-1").split()[1] == "failed"
-    assert "switch-to-configuration" in row(summary, "db-1")
-    assert "aaaaaaaa…-nixos-system" in row(summary, "web-2")
-    assert "build 3.0s, copy 1.0s" in row(summary, "web-2")
+    assert row(summary, "db-1").split()[1:3] == ["failed", "aaaaaaaa…-nix…"]
+    assert row(summary, "db-1").split()[3:6] == ["0.5s", "2.0s", "switch-to-configura"]
+    assert summary[summary.index(row(summary, "db-1")) + 2].strip() == "hint: look at"
+    assert row(summary, "web-2").split()[1:] == ["ok", "aaaaaaaa…-nix…", "3.0s", "1.0s", "0.5s"]
+    # every time sits under its phase's heading
+    web1 = row(summary, "web-1")
+    for phase, time in (("build", "1.0s"), ("copy", "2.0s"), ("activate", "1.2s")):
+        end = lines[header].index(phase) + len(phase)
+        assert web1[end - len(time):end] == time
     assert row(summary, "edge-1").split()[1:] == ["skipped", "interrupted"]
     assert "3 of 5 hosts succeeded" in summary
     assert "reboot required on: web-1" in summary
     # and the screen itself (what is visible without scrolling) ends with them
-    assert visible(play(buf.getvalue()))[-4:-2] == ["3 of 5 hosts succeeded",
+    assert visible(play(buf.getvalue()))[-3:-1] == ["3 of 5 hosts succeeded",
                                                    "reboot required on: web-1"]
 
 
@@ -226,6 +234,24 @@ def test_failure_without_detail_shows_kept_tail_and_detail_wins_when_given() -> 
     assert lines[a + 1:a + 4] == ["  │ kept 2", "  │ kept 3", "  │ kept 4"]
     b = lines.index("✗ b: FAILED in 0.0 s: bang")
     assert lines[b + 1:b + 4] == ["  │ d2", "  │ d3", "  │ d4"]
+
+
+def test_progress_belongs_to_its_phase() -> None:
+    console, buf = terminal()
+    live = LiveRenderer(console, auto_refresh=False, clock=Clock())
+    with live:
+        live(Phase("a", "build"))
+        live(Progress("a", "build", 1, 4, "paths"))
+        live(Progress("a", "copy", 2048, 4096, "bytes"))  # ahead of its Phase: kept for it
+        live.refresh()
+        assert row(visible(play(buf.getvalue())), "a").split()[1:3] == ["build", "1/4"]
+        live(Phase("a", "copy", "to a"))
+        live.refresh()
+        assert row(visible(play(buf.getvalue())), "a").split()[1:5] == [
+            "copy", "2.0/4.0", "KiB", "to"]
+        live(Phase("a", "activate", "switch"))
+        live.refresh()
+    assert row(visible(play(buf.getvalue())), "a").split()[1:3] == ["activate", "switch"]
 
 
 def test_hosts_without_a_plan_get_rows_as_they_come_and_a_plan_orders_them() -> None:
@@ -279,14 +305,14 @@ def test_two_hundred_hosts_fit_the_terminal() -> None:
         assert screen[HEIGHT - 1] == ""
         assert "..." not in "\n".join(screen)  # rich did not have to crop
 
-        for h in hosts[150:]:
+        for h in hosts[150:199]:
             live(Finished(HostResult(h, Status.OK)))
         live(Finished(HostResult("host-199", Status.FAILED, error="boom")))
     # after the end the last frame, the failure block above it and the cursor line all fit
     assert frame_height(live) <= HEIGHT - 1
     screen = visible(play(buf.getvalue()))
     assert screen[-3].startswith("host-")
-    assert screen[-2] == "… 173 hosts done"
+    assert screen[-2] == "… 174 hosts done"
     assert row(screen, "host-199").split()[1] == "failed"
     assert screen[-1] == ""
 
@@ -317,3 +343,28 @@ def test_notice_without_host_and_events_before_enter_do_not_draw() -> None:
     assert buf.getvalue() == ""
     live(Notice(None, "hello"))
     assert visible(play(buf.getvalue()))[0] == "hello"
+
+
+@pytest.mark.parametrize("width", [30, 60, 100, 200])
+def test_summary_and_rows_stay_within_the_width(width: int) -> None:
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, height=HEIGHT, color_system=None)
+    results = [
+        HostResult("a-rather-long-host-name-in-a-big-network", Status.FAILED, system=SYSTEM,
+                   error="could not connect: ssh: connect to host 10.0.0.1 port 22: refused",
+                   hint="is the host up?", durations=(("connect", 10.0),)),
+        HostResult("b", Status.OK, system=SYSTEM, durations=(("build", 61.0), ("copy", 2.5))),
+    ]
+    live = LiveRenderer(console, auto_refresh=False, clock=Clock())
+    live(Plan(tuple(r.name for r in results), "switch"))
+    live(Phase("b", "copy", SYSTEM))
+    live(Progress("b", "copy", 10, 20, "paths"))
+    lines = console.render_lines(live.renderable(), console.options, pad=False)
+    assert len(lines) == 4
+    assert all(sum(seg.cell_length for seg in line) <= width for line in lines)
+    buf.seek(0)
+    buf.truncate()
+    render_summary(results, console)
+    out = buf.getvalue().splitlines()
+    assert "1 of 2 hosts succeeded" in out
+    assert all(len(line.rstrip()) <= width for line in out)

@@ -11,25 +11,24 @@ import shutil
 import signal
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nixlift import registry as reg
-from nixlift.cli import sandbox_cmd
-from nixlift.cli.parser import GOALS
+from nixlift.cli import remote_cmd, sandbox_cmd
+from nixlift.cli.render import final_summary, progress_renderer
+from nixlift.cli.source import Request, resolve, split_goal, with_network_config
 from nixlift.deploy import hoststate
-from nixlift.deploy.pipeline import DeployOptions, Deployment
+from nixlift.deploy.pipeline import Deployment, DeployOptions
 from nixlift.deploy.rollout import FailurePolicy
 from nixlift.errors import NixliftError, UsageError
+from nixlift.events import Emit, tee
 from nixlift.model import Goal, HostResult, Machine, Network, Status
 from nixlift.nix import platforms
-from nixlift.nix.argv import NetworkArgs, NixSettings
-from nixlift.nix.evaluate import NetworkSource, evaluate
+from nixlift.nix.argv import NixSettings
+from nixlift.nix.evaluate import evaluate
 from nixlift.selection import Selection
 from nixlift.transport.ssh import SshSession, SshTarget, control_directory
-from nixlift.cli.render import final_summary, progress_renderer
-from nixlift.events import Emit, tee
 from nixlift.ui.logdir import LogDir
 
 
@@ -43,90 +42,10 @@ async def dispatch(args: argparse.Namespace) -> int:
         "list": cmd_list,
         "delete": cmd_delete,
         "sandbox": sandbox_cmd.run,
+        "exec": remote_cmd.cmd_exec,
+        "ssh": remote_cmd.cmd_ssh,
     }[args.command]
     return await handler(args)
-
-
-# --- resolving what the user means -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    source: NetworkSource
-    settings: NixSettings
-    selection: Selection
-
-
-def _abs_include(entry: str) -> str:
-    """-I name=path / -I path with a relative path made absolute (registry entries outlive cwd)."""
-    name, sep, path = entry.rpartition("=")
-    if "://" in path or path.startswith("<") or not path:
-        return entry
-    return f"{name}{sep}{Path(path).resolve()}"
-
-
-def _split_goal(args: argparse.Namespace) -> Goal | None:
-    """`nixlift deploy ./net.nix boot`: a trailing goal word that is not a file is the goal."""
-    files: list[str] = args.network
-    if files and files[-1] in GOALS and not Path(files[-1]).exists():
-        return Goal(files.pop())
-    return None
-
-
-def resolve(args: argparse.Namespace) -> Request:
-    files: list[str] = list(args.network)
-    include: list[str] = []
-    exprs: list[tuple[str, str]] = []
-    strings: list[tuple[str, str]] = []
-    if files:
-        name = args.deployment or Path(files[0]).resolve().name.removesuffix(".nix")
-        paths = tuple(Path(f) for f in files)
-    else:
-        name = args.deployment or os.environ.get("NIXLIFT_DEPLOYMENT") or _only_entry()
-        entry = reg.Registry().get(name)
-        paths = tuple(Path(f) for f in entry.files)
-        include += entry.include
-        exprs += entry.args
-        strings += entry.argstrs
-    if args.nixpkgs:
-        include.insert(0, f"nixpkgs={Path(args.nixpkgs).resolve()}")
-    include += args.search_path
-    exprs += [tuple(a) for a in args.arg]
-    strings += [tuple(a) for a in args.argstr]
-    settings = NixSettings(
-        include=tuple(_abs_include(i) for i in include),
-        options=tuple((k, v) for k, v in getattr(args, "option", [])),
-        builders=getattr(args, "builders", None),
-        max_jobs=getattr(args, "max_jobs", None),
-        show_trace=args.show_trace,
-    )
-    source = NetworkSource(paths, name, NetworkArgs(tuple(exprs), tuple(strings)))
-    selection = Selection.from_args(
-        [*getattr(args, "on", []), *getattr(args, "include_machines", [])],
-        getattr(args, "exclude", []),
-    )
-    return Request(source, settings, selection)
-
-
-def _only_entry() -> str:
-    entries = reg.Registry().entries()
-    if len(entries) == 1:
-        return entries[0].name
-    raise UsageError(
-        "no network file and no deployment name given",
-        hint="give the network file (nixlift deploy ./network.nix) or -d NAME "
-             f"(registered: {', '.join(e.name for e in entries) or 'none'})",
-    )
-
-
-def _with_network_config(settings: NixSettings, network: Network) -> NixSettings:
-    """network.nixConfig (morph) applies to builds, below the user's own --option."""
-    if not network.nix_config:
-        return settings
-    given = {k for k, _ in settings.options}
-    extra = tuple((k, v) for k, v in network.nix_config if k not in given)
-    return NixSettings(settings.include, extra + settings.options, settings.builders,
-                       settings.max_jobs, settings.show_trace)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -152,7 +71,7 @@ async def cmd_eval(args: argparse.Namespace) -> int:
 async def _evaluate_checked(args: argparse.Namespace) -> tuple[Request, Network, NixSettings]:
     req = resolve(args)
     network = await evaluate(req.source, req.selection, req.settings)
-    settings = _with_network_config(req.settings, network)
+    settings = with_network_config(req.settings, network)
     capability = await platforms.probe(settings)
     platforms.check(capability, network.machines)
     return req, network, settings
@@ -163,7 +82,7 @@ async def cmd_build(args: argparse.Namespace) -> int:
 
 
 async def cmd_deploy(args: argparse.Namespace) -> int:
-    positional = _split_goal(args)
+    positional = split_goal(args)
     if positional is not None and args.goal_flag and positional.value != args.goal_flag:
         raise UsageError(f"two goals given: '{positional.value}' and --{args.goal_flag}")
     goal = positional or (Goal(args.goal_flag) if args.goal_flag else Goal.SWITCH)
@@ -270,7 +189,7 @@ async def cmd_create(args: argparse.Namespace) -> int:
         raise UsageError("create needs a name: nixlift create NETWORK.nix -d NAME")
     req = resolve(args)
     # Evaluate the names now, so a wrong file is found at create time, not at the first deploy.
-    network = await evaluate(req.source, Selection(), req.settings, machines=False)
+    network = await evaluate(req.source, Selection(), req.settings, machines="none")
     entry = reg.Registry().put(reg.Entry(
         name=args.deployment,
         files=tuple(str(f.resolve()) for f in req.source.files),

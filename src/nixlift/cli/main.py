@@ -12,12 +12,14 @@ import sys
 from collections.abc import Sequence
 
 from nixlift.cli import commands
-from nixlift.cli.parser import build_parser
+from nixlift.cli.parser import build_parser, split_remote_command
 from nixlift.errors import CommandError, NixliftError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words, remote = split_remote_command(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(words)
+    args.remote_command = remote
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="nixlift: %(message)s",

@@ -74,6 +74,19 @@ def _output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON document on stdout")
 
 
+#: commands whose words after `--` go to the host, not to argparse
+REMOTE_COMMANDS = ("exec", "ssh")
+
+
+def split_remote_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`nixlift exec NET -- ls -l`: argparse gets what is before `--`, the host the rest."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in REMOTE_COMMANDS and "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nixlift",
@@ -130,6 +143,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS",
                    help="SSH connect timeout (default 10)")
     _output_args(p)
+
+    p = sub.add_parser("exec", help="run a command on the selected hosts at once",
+                       usage="nixlift exec [NETWORK …] [-d NAME] [--on …] -- COMMAND …",
+                       description="Run a command on every selected host in parallel, its "
+                                   "output prefixed with the host's name. One argument with "
+                                   "spaces is a shell command line (sh -c).")
+    _network_args(p)
+    _selection_args(p)
+    p.add_argument("--parallel", type=int, default=10, metavar="N",
+                   help="hosts at once (0: all; default 10)")
+    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
+
+    p = sub.add_parser("ssh", help="an interactive shell on one host, with its SSH settings",
+                       usage="nixlift ssh MACHINE [NETWORK …] [-d NAME] [-- COMMAND …]",
+                       description="Open ssh to a machine of the network with the same host, "
+                                   "port, user and options a deploy uses.")
+    p.add_argument("host", metavar="MACHINE")
+    _network_args(p)
+    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
 
     p = sub.add_parser("create", help="remember network files under a name (-d NAME)",
                        description="Register network files (and their arguments) under a name, "

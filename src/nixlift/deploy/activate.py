@@ -68,7 +68,7 @@ async def activate(session: SshSession, system: str, goal: Goal, emit: Emit) -> 
     else:
         message = f"switch-to-configuration {goal.value} on {name} failed with exit status " \
                   f"{done.returncode}"
-        hint = "the output above shows what failed; the host may be partly switched: " \
-               "check it, fix the configuration and deploy again"
+        hint = "its last output lines (shown with this error) say what failed; the host may " \
+               "be partly switched: check it, fix the configuration and deploy again"
     raise ActivationError(message, argv=done.argv, returncode=done.returncode,
                           stderr_tail=done.stderr_tail(), hint=hint, host=name)

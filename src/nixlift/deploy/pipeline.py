@@ -87,6 +87,7 @@ class Deployment:
         self._sessions: dict[str, SshSession] = {}
         self._unreachable: dict[str, SshError] = {}
         self._prebuilt: set[str] = set()
+        self._connect_time: dict[str, float] = {}
 
     def interrupt(self) -> None:
         """Ctrl-C: stop starting work, cancel builds and copies, let activations finish."""
@@ -119,8 +120,10 @@ class Deployment:
             target = SshTarget.for_machine(m, self.options.connect_timeout)
             session = SshSession(target, control / str(i))
             self.emit(Phase(m.name, "connect", target.destination))
+            start = time.monotonic()
             try:
                 await self.rollout.interruptible("connecting", session.__aenter__)
+                self._connect_time[m.name] = round(time.monotonic() - start, 3)
             except SshError as e:
                 self._unreachable[m.name] = e
                 return
@@ -159,6 +162,8 @@ class _HostRun:
         self.m = machine
         self.name = machine.name
         self.clock = _Clock()
+        if self.name in deployment._connect_time:
+            self.clock.durations.append(("connect", deployment._connect_time[self.name]))
         self.copied = False
         self.activated = False
 

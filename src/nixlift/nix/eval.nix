@@ -7,7 +7,7 @@
 #   deploymentName = "rpi";
 #   include = null | [ { kind = "name" | "regex" | "tag"; value = "…"; } … ];
 #   exclude = [ same ];
-#   machines = true;                        false: only the network's names and metadata
+#   machines = "full" | "deployment" | "none";  what to say of each selected machine
 # }
 { __nixliftRequest, ... }@callArgs:
 let
@@ -111,6 +111,11 @@ let
     }) d.keys;
   };
 
+  describeDeployment = name: {
+    inherit name;
+    deployment = publicDeployment nodes.${name}.config.deployment;
+  };
+
   describeMachine = name:
     let
       evaluated = nodes.${name};
@@ -137,5 +142,10 @@ in
   };
   patternMatches = map (p: filter (name: matches name p) names) (if req.include == null then [ ] else req.include);
   inherit selected;
-  machines = if req.machines then listToAttrs (map (name: { inherit name; value = describeMachine name; }) selected) else { };
+  machines =
+    let describe = if req.machines == "full" then describeMachine
+                   else if req.machines == "deployment" then describeDeployment
+                   else null;
+    in if describe == null then { }
+       else listToAttrs (map (name: { inherit name; value = describe name; }) selected);
 }

@@ -81,9 +81,10 @@ async def evaluate(
     selection: Selection,
     settings: NixSettings,
     *,
-    machines: bool = True,
+    machines: str = "full",
 ) -> Network:
-    """Evaluate the network; with `machines`, instantiate each selected machine's toplevel."""
+    """Evaluate the network. `machines`: "full" instantiates each selected machine's toplevel,
+    "deployment" reads only its deployment options, "none" only the network's names."""
     check_files(source.files)
     request = {
         "files": [str(f.resolve()) for f in source.files],
@@ -128,11 +129,11 @@ def parse(data: dict[str, Any], source: NetworkSource, selection: Selection) -> 
     machines = tuple(
         Machine(
             name=m["name"],
-            system=m["system"],
-            host_platform=m["hostPlatform"],
+            system=m.get("system", ""),
+            host_platform=m.get("hostPlatform", ""),
             deployment=DeploymentOptions.from_json(m["deployment"]),
-            drv_path=m["drvPath"],
-            out_path=m["toplevel"],
+            drv_path=m.get("drvPath", ""),
+            out_path=m.get("toplevel", ""),
         )
         for m in (data["machines"][n] for n in selected if n in data["machines"])
     )

@@ -7,6 +7,7 @@ line, progress counters) or carry a message. Lines without the prefix are passed
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from nixlift.events import Emit, Output, Progress
 
 PREFIX = "@nix "
+# nix colours its messages even in JSON; a tail shown later or written to a file wants text
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 # Activity types (nix/src/libutil/logging.hh)
 ACT_COPY_PATH = 100
@@ -72,7 +75,7 @@ class NixLog:
         if action == "msg":
             if int(event.get("level", 0)) > SHOWN_LEVEL:
                 return None, None
-            text = str(event.get("msg", "")).rstrip()
+            text = _ANSI.sub("", str(event.get("msg", ""))).rstrip()
             for line in text.splitlines() or [""]:
                 self.lines.append(line)
             return text, None

@@ -104,6 +104,14 @@ class SshTarget:
         argv = ["ssh", "-T", "-x", *self.option_args(), "--", self.destination]
         return argv if remote_command is None else [*argv, remote_command]
 
+    def interactive_argv(self, command: Sequence[str] = ()) -> list[str]:
+        """`nixlift ssh`: the same host, port, user and options, but a person at the keyboard
+        (a terminal, passwords and host key prompts allowed)."""
+        argv = ["ssh", "-o", f"ConnectTimeout={self.connect_timeout}"]
+        if self.port is not None:
+            argv += ["-p", str(self.port)]
+        return [*argv, *self.options, "--", self.destination, *command]
+
     def nix_sshopts(self) -> str:
         """NIX_SSHOPTS for nix-copy-closure. Nix 2.8 splits it on whitespace without quoting
         rules, so options containing whitespace cannot travel this way; the master connection

@@ -39,6 +39,8 @@ STATUS_STYLE: dict[Status, str] = {
 }
 _PHASE_STYLE = "cyan"
 _PENDING = "pending"
+#: the order of the summary's phase columns (phases not listed follow, as they first appear)
+_PHASE_ORDER = ("evaluate", "build", "connect", "copy", "unchanged", "activate", "wait")
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -126,31 +128,38 @@ class _Host:
     tail: deque[str]
     phase: str = ""
     detail: str = ""
-    progress: Progress | None = None
+    #: the latest Progress per phase (it may come just before its Phase)
+    progress: dict[str, Progress] = field(default_factory=dict)
     last_line: str = ""
     started: float | None = None
     finished_at: float | None = None
     result: HostResult | None = None
+    #: set when the first event of the host was Finished (evaluation failed, skipped, …)
+    took: float | None = None
 
     def elapsed(self, now: float) -> float | None:
+        if self.took is not None:
+            return self.took
         if self.started is None:
             return None
-        if self.result is not None and self.finished_at == self.started:
-            # its first event was Finished (evaluation failed, skipped): trust the result
-            return sum(d for _, d in self.result.durations)
         end = self.finished_at if self.finished_at is not None else now
         return max(end - self.started, 0.0)
 
     @property
     def category(self) -> str:
-        """running | failed | pending | done — the order rows keep their place in when they
-        do not all fit."""
+        """running | failed | pending | skipped | done — the order in which rows keep their
+        place when they do not all fit."""
         if self.result is not None:
+            if self.result.status is Status.SKIPPED:
+                return "skipped"
             return "done" if self.result.succeeded else "failed"
         return "pending" if self.started is None else "running"
 
 
-_KEEP_ORDER = {"running": 0, "failed": 1, "pending": 2, "done": 3}
+#: how the title and the count line call the hosts of each category (but "done")
+_COUNT_WORDS = {"running": "running", "failed": "failed", "skipped": "skipped",
+                "pending": "waiting"}
+_KEEP_ORDER = {"running": 0, "failed": 1, "pending": 2, "skipped": 3, "done": 4}
 
 
 @dataclass
@@ -257,15 +266,15 @@ class LiveRenderer:
         elif isinstance(event, Phase):
             host = self._host(event.host)
             if event.phase != host.phase:
-                host.progress = None
                 host.last_line = ""
+                host.progress = {k: v for k, v in host.progress.items() if k == event.phase}
             host.phase = event.phase
             host.detail = _one_line(event.detail)
         elif isinstance(event, Progress):
             host = self._host(event.host)
             if not host.phase:
                 host.phase = event.phase
-            host.progress = event
+            host.progress[event.phase] = event
         elif isinstance(event, Output):
             host = self._host(event.host)
             line = clean_line(event.line)
@@ -279,8 +288,13 @@ class LiveRenderer:
             return Text(clean_line(event.message))
         elif isinstance(event, Finished):
             result = event.result
+            known = st.hosts.get(result.name)
+            if known is None or known.started is None:
+                took = sum(d for _, d in result.durations)
+            else:
+                took = None
             host = self._host(result.name)
-            host.result = result
+            host.result, host.took = result, took
             host.finished_at = self._clock()
             if result.status is Status.FAILED:
                 return self._failure_block(host, result)
@@ -342,9 +356,7 @@ class LiveRenderer:
             table.add_row(*self._row(h, now))
         parts: list[RenderableType] = [title, table]
         if n_hidden := sum(hidden.values()):
-            others = [f"{hidden[c]} {c}" for c in ("running", "failed") if hidden[c]]
-            if hidden["pending"]:
-                others.append(f"{hidden['pending']} waiting")
+            others = [f"{hidden[c]} {_COUNT_WORDS[c]}" for c in _COUNT_WORDS if hidden[c]]
             if hidden["done"]:
                 line = ", ".join([f"{hidden['done']} hosts done", *others])
             else:
@@ -357,16 +369,12 @@ class LiveRenderer:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(st.goal or "nixlift", "bold")
         text.append(f"  {total} host{'s' if total != 1 else ''}")
-        pieces = [
-            (counts["done"], "done", "green"),
-            (counts["failed"], "failed", "bold red"),
-            (counts["running"], "running", _PHASE_STYLE),
-            (counts["pending"], "waiting", "dim"),
-        ]
-        for n, word, style in pieces:
-            if n:
+        for category, style in (("done", "green"), ("failed", "bold red"),
+                                ("skipped", STATUS_STYLE[Status.SKIPPED]),
+                                ("running", _PHASE_STYLE), ("pending", "dim")):
+            if n := counts[category]:
                 text.append(" · ")
-                text.append(f"{n} {word}", style)
+                text.append(f"{n} {_COUNT_WORDS.get(category, category)}", style)
         if st.started is not None:
             text.append(f"  {format_duration(max(now - st.started, 0.0))}", "dim")
         return text
@@ -383,8 +391,8 @@ class LiveRenderer:
         if h.started is None:
             return Text(h.name, "dim"), Text(_PENDING, "dim"), Text(""), time_text
         doing = Text()
-        p = h.progress
-        if p is not None and p.phase == h.phase:
+        p = h.progress.get(h.phase)
+        if p is not None:
             doing.append(format_progress(p.done, p.expected, p.unit), "bold")
         if h.detail:
             doing.append("  " if doing else "")
@@ -400,32 +408,12 @@ class LiveRenderer:
 
 
 def render_summary(results: list[HostResult], console: Console) -> None:
-    """After the live rows: a table of every host's outcome, system, time per phase and error,
-    then `N of M hosts succeeded` and, if any, `reboot required on: …`."""
+    """After the live rows: a table of every host's outcome, system, time per phase (one column
+    per phase, in the order they run) and error, then `N of M hosts succeeded` and, if any,
+    `reboot required on: …`."""
+    console.line()
     if results:
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
-                      header_style="bold", expand=True)
-        table.add_column("host", style="bold", overflow="fold", max_width=32)
-        table.add_column("result", no_wrap=True)
-        table.add_column("system", overflow="fold", ratio=3)
-        table.add_column("time per phase", ratio=2)
-        table.add_column("error", overflow="fold", ratio=3)
-        for r in results:
-            phases = ", ".join(f"{name} {format_duration(s)}" for name, s in r.durations)
-            error = Text()
-            if r.error:
-                error.append(_ANSI.sub("", r.error), "red")
-            if r.hint:
-                error.append("\n" if r.error else "")
-                error.append(f"hint: {clean_line(r.hint)}", "dim")
-            table.add_row(
-                r.name,
-                Text(r.status.value, STATUS_STYLE[r.status]),
-                short_store_path(r.system) if r.system else "",
-                phases,
-                error,
-            )
-        console.print(table)
+        console.print(_summary_table(results, console.size.width))
     ok = sum(r.succeeded for r in results)
     all_ok = ok == len(results)
     console.print(Text(f"{ok} of {len(results)} hosts succeeded",
@@ -433,3 +421,58 @@ def render_summary(results: list[HostResult], console: Console) -> None:
     reboot = [r.name for r in results if r.status is Status.REBOOT_REQUIRED]
     if reboot:
         console.print(Text(f"reboot required on: {', '.join(reboot)}", "bold yellow"))
+
+
+def _summary_table(results: list[HostResult], width: int) -> Table:
+    seen = list(dict.fromkeys(name for r in results for name, _ in r.durations))
+    phases = [p for p in _PHASE_ORDER if p in seen] + [p for p in seen if p not in _PHASE_ORDER]
+    took: list[dict[str, float]] = []
+    for r in results:
+        per: dict[str, float] = {}
+        for name, seconds in r.durations:
+            per[name] = per.get(name, 0.0) + seconds
+        took.append(per)
+    systems = [short_store_path(r.system) if r.system else "" for r in results]
+
+    # Widths chosen here rather than by rich, which squeezes every column alike: statuses and
+    # times never wrap; the system path is cut (its hash stays); errors get the rest and wrap.
+    gap = 3  # padding on both sides and the (blank) column divider of SIMPLE_HEAD
+    host_w = min(max([len("host"), *(len(r.name) for r in results)]), 32)
+    result_w = max([len("result"), *(len(r.status.value) for r in results)])
+    phase_w = [
+        max([len(p), *(len(format_duration(t[p])) for t in took if p in t)]) for p in phases
+    ]
+    system_w = min(max([len("system"), *(len(s) for s in systems)]), 36)
+    fixed = result_w + sum(phase_w) + gap * (3 + len(phases))
+    errors = [len(r.error or "") + len(r.hint or "") for r in results]
+    error_min = min(max([len("error"), *errors]), 24)
+    if width - fixed - host_w - system_w < error_min:
+        system_w = max(width - fixed - host_w - error_min, min(system_w, 14))
+    if width - fixed - host_w - system_w < error_min:
+        host_w = max(width - fixed - system_w - error_min, min(host_w, 12))
+    error_w = max(width - fixed - host_w - system_w, 8)
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
+    table.add_column("host", style="bold", overflow="fold", width=host_w)
+    table.add_column("result", no_wrap=True, width=result_w)
+    table.add_column("system", no_wrap=True, overflow="ellipsis", width=system_w)
+    for phase, w in zip(phases, phase_w, strict=True):
+        table.add_column(phase, justify="right", no_wrap=True, width=w)
+    table.add_column("error", overflow="fold", width=error_w)
+    for r, per, system in zip(results, took, systems, strict=True):
+        error = Text()
+        if r.error:
+            error.append(_ANSI.sub("", r.error), "red")
+        if r.hint:
+            error.append("\n" if r.error else "")
+            error.append(f"hint: {clean_line(r.hint)}", "dim")
+        table.add_row(
+            r.name,
+            Text(r.status.value, STATUS_STYLE[r.status]),
+            system,
+            *(format_duration(per[p]) if p in per else "" for p in phases),
+            error,
+        )
+    return table
+
+

@@ -15,7 +15,11 @@ in
     sleepSeconds = mkOption {
       type = types.ints.unsigned;
       default = 0;
-      description = "Seconds switch-to-configuration sleeps before it exits.";
+      description = ''
+        Seconds switch-to-configuration takes between beginning (a line in
+        $state/activations-begun) and switching anything: a slow activation, so tests can
+        interrupt a deploy in the middle of one.
+      '';
     };
     script = mkOption {
       type = types.lines;
@@ -51,12 +55,11 @@ in
     run=''${NIXLIFT_STANDIN_RUN:-/run}
     mkdir -p "$state"
 
-    now=$(date +%s.%N 2>/dev/null) || now=
-    case "$now" in
-      *[!0-9.]*|.*|*.|"") now=$(date +%s) ;;
-    esac
-    printf '{"goal": "%s", "system": "%s", "time": %s, "exitCode": %d}\n' \
-      "$goal" "$toplevel" "$now" ${toString cfg.exitCode} >> "$state/activations.jsonl"
+    # A begun activation without its record in activations.jsonl was cut short half way.
+    printf '%s %s\n' "$goal" "$toplevel" >> "$state/activations-begun"
+  '' + lib.optionalString (cfg.sleepSeconds > 0) ''
+    sleep ${toString cfg.sleepSeconds}
+  '' + ''
 
     case "$goal" in
       switch|test)
@@ -77,9 +80,13 @@ in
         echo "would activate $toplevel"
         ;;
     esac
-  '' + lib.optionalString (cfg.sleepSeconds > 0) ''
-    sleep ${toString cfg.sleepSeconds}
-  '' + ''
+
+    now=$(date +%s.%N 2>/dev/null) || now=
+    case "$now" in
+      *[!0-9.]*|.*|*.|"") now=$(date +%s) ;;
+    esac
+    printf '{"goal": "%s", "system": "%s", "time": %s, "exitCode": %d}\n' \
+      "$goal" "$toplevel" "$now" ${toString cfg.exitCode} >> "$state/activations.jsonl"
     exit ${toString cfg.exitCode}
   '';
 }
