@@ -46,6 +46,10 @@ class DeploymentOptions:
     substitute_on_destination: bool | None = None
     build_on_target: bool = False
     target_env: str = "none"
+    auto_rollback: bool = True
+    magic_rollback: bool = True
+    confirm_timeout: int = 30
+    activation_timeout: int = 240
     #: everything deployment.* held, as evaluated (secret material removed), for display
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -71,6 +75,10 @@ class DeploymentOptions:
             substitute_on_destination=data.get("substituteOnDestination"),
             build_on_target=bool(data.get("buildOnTarget", False)),
             target_env=str(data.get("targetEnv", "none")),
+            auto_rollback=bool(data.get("autoRollback", True)),
+            magic_rollback=bool(data.get("magicRollback", True)),
+            confirm_timeout=int(data.get("confirmTimeout", 30)),
+            activation_timeout=int(data.get("activationTimeout", 240)),
             raw=data,
         )
 
@@ -123,6 +131,7 @@ class Status(enum.StrEnum):
     UNCHANGED = "unchanged"  # already ran the system; nothing was activated
     REBOOT_REQUIRED = "reboot-required"  # activated; switch-to-configuration asked for a reboot
     FAILED = "failed"
+    ROLLED_BACK = "rolled-back"  # failed, and the host went back to its previous system
     SKIPPED = "skipped"  # never started (another host's failure, interruption)
 
 
@@ -143,3 +152,7 @@ class HostResult:
     @property
     def succeeded(self) -> bool:
         return self.status in (Status.OK, Status.UNCHANGED, Status.REBOOT_REQUIRED)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (Status.FAILED, Status.ROLLED_BACK)

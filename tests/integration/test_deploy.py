@@ -40,9 +40,9 @@ def test_deploy_two_hosts_then_redeploy_copies_and_activates_nothing(
     before = {h.name: logins(h) for h in sb.hosts}  # `sandbox up` logs in once to check
     done, hosts = deploy_json(net)
     assert done.returncode == 0, done.stderr
-    # one SSH login per host for probe, copy and activation: the ControlMaster is reused,
-    # nix-copy-closure's included
-    assert all(logins(h) == before[h.name] + 1 for h in sb.hosts)
+    # one SSH login per host for probe, copy and activation (the ControlMaster is reused,
+    # nix-copy-closure's included), and one more, new, to confirm the host can still be reached
+    assert all(logins(h) == before[h.name] + 2 for h in sb.hosts)
     for name in ("h1", "h2"):
         host = sb.host(name)
         system = hosts[name]["system"]

@@ -124,9 +124,10 @@ def test_failed_activation_is_reported_with_its_output(
   h1 = { ... }: { standin.activation.exitCode = 4; };
   h2 = { ... }: { };
 """)
-    done, hosts = deploy_json(net)
+    done, hosts = deploy_json(net, "--no-auto-rollback")
     assert done.returncode == 1
     assert "switch-to-configuration switch on h1 failed with exit status 4" in hosts["h1"]["error"]
+    assert hosts["h1"]["status"] == "failed"
     assert hosts["h2"]["status"] == "ok"
 
 

@@ -51,16 +51,16 @@ def test_twenty_hosts_one_unreachable_one_failing(
     assert len(hosts) == 20
     assert hosts["h7"]["status"] == "failed" and "cannot reach h7" in hosts["h7"]["error"]
     assert hosts["h7"]["hint"] and "sshd running" in hosts["h7"]["hint"]
-    assert hosts["h13"]["status"] == "failed" and "exit status 4" in hosts["h13"]["error"]
+    assert hosts["h13"]["status"] == "rolled-back" and "exited with 4" in hosts["h13"]["error"]
     ok = [n for n, h in hosts.items() if h["status"] == "ok"]
     assert len(ok) == 18
     for name in ok:
         assert current_system(sb.host(name)) == hosts[name]["system"]
     # plain lines for a log: prefixed by host, and a summary naming the failures
-    assert "[h7] FAILED" in done.stderr and "[h13] FAILED" in done.stderr
+    assert "[h7] FAILED" in done.stderr and "[h13] FAILED, ROLLED BACK" in done.stderr
     assert "18 of 20 hosts succeeded" in done.stderr
     log = (tmp_path / "logs" / "h13.log").read_text()
-    assert "== activate switch" in log and "exit status 4" in log
+    assert "== activate switch" in log and "exited with 4" in log
     assert "== build" in (tmp_path / "logs" / "h1.log").read_text()
 
 

@@ -67,12 +67,12 @@ def test_live_view_shows_a_row_per_host_and_the_summary(
     assert code == 1, text
     # data still goes to stdout, untouched by the display
     assert {h["name"]: h["status"] for h in json.loads(out)["hosts"]} == {
-        "h1": "ok", "h2": "failed", "h3": "ok"}
+        "h1": "ok", "h2": "rolled-back", "h3": "ok"}
     assert "2 of 3 hosts succeeded" in text
     # the failed host's block, with its error, stays in the scrollback
-    assert any(line.startswith("✗ h2") and "exit status 4" in line for line in screen), text
+    assert any(line.startswith("✗ h2") and "exited with 4" in line for line in screen), text
     # the final table: one row per host with its status
     rows = {line.split()[0]: line for line in screen if line.split()[:1] in (["h1"], ["h2"],
                                                                               ["h3"])}
-    assert "ok" in rows["h1"] and "failed" in rows["h2"] and "ok" in rows["h3"]
+    assert "ok" in rows["h1"] and "rolled-back" in rows["h2"] and "ok" in rows["h3"]
     assert len(screen[-1]) <= COLS

@@ -18,7 +18,7 @@ from nixlift import registry as reg
 from nixlift.cli import remote_cmd, sandbox_cmd
 from nixlift.cli.render import final_summary, progress_renderer
 from nixlift.cli.source import Request, resolve, split_goal, with_network_config
-from nixlift.deploy import hoststate
+from nixlift.deploy import history, hoststate
 from nixlift.deploy.pipeline import Deployment, DeployOptions
 from nixlift.deploy.rollout import FailurePolicy
 from nixlift.errors import NixliftError, UsageError
@@ -104,6 +104,10 @@ async def _run_pipeline(args: argparse.Namespace, goal: Goal) -> int:
         parallel=args.parallel,
         policy=FailurePolicy.parse(args.fail_fast, args.max_failures),
         skip_unreachable=args.skip_unreachable,
+        lock_wait=getattr(args, "lock_wait", 0),
+        auto_rollback=not getattr(args, "no_auto_rollback", False),
+        magic_rollback=not getattr(args, "no_magic_rollback", False),
+        commit=await history.network_commit(network.files) if goal.activates else None,
         **({"build_parallel": args.build_parallel} if args.build_parallel else {}),
     )
     label = network.description or network.deployment_name

@@ -114,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"same as the goal '{goal.value}'")
     g.add_argument("--always-activate", action="store_true",
                    help="activate even where deployment.alwaysActivate is false")
+    g = p.add_argument_group("safety")
+    g.add_argument("--no-auto-rollback", action="store_true",
+                   help="leave a host whose activation failed as it is (this run only)")
+    g.add_argument("--no-magic-rollback", action="store_true",
+                   help="do not have hosts wait for a confirmation over a new connection "
+                        "(this run only)")
+    g.add_argument("--lock-wait", type=int, default=0, metavar="SECONDS",
+                   help="wait this long for another deployer's lock on a host (default: 0, "
+                        "fail at once naming the holder)")
     _rollout_args(p)
 
     p = sub.add_parser("build", help="build the selected machines' systems, nothing else",

@@ -1,27 +1,23 @@
-"""Make a host run a system: set the system profile, then switch-to-configuration GOAL."""
+"""Make a host run a system: set the profile, switch-to-configuration GOAL, and roll back by
+itself when that fails (automatic rollback) or when the deployer cannot prove, over a new SSH
+connection, that it can still get in (magic rollback).
+
+The activation runs detached on the host (hostside.sh `start`), so a dropped connection cannot
+stop it half way; the deployer waits for its status over the host's master connection.
+"""
 
 from __future__ import annotations
 
 import enum
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from nixlift.errors import ActivationError
+from nixlift.deploy import hostside
+from nixlift.errors import ActivationError, NixliftError
 from nixlift.events import Emit, Output
 from nixlift.model import Goal, HostState
 from nixlift.transport.ssh import SshSession
-
-# Runs on the host as root (elevated when the SSH user is not root). Arguments arrive as
-# positional parameters: $1 system path, $2 goal, $3 1 = set the system profile first.
-_ACTIVATE = """
-sys=$1 goal=$2 set_profile=$3
-if [ ! -x "$sys/bin/switch-to-configuration" ]; then
-  echo "nixlift: $sys has no bin/switch-to-configuration; it is not a NixOS system" >&2
-  exit 90
-fi
-if [ "$set_profile" = 1 ]; then
-  nix-env -p /nix/var/nix/profiles/system --set "$sys" || exit 91
-fi
-exec "$sys/bin/switch-to-configuration" "$goal"
-"""
 
 NOT_A_SYSTEM = 90
 PROFILE_FAILED = 91
@@ -29,9 +25,23 @@ PROFILE_FAILED = 91
 REBOOT_REQUIRED = 100
 
 
+class RolledBackError(ActivationError):
+    """The host went back to the system it ran before: the deploy of this host failed."""
+
+
 class Outcome(enum.Enum):
     ACTIVATED = "activated"
     REBOOT_REQUIRED = "reboot-required"
+
+
+@dataclass(frozen=True)
+class Safety:
+    """deployment.autoRollback / magicRollback / confirmTimeout / activationTimeout."""
+
+    auto_rollback: bool = True
+    magic_rollback: bool = True
+    confirm_timeout: int = 30
+    activation_timeout: int = 240
 
 
 def needs_activation(goal: Goal, system: str, state: HostState, always_activate: bool) -> bool:
@@ -45,30 +55,100 @@ def needs_activation(goal: Goal, system: str, state: HostState, always_activate:
     return state.current_system != system
 
 
-async def activate(session: SshSession, system: str, goal: Goal, emit: Emit) -> Outcome:
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+async def activate(
+    session: SshSession,
+    system: str,
+    goal: Goal,
+    safety: Safety,
+    emit: Emit,
+    confirm: Callable[[str], Awaitable[None]],
+) -> Outcome:
+    """Activate; `confirm(canary)` must delete the canary over a new connection (and may run
+    health checks first) when magic rollback is on. Raises RolledBackError after a rollback."""
     name = session.target.name
-    done = await session.run(
-        ["sh", "-c", _ACTIVATE, "nixlift-activate", system, goal.value,
-         "1" if goal.sets_profile else "0"],
-        what=f"switch-to-configuration {goal.value}",
-        elevated=True,
-        check=False,
-        on_stderr=lambda line: emit(Output(name, line)),
-    )
-    if done.returncode == 0:
-        return Outcome.ACTIVATED
-    if done.returncode == REBOOT_REQUIRED:
-        return Outcome.REBOOT_REQUIRED
-    if done.returncode == NOT_A_SYSTEM:
+    directory = f"/run/nixlift/act-{uuid.uuid4().hex[:12]}"
+    magic = safety.magic_rollback and goal in (Goal.SWITCH, Goal.TEST)
+    auto = safety.auto_rollback and goal in (Goal.SWITCH, Goal.TEST, Goal.BOOT)
+    await session.run(
+        hostside.argv("start", directory, system, goal.value, _flag(goal.sets_profile),
+                      _flag(auto), _flag(magic), str(safety.confirm_timeout)),
+        what="starting the activation", elevated=True, error=ActivationError)
+    # Constant margin on top of the host's own bound: the wait must end after it, not before.
+    waited = await session.run(
+        hostside.argv("wait_status", directory, str(safety.activation_timeout)),
+        what="waiting for the activation", elevated=True, error=ActivationError,
+        timeout=safety.activation_timeout + 30)
+    status, _, log = waited.stdout.partition("\n")
+    for line in log.splitlines():
+        emit(Output(name, line))
+    tail = "\n".join(log.splitlines()[-25:])
+    if status == "timeout":
+        raise ActivationError(
+            f"switch-to-configuration {goal.value} on {name} did not finish within "
+            f"{safety.activation_timeout} s", stderr_tail=tail, host=name,
+            hint="it goes on running on the host; raise deployment.activationTimeout if it is "
+                 "just slow")
+    code = int(status)
+    if code in (0, REBOOT_REQUIRED):
+        if magic:
+            await _confirm(session, directory, safety, confirm)
+        return Outcome.REBOOT_REQUIRED if code == REBOOT_REQUIRED else Outcome.ACTIVATED
+    if auto:
+        outcome = await _outcome(session, directory, 120)
+        raise _rolled_back(name, outcome, tail, goal, code)
+    if code == NOT_A_SYSTEM:
         message = f"{system} on {name} is not a NixOS system (no bin/switch-to-configuration)"
         hint = "the machine's configuration must build a NixOS system.build.toplevel"
-    elif done.returncode == PROFILE_FAILED:
+    elif code == PROFILE_FAILED:
         message = f"setting the system profile on {name} failed"
         hint = "the SSH user needs root (deployment.targetUser = \"root\" or passwordless sudo)"
     else:
-        message = f"switch-to-configuration {goal.value} on {name} failed with exit status " \
-                  f"{done.returncode}"
+        message = f"switch-to-configuration {goal.value} on {name} failed with exit status {code}"
         hint = "its last output lines (shown with this error) say what failed; the host may " \
                "be partly switched: check it, fix the configuration and deploy again"
-    raise ActivationError(message, argv=done.argv, returncode=done.returncode,
-                          stderr_tail=done.stderr_tail(), hint=hint, host=name)
+    raise ActivationError(message, returncode=code, stderr_tail=tail, hint=hint, host=name)
+
+
+async def _outcome(session: SshSession, directory: str, timeout: int) -> str:
+    done = await session.run(hostside.argv("wait_outcome", directory, str(timeout)),
+                             what="waiting for the host's decision", elevated=True,
+                             error=ActivationError, timeout=timeout + 30)
+    return done.stdout.strip()
+
+
+async def _confirm(session: SshSession, directory: str, safety: Safety,
+                   confirm: Callable[[str], Awaitable[None]]) -> None:
+    name = session.target.name
+    try:
+        await confirm(f"{directory}/canary")
+    except NixliftError as e:
+        # The host decides: it rolls back once the confirmation time is up.
+        outcome = await _outcome(session, directory, safety.confirm_timeout + 30)
+        if outcome.startswith(("rolled-back", "rollback-failed")):
+            raise RolledBackError(
+                f"{name} rolled itself back: {e}", host=name,
+                stderr_tail=getattr(e, "stderr_tail", ""),
+                hint=(e.hint + "; " if e.hint else "") + "the new configuration must keep the "
+                "host reachable over SSH (and pass its health checks); it now runs its "
+                "previous system") from None
+        raise
+    outcome = await _outcome(session, directory, 30)
+    if outcome != "confirmed":
+        raise RolledBackError(f"{name} rolled back before the confirmation arrived ({outcome})",
+                              host=name, hint="raise deployment.confirmTimeout")
+
+
+def _rolled_back(name: str, outcome: str, tail: str, goal: Goal, code: int) -> ActivationError:
+    reason = f"switch-to-configuration {goal.value} exited with {code}"
+    if outcome.startswith("rolled-back"):
+        return RolledBackError(
+            f"{reason} on {name}; rolled back to the previous system", returncode=code,
+            stderr_tail=tail, host=name,
+            hint="its last output lines say what failed; the host runs its previous system")
+    return ActivationError(
+        f"{reason} on {name}, and rolling back failed too ({outcome})", returncode=code,
+        stderr_tail=tail, host=name, hint="the host needs a look: nixlift list-generations")

@@ -17,16 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from nixlift import proc
 from nixlift.deploy import activate as activation
-from nixlift.deploy import hoststate
+from nixlift.deploy import history, hoststate
 from nixlift.deploy.build import build, build_on_target, register_built
 from nixlift.deploy.copy import copy
+from nixlift.deploy.lock import HostLock, holder_info
 from nixlift.deploy.rollout import FailurePolicy, Rollout, Stopped
 from nixlift.errors import NixliftError, SshError
 from nixlift.events import Emit, Finished, Notice, Phase, Plan
 from nixlift.model import Goal, HostResult, Machine, Network, Status
 from nixlift.nix.argv import NixSettings
-from nixlift.transport.ssh import SshSession, SshTarget, control_directory
+from nixlift.transport.ssh import SshSession, SshTarget, control_directory, remote_command
 
 T = TypeVar("T")
 
@@ -49,6 +51,13 @@ class DeployOptions:
     policy: FailurePolicy = field(default_factory=FailurePolicy)
     #: unreachable hosts are reported as skipped instead of failed
     skip_unreachable: bool = False
+    #: seconds to wait for another deployer's lock on a host (0: fail at once)
+    lock_wait: int = 0
+    #: --no-auto-rollback / --no-magic-rollback for this run
+    auto_rollback: bool = True
+    magic_rollback: bool = True
+    #: the network's git commit, for the history kept on each host
+    commit: str | None = None
 
 
 class _Clock:
@@ -85,7 +94,9 @@ class Deployment:
         self._host_slots = asyncio.Semaphore(limit) if limit > 0 else None
         self._build_slots = asyncio.Semaphore(max(1, options.build_parallel))
         self._sessions: dict[str, SshSession] = {}
-        self._unreachable: dict[str, SshError] = {}
+        self._locks: list[HostLock] = []
+        #: hosts that cannot be worked on: unreachable (SshError) or locked by someone else
+        self._not_ready: dict[str, NixliftError] = {}
         self._prebuilt: set[str] = set()
         self._connect_time: dict[str, float] = {}
 
@@ -105,6 +116,7 @@ class Deployment:
                 await self._register_prebuilt()
                 results = await asyncio.gather(*(self._host(m) for m in machines))
             finally:
+                await asyncio.gather(*(lock.release() for lock in self._locks))
                 await asyncio.gather(*(s.close() for s in self._sessions.values()))
         return list(results)
 
@@ -125,11 +137,19 @@ class Deployment:
                 await self.rollout.interruptible("connecting", session.__aenter__)
                 self._connect_time[m.name] = round(time.monotonic() - start, 3)
             except SshError as e:
-                self._unreachable[m.name] = e
+                self._not_ready[m.name] = e
                 return
             except Stopped:
                 return
             self._sessions[m.name] = session
+            if self.options.goal.activates:
+                lock = HostLock(session, holder_info(self.network.deployment_name),
+                                self.options.lock_wait)
+                self._locks.append(lock)
+                try:
+                    await self.rollout.interruptible("locking", lock.acquire)
+                except (NixliftError, Stopped) as e:
+                    self._not_ready[m.name] = e
 
         await asyncio.gather(*(connect(i, m) for i, m in enumerate(self.network.machines)
                                if self._needs_ssh(m)))
@@ -139,7 +159,7 @@ class Deployment:
         if self.options.keep_roots:
             return
         present = [m for m in self.network.machines
-                   if not m.deployment.build_on_target and m.name not in self._unreachable
+                   if not m.deployment.build_on_target and m.name not in self._not_ready
                    and await asyncio.to_thread(os.path.exists, m.out_path)]
         if present and not self.rollout.stopping:
             await register_built(present, self.options.settings, self.options.gc_roots)
@@ -150,10 +170,25 @@ class Deployment:
     async def _host(self, m: Machine) -> HostResult:
         run = _HostRun(self, m)
         result = await run.execute()
-        if result.status is Status.FAILED:
+        if result.failed:
             self.rollout.failed()
+        await self._record(m, result, run.touched)
         self.emit(Finished(result))
         return result
+
+    async def _record(self, m: Machine, result: HostResult, touched: bool) -> None:
+        """Append to the host's own history; a deploy that could not write it still counts."""
+        session = self._sessions.get(m.name)
+        if session is None or not touched:
+            return
+        record = history.entry(deployment=self.network.deployment_name,
+                               commit=self.options.commit, system=m.out_path,
+                               goal=self.options.goal.value, result=result.status.value,
+                               error=result.error)
+        try:
+            await history.append(session, record)
+        except NixliftError as e:
+            self.emit(Notice(m.name, f"could not record the deploy in its history: {e}"))
 
 
 class _HostRun:
@@ -166,6 +201,8 @@ class _HostRun:
             self.clock.durations.append(("connect", deployment._connect_time[self.name]))
         self.copied = False
         self.activated = False
+        #: whether this deploy changed or checked the host (worth a line in its history)
+        self.touched = False
 
     def _result(self, status: Status, error: NixliftError | None = None) -> HostResult:
         return HostResult(
@@ -192,10 +229,12 @@ class _HostRun:
     async def execute(self) -> HostResult:
         d, m = self.d, self.m
         goal = d.options.goal
-        unreachable = d._unreachable.get(self.name)
-        if unreachable is not None:
-            status = Status.SKIPPED if d.options.skip_unreachable else Status.FAILED
-            return self._result(status, unreachable)
+        not_ready = d._not_ready.get(self.name)
+        if not_ready is not None:
+            skip = d.options.skip_unreachable and isinstance(not_ready, SshError)
+            if isinstance(not_ready, Stopped):
+                skip = True
+            return self._result(Status.SKIPPED if skip else Status.FAILED, not_ready)
         try:
             session = d._sessions.get(self.name)
             if session is None and d._needs_ssh(m):
@@ -211,7 +250,7 @@ class _HostRun:
                     lambda: copy(session.target, m.out_path,
                                  use_substitutes=m.deployment.use_substitutes, emit=d.emit),
                     slots=d._host_slots)
-                self.copied = True
+                self.copied = self.touched = True
             if not goal.activates:
                 return self._result(Status.OK)
             always = d.options.force_activate or m.deployment.always_activate
@@ -221,6 +260,8 @@ class _HostRun:
             return await self._activate(session)
         except Stopped as e:
             return self._result(Status.SKIPPED, e)
+        except activation.RolledBackError as e:
+            return self._result(Status.ROLLED_BACK, e)
         except NixliftError as e:
             return self._result(Status.FAILED, e)
 
@@ -244,14 +285,37 @@ class _HostRun:
             # Checked again after waiting for a slot: a stop meanwhile means never beginning.
             d.rollout.may_start("activation")
             d.emit(Phase(self.name, "activate", goal.value))
-            self.activated = True
+            self.activated = self.touched = True
+            dep = self.m.deployment
+            safety = activation.Safety(
+                auto_rollback=dep.auto_rollback and d.options.auto_rollback,
+                magic_rollback=dep.magic_rollback and d.options.magic_rollback,
+                confirm_timeout=dep.confirm_timeout,
+                activation_timeout=dep.activation_timeout,
+            )
+
+            async def confirm(canary: str) -> None:
+                d.emit(Phase(self.name, "confirm", "logging in over a new connection"))
+                await confirm_over_new_connection(session, canary, safety.confirm_timeout)
+
             with self.clock.phase("activate"):
-                # Not interruptible: once begun, an activation runs to its end.
-                outcome = await activation.activate(session, self.m.out_path, goal, d.emit)
+                # Not interruptible: once begun, an activation (and its confirmation) runs to
+                # its end, so a host is never left half switched.
+                outcome = await activation.activate(session, self.m.out_path, goal, safety,
+                                                    d.emit, confirm)
         if outcome is activation.Outcome.REBOOT_REQUIRED:
             d.emit(Notice(self.name, "activated; switch-to-configuration asks for a reboot"))
             return self._result(Status.REBOOT_REQUIRED)
         return self._result(Status.OK)
+
+
+async def confirm_over_new_connection(session: SshSession, canary: str, timeout: int) -> None:
+    """Magic rollback's proof: a NEW SSH login that can still act as root deletes the canary."""
+    target = session.target
+    command = remote_command([*target.elevate, "rm", canary])
+    await proc.run(target.fresh_argv(command), what=f"confirming {target.name}",
+                   error=SshError, host=target.name, timeout=timeout,
+                   hint="a new SSH login to the host failed after activation")
 
 
 async def deploy(network: Network, options: DeployOptions, emit: Emit) -> list[HostResult]:

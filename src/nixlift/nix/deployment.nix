@@ -151,6 +151,29 @@ in
       default = null;
       description = "Let the host fetch paths from its binary caches (morph); null follows hasFastConnection.";
     };
+    autoRollback = mkOption {
+      type = types.bool;
+      default = true;
+      description = "When switch-to-configuration fails, go back to the previous system (deploy-rs).";
+    };
+    magicRollback = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        After `switch`/`test`, the host rolls itself back unless nixlift confirms, over a new
+        SSH connection and with the health checks passing, within confirmTimeout (deploy-rs).
+      '';
+    };
+    confirmTimeout = mkOption {
+      type = types.ints.positive;
+      default = 30;
+      description = "Seconds the host waits for the confirmation before rolling back.";
+    };
+    activationTimeout = mkOption {
+      type = types.ints.positive;
+      default = 240;
+      description = "Seconds switch-to-configuration may take before nixlift reports a failure.";
+    };
     alwaysActivate = mkOption {
       type = types.bool;
       default = true;

@@ -112,6 +112,14 @@ class SshTarget:
             argv += ["-p", str(self.port)]
         return [*argv, *self.options, "--", self.destination, *command]
 
+    def fresh_argv(self, remote_command: str) -> list[str]:
+        """ssh over a NEW connection, never a multiplexed one (not even one the user's ssh config
+        would pick): proof that the host still lets someone log in."""
+        target = replace(self, control_path=None)
+        argv = target.ssh_argv(remote_command)
+        i = argv.index("--")
+        return [*argv[:i], "-o", "ControlPath=none", "-o", "ControlMaster=no", *argv[i:]]
+
     def nix_sshopts(self) -> str:
         """NIX_SSHOPTS for nix-copy-closure. Nix 2.8 splits it on whitespace without quoting
         rules, so options containing whitespace cannot travel this way; the master connection
@@ -224,6 +232,7 @@ class SshSession:
         on_stderr: proc.LineSink | None = None,
         on_stdout: proc.LineSink | None = None,
         stop_with_connection: bool = False,
+        keep_stdin_open: bool = False,
     ) -> proc.Completed:
         """Run argv on the host. With `stop_with_connection`, the command is stopped when this
         side is (a cancelled task, Ctrl-C); never use it for activation, which must finish."""
@@ -236,7 +245,7 @@ class SshSession:
             timeout=timeout,
             check=check,
             error=error,
-            keep_stdin_open=stop_with_connection,
+            keep_stdin_open=stop_with_connection or keep_stdin_open,
             on_stderr=on_stderr,
             on_stdout=on_stdout,
         )

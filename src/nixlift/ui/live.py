@@ -35,6 +35,7 @@ STATUS_STYLE: dict[Status, str] = {
     Status.UNCHANGED: "green",
     Status.REBOOT_REQUIRED: "bold yellow",
     Status.FAILED: "bold red",
+    Status.ROLLED_BACK: "bold red",
     Status.SKIPPED: "magenta",
 }
 _PHASE_STYLE = "cyan"
@@ -296,7 +297,7 @@ class LiveRenderer:
             host = self._host(result.name)
             host.result, host.took = result, took
             host.finished_at = self._clock()
-            if result.status is Status.FAILED:
+            if result.failed:
                 return self._failure_block(host, result)
         return None
 
@@ -386,7 +387,7 @@ class LiveRenderer:
             status = h.result.status
             style = STATUS_STYLE[status]
             doing = Text(_one_line(describe(h.result)),
-                         "red" if status is Status.FAILED else "dim")
+                         "red" if h.result.failed else "dim")
             return Text(h.name, "bold"), Text(status.value, style), doing, time_text
         if h.started is None:
             return Text(h.name, "dim"), Text(_PENDING, "dim"), Text(""), time_text

@@ -62,6 +62,7 @@ def describe(result: HostResult) -> str:
         Status.UNCHANGED: "done (already up to date, nothing activated)",
         Status.REBOOT_REQUIRED: "done; REBOOT REQUIRED to finish switching",
         Status.FAILED: "FAILED",
+        Status.ROLLED_BACK: "FAILED, ROLLED BACK",
         Status.SKIPPED: "skipped",
     }[result.status]
     text = f"{words} in {took:.1f} s" if result.status is not Status.SKIPPED else words
