@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import shlex
@@ -74,6 +75,17 @@ _INSTALL_HINTS = {
     "sshd": "install OpenSSH's server (on Debian: apt-get install openssh-server)",
     "ssh-keygen": "install OpenSSH's client (on Debian: apt-get install openssh-client)",
 }
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: be sent SIGTERM when nixlift dies, even by SIGKILL. Children
+    run in their own session (so a terminal's Ctrl-C reaches only nixlift, which decides), and
+    without this an ssh left behind would keep a host's lock and sessions alive."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 async def _pump(
@@ -145,6 +157,7 @@ async def run(
         env=full_env,
         cwd=cwd,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     out: list[str] = []
     err: deque[str] = deque(maxlen=2000)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nixlift import registry as reg
-from nixlift.cli import remote_cmd, sandbox_cmd
+from nixlift.cli import hosts_cmd, remote_cmd, sandbox_cmd
 from nixlift.cli.render import final_summary, progress_renderer
 from nixlift.cli.source import Request, resolve, split_goal, with_network_config
 from nixlift.deploy import history, hoststate
@@ -42,6 +42,9 @@ async def dispatch(args: argparse.Namespace) -> int:
         "list": cmd_list,
         "delete": cmd_delete,
         "sandbox": sandbox_cmd.run,
+        "rollback": hosts_cmd.cmd_rollback,
+        "list-generations": hosts_cmd.cmd_list_generations,
+        "history": hosts_cmd.cmd_history,
         "exec": remote_cmd.cmd_exec,
         "ssh": remote_cmd.cmd_ssh,
     }[args.command]

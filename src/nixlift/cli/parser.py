@@ -172,6 +172,34 @@ def build_parser() -> argparse.ArgumentParser:
     _network_args(p)
     p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
 
+    p = sub.add_parser("rollback", help="switch hosts back to an earlier generation",
+                       description="Switch each selected host's system profile back to the "
+                                   "generation before its current one (or --to N) and activate "
+                                   "it. Read from the hosts themselves: works whatever the "
+                                   "network file says now.")
+    _network_args(p)
+    _selection_args(p)
+    p.add_argument("--to", type=int, metavar="GEN", help="the generation number to go to")
+    p.add_argument("--lock-wait", type=int, default=0, metavar="SECONDS")
+    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
+
+    p = sub.add_parser("list-generations", help="the system generations on each host",
+                       description="List each selected host's system generations, marking "
+                                   "the current (boot default) and the running one.")
+    _network_args(p)
+    _selection_args(p)
+    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
+    _output_args(p)
+
+    p = sub.add_parser("history", help="the deploy history each host keeps",
+                       description="Show the deploys recorded on each selected host: when, "
+                                   "who from where, which system, goal, result, git commit.")
+    _network_args(p)
+    _selection_args(p)
+    p.add_argument("--last", type=int, default=0, metavar="N", help="only the last N records")
+    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
+    _output_args(p)
+
     p = sub.add_parser("create", help="remember network files under a name (-d NAME)",
                        description="Register network files (and their arguments) under a name, "
                                    "so `nixlift deploy -d NAME` finds them. Nothing else is kept.")

@@ -1,0 +1,175 @@
+"""Faults, and what every host runs afterwards: automatic and magic rollback, the lock, the
+history and manual rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SandboxFactory
+from netkit import activations, begun, current_system, deploy_json, nixlift, profile_system
+from netkit import write_network as _write_network
+
+from nixlift.sandbox import Sandbox, SandboxHost
+
+pytestmark = pytest.mark.integration
+
+
+def write_network(directory: Path, sb: Sandbox, h1: str) -> Path:
+    return _write_network(directory, sb, f"  h1 = {{ pkgs, ... }}: {{ {h1} }};\n")
+
+
+def good_then(sb: Sandbox, tmp_path: Path, second: str) -> tuple[str, Path]:
+    """Deploy a good system to h1; return it and a network whose h1 is `second`."""
+    done, hosts = deploy_json(write_network(tmp_path / "good", sb,
+                                            'environment.etc."v".text = "good";'))
+    assert done.returncode == 0, done.stderr
+    return hosts["h1"]["system"], write_network(tmp_path / "next", sb, second)
+
+
+def start(*args: str | Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "nixlift", *map(str, args), "--progress", "plain"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NIX_CONFIG": "substituters =\n"})
+
+
+def wait_for_line(child: subprocess.Popen[str], needle: str, timeout: float = 60) -> list[str]:
+    assert child.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = child.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return seen
+    raise AssertionError(f"never saw {needle!r}:\n" + "".join(seen))
+
+
+def wait_until(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_failed_activation_rolls_back_to_the_previous_system(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    good, bad = good_then(sb, tmp_path, "standin.activation.exitCode = 4;")
+    done, hosts = deploy_json(bad)
+    assert done.returncode == 1
+    assert hosts["h1"]["status"] == "rolled-back"
+    assert "rolled back to the previous system" in hosts["h1"]["error"]
+    h1 = sb.host("h1")
+    assert current_system(h1) == good and profile_system(h1) == good
+    # the failed generation is gone; the previous one is current again
+    gens = json.loads(nixlift("list-generations", bad, "--json").stdout)["h1"]
+    assert [(g["system"], g["current"], g["running"]) for g in gens] == [(good, True, True)]
+    # the old system was activated again after the failed one
+    assert [a["system"] for a in activations(h1)][-1] == good
+
+
+def test_deployer_killed_after_activation_host_rolls_back(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    good, slow = good_then(sb, tmp_path, 'environment.etc."v".text = "new"; '
+                           "standin.activation.sleepSeconds = 1; "
+                           "deployment.confirmTimeout = 2;")
+    h1 = sb.host("h1")
+    before = len(begun(h1))
+    child = start("deploy", slow)
+    # killed once the activation has begun on the host
+    assert wait_until(lambda: len(begun(h1)) > before, 30)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    # it switched (the activation was detached from the dead deployer) ...
+    assert wait_until(lambda: current_system(h1) not in (None, good), 10)
+    # ... and, never confirmed, went back by itself within the confirmation time
+    assert wait_until(lambda: current_system(h1) == good, 10)
+    assert profile_system(h1) == good
+    assert len(begun(h1)) == len(activations(h1))
+
+
+def test_two_deployers_never_activate_at_once(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    _, slow = good_then(sb, tmp_path, 'environment.etc."v".text = "slow"; '
+                        "standin.activation.sleepSeconds = 2;")
+    first = start("deploy", slow, "--json")
+    wait_for_line(first, "activating: switch")
+    second, hosts = deploy_json(slow)
+    assert second.returncode == 1
+    assert hosts["h1"]["status"] == "failed"
+    assert "h1 is locked by" in hosts["h1"]["error"] and "deploying net" in hosts["h1"]["error"]
+    assert "--lock-wait" in hosts["h1"]["hint"]
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode == 0
+    # waiting instead: it gets the lock once the first is done
+    third = start("deploy", slow, "--json", "--lock-wait", "60")
+    fourth, hosts = deploy_json(slow, "--lock-wait", "60")
+    out, err = third.communicate(timeout=60)
+    assert third.returncode == 0 and fourth.returncode == 0, err + fourth.stderr
+    h1 = sb.host("h1")
+    assert len(begun(h1)) == len(activations(h1))
+    starts = [line for line in begun(h1)]
+    assert len(starts) == 4  # good, first, third, fourth: one after another
+
+
+def test_a_dead_deployers_lock_is_released(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    # a build slow enough to kill the deployer while it holds the lock, before it activates
+    _, slow = good_then(sb, tmp_path, 'environment.systemPackages = [ (pkgs.runCommand '
+                        '"slow-${sb.nonce}" { } "sleep 20; mkdir $out") ];')
+    child = start("deploy", slow)
+    wait_for_line(child, "building")
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    fast = write_network(tmp_path / "fast", sb, 'environment.etc."v".text = "after";')
+    done, hosts = deploy_json(fast, "--lock-wait", "10")
+    assert done.returncode == 0, done.stderr
+    assert current_system(sb.host("h1")) == hosts["h1"]["system"]
+
+
+def test_history_and_manual_rollback(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
+    sb = sandbox_factory(1)
+    good, second = good_then(sb, tmp_path, 'environment.etc."v".text = "second";')
+    done, hosts = deploy_json(second)
+    assert done.returncode == 0, done.stderr
+    newer = hosts["h1"]["system"]
+    h1: SandboxHost = sb.host("h1")
+    assert current_system(h1) == newer
+
+    shown = nixlift("history", second, "--json")
+    records = json.loads(shown.stdout)["h1"]
+    assert [(r["system"], r["goal"], r["result"]) for r in records] == [
+        (good, "switch", "ok"), (newer, "switch", "ok")]
+    assert records[0]["deployment"] == "net" and records[0]["user"]
+
+    back = nixlift("rollback", second)
+    assert back.returncode == 0, back.stderr
+    assert current_system(h1) == good and profile_system(h1) == good
+    gens = json.loads(nixlift("list-generations", second, "--json").stdout)["h1"]
+    assert [(g["number"], g["current"]) for g in gens] == [(1, True), (2, False)]
+    forward = nixlift("rollback", second, "--to", "2")
+    assert forward.returncode == 0, forward.stderr
+    assert current_system(h1) == newer
+    missing = nixlift("rollback", second, "--to", "7")
+    assert missing.returncode == 1 and "has no generation 7 (it has: 1, 2)" in missing.stderr
+    last = json.loads(nixlift("history", second, "--json").stdout)["h1"][-1]
+    assert last["goal"] == "rollback to 2" and last["system"] == newer
