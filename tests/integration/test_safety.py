@@ -121,12 +121,11 @@ def test_two_deployers_never_activate_at_once(
     # waiting instead: it gets the lock once the first is done
     third = start("deploy", slow, "--json", "--lock-wait", "60")
     fourth, hosts = deploy_json(slow, "--lock-wait", "60")
-    out, err = third.communicate(timeout=60)
+    _, err = third.communicate(timeout=60)
     assert third.returncode == 0 and fourth.returncode == 0, err + fourth.stderr
     h1 = sb.host("h1")
     assert len(begun(h1)) == len(activations(h1))
-    starts = [line for line in begun(h1)]
-    assert len(starts) == 4  # good, first, third, fourth: one after another
+    assert len(begun(h1)) == 4  # good, first, third, fourth: one after another
 
 
 def test_a_dead_deployers_lock_is_released(

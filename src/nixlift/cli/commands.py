@@ -43,6 +43,7 @@ async def dispatch(args: argparse.Namespace) -> int:
         "delete": cmd_delete,
         "sandbox": sandbox_cmd.run,
         "rollback": hosts_cmd.cmd_rollback,
+        "check": hosts_cmd.cmd_check,
         "list-generations": hosts_cmd.cmd_list_generations,
         "history": hosts_cmd.cmd_history,
         "exec": remote_cmd.cmd_exec,
@@ -110,6 +111,7 @@ async def _run_pipeline(args: argparse.Namespace, goal: Goal) -> int:
         lock_wait=getattr(args, "lock_wait", 0),
         auto_rollback=not getattr(args, "no_auto_rollback", False),
         magic_rollback=not getattr(args, "no_magic_rollback", False),
+        health_checks=not getattr(args, "no_checks", False),
         commit=await history.network_commit(network.files) if goal.activates else None,
         **({"build_parallel": args.build_parallel} if args.build_parallel else {}),
     )

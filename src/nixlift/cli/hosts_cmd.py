@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nixlift.cli.source import resolve
-from nixlift.deploy import generations, history
+from nixlift.deploy import generations, health, history
 from nixlift.deploy.lock import HostLock, holder_info
 from nixlift.errors import NixliftError
+from nixlift.events import discard
 from nixlift.model import Machine, Network
 from nixlift.nix.evaluate import evaluate
 from nixlift.transport.ssh import SshSession, SshTarget, control_directory
@@ -126,3 +127,29 @@ async def cmd_rollback(args: argparse.Namespace) -> int:
         if not isinstance(r, NixliftError):
             print(f"[{name}] now runs {r}", file=sys.stderr)
     return _report_errors(results)
+
+
+async def cmd_check(args: argparse.Namespace) -> int:
+    network = await _targets(args)
+    which = "preDeployChecks" if args.pre_deploy else "healthChecks"
+
+    async def work(m: Machine, session: SshSession) -> list[health.CheckResult]:
+        return await health.run_checks(session, m, which, discard, systemd=not args.pre_deploy)
+
+    results = await _on_each(network, args, work)
+    rows = [r for found in results.values() if not isinstance(found, NixliftError)
+            for r in found]
+    if args.json:
+        json.dump([r.__dict__ for r in rows], sys.stdout, indent=2)
+        print()
+    else:
+        for r in rows:
+            print(f"{r.host}  {r.kind:7}  {'ok' if r.ok else 'FAILED':6}  {r.description}"
+                  f"  ({r.attempts} attempt{'s' if r.attempts != 1 else ''}, {r.seconds:g} s)"
+                  + (f"  {r.detail}" if r.detail else ""))
+        checked = {r.host for r in rows}
+        for name, found in results.items():
+            if not isinstance(found, NixliftError) and name not in checked:
+                print(f"{name}  (no checks)", file=sys.stderr)
+    failed = any(not r.ok for r in rows)
+    return 1 if failed or _report_errors(results) else 0

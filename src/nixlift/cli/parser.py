@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-magic-rollback", action="store_true",
                    help="do not have hosts wait for a confirmation over a new connection "
                         "(this run only)")
+    g.add_argument("--no-checks", action="store_true",
+                   help="skip deployment.preDeployChecks and healthChecks (this run only)")
     g.add_argument("--lock-wait", type=int, default=0, metavar="SECONDS",
                    help="wait this long for another deployer's lock on a host (default: 0, "
                         "fail at once naming the holder)")
@@ -171,6 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("host", metavar="MACHINE")
     _network_args(p)
     p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
+
+    p = sub.add_parser("check", help="run the hosts' health checks now",
+                       description="Run each selected machine's deployment.healthChecks (and "
+                                   "systemd's verdict where the host runs systemd) and report "
+                                   "a table; exit 1 if any check fails.")
+    _network_args(p)
+    _selection_args(p)
+    p.add_argument("--pre-deploy", action="store_true",
+                   help="run deployment.preDeployChecks instead")
+    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
+    _output_args(p)
 
     p = sub.add_parser("rollback", help="switch hosts back to an earlier generation",
                        description="Switch each selected host's system profile back to the "

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from nixlift.deploy import hostside
+from nixlift.deploy.health import HealthCheckError
 from nixlift.errors import ActivationError, NixliftError
 from nixlift.events import Emit, Output
 from nixlift.model import Goal, HostState
@@ -66,9 +67,11 @@ async def activate(
     safety: Safety,
     emit: Emit,
     confirm: Callable[[str], Awaitable[None]],
+    verify: Callable[[], Awaitable[None]],
 ) -> Outcome:
-    """Activate; `confirm(canary)` must delete the canary over a new connection (and may run
-    health checks first) when magic rollback is on. Raises RolledBackError after a rollback."""
+    """Activate, then `verify()` (health checks: raises HealthCheckError), then, with magic
+    rollback, `confirm(canary)`: delete the canary over a new connection. A failure of either
+    rolls the host back (unless told not to); RolledBackError says it did."""
     name = session.target.name
     directory = f"/run/nixlift/act-{uuid.uuid4().hex[:12]}"
     magic = safety.magic_rollback and goal in (Goal.SWITCH, Goal.TEST)
@@ -94,6 +97,11 @@ async def activate(
                  "just slow")
     code = int(status)
     if code in (0, REBOOT_REQUIRED):
+        try:
+            await verify()
+        except HealthCheckError as e:
+            await _undo(session, directory, goal, magic=magic, auto=auto, error=e)
+            raise
         if magic:
             await _confirm(session, directory, safety, confirm)
         return Outcome.REBOOT_REQUIRED if code == REBOOT_REQUIRED else Outcome.ACTIVATED
@@ -111,6 +119,31 @@ async def activate(
         hint = "its last output lines (shown with this error) say what failed; the host may " \
                "be partly switched: check it, fix the configuration and deploy again"
     raise ActivationError(message, returncode=code, stderr_tail=tail, hint=hint, host=name)
+
+
+async def _undo(session: SshSession, directory: str, goal: Goal, *, magic: bool, auto: bool,
+                error: HealthCheckError) -> None:
+    """A health check failed after activation: go back now (raises RolledBackError), or leave
+    the host as it is when rollback is off (the caller re-raises the check's error)."""
+    name = session.target.name
+    reason = f"health check failed: {error}"
+    if magic:
+        # the watchdog is waiting for a confirmation: tell it not to wait
+        await session.run(hostside.argv("abort", directory, reason), what="aborting",
+                          elevated=True, error=ActivationError)
+        outcome = await _outcome(session, directory, 60)
+    elif auto:
+        done = await session.run(
+            hostside.argv("undo", directory, goal.value, _flag(goal.sets_profile), reason),
+            what="rolling back", elevated=True, error=ActivationError)
+        outcome = done.stdout.strip()
+    else:
+        return
+    if outcome.startswith("rolled-back"):
+        raise RolledBackError(f"{error}; {name} rolled back to its previous system", host=name,
+                              hint=error.hint) from None
+    raise ActivationError(f"{error}; rolling {name} back failed too ({outcome})", host=name,
+                          hint="the host needs a look: nixlift list-generations") from None
 
 
 async def _outcome(session: SshSession, directory: str, timeout: int) -> str:

@@ -46,11 +46,14 @@ activate() {
   fi
   : > "$dir/canary"
   waited=0
-  while [ -e "$dir/canary" ] && [ "$waited" -lt "$((confirm * 10))" ]; do
+  while [ -e "$dir/canary" ] && [ ! -e "$dir/abort" ] && [ "$waited" -lt "$((confirm * 10))" ]; do
     sleep 0.1
     waited=$((waited + 1))
   done
-  if [ -e "$dir/canary" ]; then
+  if [ -e "$dir/abort" ]; then
+    rm -f "$dir/canary"
+    roll_back "$dir" "$goal" "$set_profile" "$(cat "$dir/abort")"
+  elif [ -e "$dir/canary" ]; then
     rm -f "$dir/canary"
     roll_back "$dir" "$goal" "$set_profile" "not confirmed within ${confirm} s"
   else
@@ -122,6 +125,19 @@ wait_outcome() {
   cat "$dir/outcome" 2>/dev/null || echo "undecided"
 }
 
+# abort DIR REASON: the deployer saw a health check fail: roll back now, not at the timeout.
+abort() {
+  printf '%s\n' "$2" > "$1/abort.tmp" && mv "$1/abort.tmp" "$1/abort"
+}
+
+# undo DIR GOAL SET_PROFILE REASON: roll back an activation that has ended (no watchdog waits).
+undo() {
+  exec 8>>"$run/activation.lock"
+  flock 8
+  roll_back "$@"
+  cat "$1/outcome"
+}
+
 # --- the lock: held while our connection (and this process's stdin) lasts ---------------------
 # lock INFO WAIT: prints "locked" once it holds the lock, then holds it until stdin ends.
 lock() {
@@ -173,7 +189,8 @@ switch_generation() {
 
 action=$1; shift
 case "$action" in
-  start|activate|wait_status|wait_outcome|lock|record|show_history|generations|switch_generation)
+  start|activate|wait_status|wait_outcome|abort|undo|lock|record|show_history|generations|\
+  switch_generation)
     "$action" "$@" ;;
   *) die "unknown action $action" ;;
 esac

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from nixlift import proc
 from nixlift.deploy import activate as activation
-from nixlift.deploy import history, hoststate
+from nixlift.deploy import health, history, hoststate
 from nixlift.deploy.build import build, build_on_target, register_built
 from nixlift.deploy.copy import copy
 from nixlift.deploy.lock import HostLock, holder_info
@@ -58,6 +58,8 @@ class DeployOptions:
     magic_rollback: bool = True
     #: the network's git commit, for the history kept on each host
     commit: str | None = None
+    #: run deployment.preDeployChecks and healthChecks (--no-checks turns them off)
+    health_checks: bool = True
 
 
 class _Clock:
@@ -280,6 +282,10 @@ class _HostRun:
 
     async def _activate(self, session: SshSession) -> HostResult:
         d, goal = self.d, self.d.options.goal
+        if d.options.health_checks and goal is not Goal.DRY_ACTIVATE:
+            results = await self._step("check", "pre-deploy checks", lambda: health.run_checks(
+                session, self.m, "preDeployChecks", d.emit))
+            health.require_passing(results, "pre-deploy check")
         d.rollout.may_start("activation")
         async with _slot(d._host_slots):
             # Checked again after waiting for a slot: a stop meanwhile means never beginning.
@@ -298,11 +304,16 @@ class _HostRun:
                 d.emit(Phase(self.name, "confirm", "logging in over a new connection"))
                 await confirm_over_new_connection(session, canary, safety.confirm_timeout)
 
+            async def verify() -> None:
+                if goal in (Goal.SWITCH, Goal.TEST) and d.options.health_checks:
+                    health.require_passing(await health.run_checks(
+                        session, self.m, "healthChecks", d.emit, systemd=True))
+
             with self.clock.phase("activate"):
-                # Not interruptible: once begun, an activation (and its confirmation) runs to
-                # its end, so a host is never left half switched.
+                # Not interruptible: once begun, an activation (and its checks and
+                # confirmation) runs to its end, so a host is never left half switched.
                 outcome = await activation.activate(session, self.m.out_path, goal, safety,
-                                                    d.emit, confirm)
+                                                    d.emit, confirm, verify)
         if outcome is activation.Outcome.REBOOT_REQUIRED:
             d.emit(Notice(self.name, "activated; switch-to-configuration asks for a reboot"))
             return self._result(Status.REBOOT_REQUIRED)

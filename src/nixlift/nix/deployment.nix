@@ -48,7 +48,7 @@ let
       description = mkOption { type = types.str; default = ""; description = "What the check shows."; };
       cmd = mkOption { type = types.listOf types.str; description = "Command run on the host; exit 0 = healthy."; };
       period = mkOption { type = types.ints.positive; default = 2; description = "Seconds between attempts."; };
-      timeout = mkOption { type = types.ints.positive; default = 5; description = "Seconds an attempt may take."; };
+      timeout = mkOption { type = types.ints.positive; default = 10; description = "Seconds after which the check has failed."; };
     };
   };
 
@@ -61,7 +61,7 @@ let
       path = mkOption { type = types.str; default = "/"; description = "URL path."; };
       headers = mkOption { type = types.attrsOf types.str; default = { }; description = "Request headers."; };
       period = mkOption { type = types.ints.positive; default = 2; description = "Seconds between attempts."; };
-      timeout = mkOption { type = types.ints.positive; default = 5; description = "Seconds an attempt may take."; };
+      timeout = mkOption { type = types.ints.positive; default = 10; description = "Seconds after which the check has failed."; };
       insecureSSL = mkOption { type = types.bool; default = false; description = "Accept any TLS certificate."; };
     };
   };
