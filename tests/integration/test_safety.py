@@ -116,7 +116,7 @@ def test_two_deployers_never_activate_at_once(
     assert hosts["h1"]["status"] == "failed"
     assert "h1 is locked by" in hosts["h1"]["error"] and "deploying net" in hosts["h1"]["error"]
     assert "--lock-wait" in hosts["h1"]["hint"]
-    out, _ = first.communicate(timeout=60)
+    first.communicate(timeout=60)
     assert first.returncode == 0
     # waiting instead: it gets the lock once the first is done
     third = start("deploy", slow, "--json", "--lock-wait", "60")

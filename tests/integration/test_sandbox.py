@@ -144,7 +144,7 @@ def test_hosts_are_separate_machines(sandbox2: Sandbox) -> None:
         "hostname; cat /etc/hostname; readlink /run/current-system; echo /nix:; ls -A /nix;"
         " echo /root:; ls -A /root; nix-store --version",
     ).stdout
-    assert out.splitlines() == ["h1", "h1", "/nix:", "/root:", ".ssh", "nix-store (Nix) 2.8.0"]
+    assert out.splitlines() == ["h1", "h1", "/nix:", "/root:", "nix-store (Nix) 2.8.0"]
     assert ssh(sandbox2, "h2", "hostname").stdout == "h2\n"
 
     # /nix: a first nix command initialises the host's own store, not the deployer's.

@@ -56,7 +56,7 @@ def test_sshd_config() -> None:
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "UsePAM no",
-        "AuthorizedKeysFile /etc/ssh/authorized_keys.d/%u .ssh/authorized_keys",
+        "AuthorizedKeysFile /etc/ssh/authorized_keys.d/%u",
         "KexAlgorithms curve25519-sha256",
         "MaxSessions 64",
         "MaxStartups 100:30:200",

@@ -1,17 +1,32 @@
 """Sandbox hosts: local stand-ins for NixOS machines, reached over SSH on loopback.
 
-Each host is an sshd running as PID 1 of its own mount, pid and uts namespaces (see `init.sh`),
-with its own `/nix` (store and profiles), `/run` (tmpfs), `/etc` (an overlay on the real one),
-`/root` (an empty home) and `/var/lib/standin` (a state directory), so a deployer can copy
-closures to it and activate them as on a separate machine. Hosts listen on `127.77.B.N:PORT`.
+Each host is an sshd under its own init (`standin-init`, PID 1 of its own mount, pid and uts
+namespaces; see `init.sh`), with its own `/nix` (store and profiles), `/run` (tmpfs, fresh at
+each boot), `/etc` (an overlay on the real one), `/root` (an empty home) and `/var/lib/standin`
+(a state directory), so a deployer can copy closures to it and activate them as on a separate
+machine. Hosts listen on `127.77.B.N:PORT`.
+
+As on NixOS, the host's sshd takes authorized keys only from `/etc/ssh/authorized_keys.d/%u`,
+which the deployed system manages (`services.openssh.enable` and `users.users.<user>.openssh.
+authorizedKeys.keys` of the stand-in nixpkgs). When a host starts and has no
+`/etc/ssh/authorized_keys.d/root` yet, `up` puts the sandbox's client key there (as an installer
+would); after that, what the host's last activation wrote stays.
+
+Reboots: `reboot` inside a host, or `SandboxHost.reboot()` from outside, ends every process of
+the host (its sshd and sessions) and boots it again within a second or so: same address, /nix,
+/etc and state, a fresh /run, a new `/proc/sys/kernel/random/boot_id` (as seen inside), and the
+stand-in bootloader's entry activated (`$state/boot-once` once, else `$state/boot-default`;
+`standin-bootctl` inside the host sets them). The host's `pid` (its `unshare`) stays the same.
 
 Layout of a sandbox directory:
 
     state.json            the state (hosts, addresses, pids, blocks), human-readable
     ssh_config            `ssh -F DIR/ssh_config h1` (host keys verified against known_hosts)
     known_hosts           `[127.77.B.N]:PORT ssh-ed25519 …` for every host
-    id_ed25519(.pub)      the client key, authorised for root on every host
+    id_ed25519(.pub)      the client key, authorised for root on every host (see above)
     init.sh               a copy of the package's init script (what the hosts run)
+    bin/                  standin-init, reboot, standin-bootctl: copies of init.sh, which
+                          acts by the name it runs as; merged into each host's /usr/local/sbin
     hosts/hN/             nix/ etc-upper/ etc-work/ root/ state/ log sshd_config
                           ssh_host_ed25519_key(.pub)
 
@@ -24,7 +39,8 @@ none of its sandbox's hosts in that block runs and its claimer is gone (or claim
 
 Processes: the long-lived host processes start through `nixlift.proc.spawn_detached` (they must
 outlive `nixlift sandbox up`); everything else through `nixlift.proc.run`. A host's `pid` is that
-of its `unshare` process; its namespace's init (sshd) is that process's only child. From outside,
+of its `unshare` process; its namespace's init (`standin-init`, a shell whose child is sshd) is
+that process's only child, for every boot of the host. From outside,
 the host's file system is `/proc/PID/root/…`; links in it (`/run/current-system`, profiles) name
 store paths of the *host's* store, so they are read with `readlink`, never followed from outside.
 """
@@ -171,6 +187,59 @@ class SandboxHost:
         """Stop this host and wait until its namespace is gone. Its files are kept."""
         await _stop_host_process(self.pid, self.root, self.name)
 
+    def init_pid(self) -> int | None:
+        """Pid (outside) of the host's init, `standin-init`: PID 1 inside; None if not running."""
+        if not self.running():
+            return None
+        children = _children(self.pid)
+        return children[0] if len(children) == 1 else None
+
+    def boot_id(self) -> str | None:
+        """The host's boot id, as `/proc/sys/kernel/random/boot_id` reads inside it (a new one
+        at every boot of the host), or None if it is not running or between boots."""
+        text = self.read_text("/proc/sys/kernel/random/boot_id")
+        boot_id = text.strip() if text is not None else ""
+        return boot_id if boot_id and boot_id != _kernel_boot_id() else None
+
+    async def reboot(self, *, wait: bool = True, timeout: float = READY_TIMEOUT) -> str | None:
+        """Reboot the host as `reboot` inside it does (SIGHUP to its init).
+
+        With `wait`, return the new boot id once the host accepts SSH connections again; else
+        return at once (None); `wait_booted(after=OLD_BOOT_ID)` waits later.
+        """
+        before = self.boot_id()
+        init = self.init_pid()
+        if init is None or before is None:
+            raise SandboxError(f"sandbox host {self.name} is not running", host=self.name)
+        os.kill(init, signal.SIGHUP)
+        if not wait:
+            return None
+        return await self.wait_booted(after=before, timeout=timeout)
+
+    async def wait_booted(self, *, after: str | None, timeout: float = READY_TIMEOUT) -> str:
+        """Wait until the host runs a boot other than the one whose boot id is `after` (None:
+        any boot) and accepts SSH connections; return its boot id."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.running():
+                raise SandboxError(
+                    f"sandbox host {self.name} stopped while rebooting; the end of its log "
+                    f"{self.log_file}:\n{_log_tail(self.root)}",
+                    host=self.name,
+                )
+            current = self.boot_id()
+            ready = current not in (None, after) and await _banner(self.address, self.port)
+            if ready and self.boot_id() == current:
+                assert current is not None
+                return current
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"sandbox host {self.name} did not come back within {timeout:g} s; the end "
+                    f"of its log {self.log_file}:\n{_log_tail(self.root)}",
+                    host=self.name,
+                )
+            await asyncio.sleep(0.02)
+
     @property
     def log_file(self) -> Path:
         return self.root / "log"
@@ -187,6 +256,9 @@ class Sandbox:
     identity: Path
     port: int = DEFAULT_PORT
     blocks: tuple[int, ...] = ()
+    #: the client key's public half (`ssh-ed25519 AAAA… COMMENT`): a system deployed to the
+    #: hosts must authorize it (`users.users.root.openssh.authorizedKeys.keys`) to stay reachable
+    public_key: str = ""
 
     def host(self, name: str) -> SandboxHost:
         for host in self.hosts:
@@ -265,7 +337,7 @@ def render_sshd_config(address: str, port: int) -> str:
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "UsePAM no",
-        "AuthorizedKeysFile /etc/ssh/authorized_keys.d/%u .ssh/authorized_keys",
+        "AuthorizedKeysFile /etc/ssh/authorized_keys.d/%u",
         "StrictModes yes",
         "KexAlgorithms curve25519-sha256",
         "MaxSessions 64",
@@ -426,9 +498,10 @@ def scan_host_processes(directory: Path) -> list[tuple[int, Path]]:
 async def _stop_host_process(pid: int, root: Path, name: str) -> None:
     """Stop one host and wait until its namespace is gone (a zombie `unshare` counts as gone).
 
-    `unshare --fork` blocks SIGTERM, so the namespace's init (sshd, its only child) gets SIGTERM;
-    then SIGKILL to both (with --kill-child, unshare's death SIGKILLs the init too). When a pid
-    namespace's init dies, the kernel kills every other process in it.
+    `unshare --fork` blocks SIGTERM, so the namespace's init (`standin-init`, its only child) gets
+    SIGTERM (it kills every process of the host and exits); then SIGKILL to both (with
+    --kill-child, unshare's death SIGKILLs the init too). When a pid namespace's init dies, the
+    kernel kills every other process in it.
     """
     start = process_start(pid)
     if start is None or not _is_host_process(pid, root):
@@ -677,6 +750,11 @@ class _Layout:
         return self.directory / "init.sh"
 
     @property
+    def tools(self) -> Path:
+        """DIR/bin: the tools merged into each host's /usr/local/sbin (relative to hosts/hN)."""
+        return self.directory / "bin"
+
+    @property
     def lock(self) -> Path:
         return self.directory / ".lock"
 
@@ -726,6 +804,7 @@ def _sandbox_from_state(directory: Path, data: dict[str, Any]) -> Sandbox:
         identity=layout.identity,
         port=int(data.get("port", DEFAULT_PORT)),
         blocks=tuple(int(b) for b in data.get("blocks", ())),
+        public_key=str(data.get("public_key") or _public_key_or_empty(layout.identity)),
     )
 
 
@@ -758,6 +837,7 @@ def _state_json(sandbox: Sandbox) -> str:
         "ssh_config": str(sandbox.ssh_config),
         "known_hosts": str(sandbox.known_hosts),
         "identity": str(sandbox.identity),
+        "public_key": sandbox.public_key,
         "updated": datetime.now(UTC).isoformat(timespec="seconds"),
         "hosts": [
             {
@@ -893,24 +973,58 @@ def _public_key(key: Path) -> str:
     return _public_key_path(key).read_text(encoding="utf-8").strip()
 
 
-async def _prepare_host(root: Path, name: str, address: str, port: int, client_key: str) -> str:
+def _public_key_or_empty(key: Path) -> str:
+    try:
+        return _public_key(key)
+    except OSError:
+        return ""
+
+
+def _kernel_boot_id() -> str | None:
+    """This machine's boot id (what a sandbox host shows for a moment between two boots)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+async def _prepare_host(root: Path, name: str, address: str, port: int) -> str:
     """Create the host's directory and files; return its public host key."""
-    _write_host_files(root, address, port, client_key)
+    _write_host_files(root, address, port)
     return await _ensure_key(root / "ssh_host_ed25519_key", name)
 
 
-def _write_host_files(root: Path, address: str, port: int, client_key: str) -> None:
+def _write_host_files(root: Path, address: str, port: int) -> None:
     for sub in ("nix", "etc-upper", "etc-work", "state"):
         (root / sub).mkdir(mode=0o755, parents=True, exist_ok=True)
     home = root / "root"
-    ssh_dir = home / ".ssh"
-    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(home, 0o700)  # sshd's StrictModes
-    os.chmod(ssh_dir, 0o700)
-    fields = client_key.split()
-    authorized = f"{fields[0]} {fields[1]} nixlift-sandbox\n"
-    _write_if_changed(ssh_dir / "authorized_keys", authorized, 0o600)
+    home.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(home, 0o700)
     _write_if_changed(root / "sshd_config", render_sshd_config(address, port))
+
+
+def authorized_keys_line(client_key: str) -> str:
+    """The line authorizing the client key `TYPE KEY [COMMENT]` (as `TYPE KEY nixlift-sandbox`)."""
+    fields = client_key.split()
+    if len(fields) < 2:
+        raise SandboxError(f"not an OpenSSH public key: {client_key!r}")
+    return f"{fields[0]} {fields[1]} nixlift-sandbox\n"
+
+
+def _install_authorized_keys(etc: Path, client_key: str) -> None:
+    """`etc/ssh/authorized_keys.d/root` with the client key, unless the file exists already.
+
+    The directory is made opaque in the overlay, so that keys of the real /etc never show
+    through into a host. Only while the host is stopped (it is a file of the upper layer).
+    """
+    keys_dir = etc / "ssh" / "authorized_keys.d"
+    if not keys_dir.is_dir():
+        keys_dir.mkdir(mode=0o755, parents=True)
+        with contextlib.suppress(OSError):
+            os.setxattr(keys_dir, "trusted.overlay.opaque", b"y")
+    root_keys = keys_dir / "root"
+    if not os.path.lexists(root_keys):  # (a whiteout, the file removed inside, counts too)
+        _write_atomic(root_keys, authorized_keys_line(client_key), 0o444)
 
 
 def _check_port_free(address: str, port: int) -> None:
@@ -930,8 +1044,9 @@ def _check_port_free(address: str, port: int) -> None:
             ) from e
 
 
-def _install_host_etc(root: Path, name: str) -> None:
-    """Put the host's sshd_config, host key and name into its /etc (the overlay's upper layer).
+def _install_host_etc(root: Path, name: str, client_key: str) -> None:
+    """Put the host's sshd_config, host key, name and first authorized key into its /etc (the
+    overlay's upper layer).
 
     Only while the host is stopped: an overlay's layers must not change under a mounted one.
     """
@@ -945,6 +1060,7 @@ def _install_host_etc(root: Path, name: str) -> None:
     ]:
         _write_if_changed(target, source.read_text(encoding="utf-8"), mode)
     _write_if_changed(etc / "hostname", name + "\n")
+    _install_authorized_keys(etc, client_key)
     # A sandbox host has no binary cache to reach: without this, a copy with --use-substitutes
     # would have the host ask the public cache for every path first.
     try:
@@ -957,14 +1073,14 @@ def _install_host_etc(root: Path, name: str) -> None:
 
 
 def _spawn_host(
-    init_script: Path, root: Path, name: str, address: str, port: int, sshd: str
+    init_script: Path, root: Path, name: str, address: str, port: int, sshd: str, client_key: str
 ) -> int:
     """Start the host in the background; return the pid of its `unshare`.
 
     No `setsid` in front: spawn_detached already starts a new session, and `setsid` run as a
     process group leader forks, so the pid returned would be that of an exited `setsid`.
     """
-    _install_host_etc(root, name)
+    _install_host_etc(root, name, client_key)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     with open(root / "log", "a", encoding="utf-8") as out:
         out.write(f"{_LOG_MARK}{name} on {address}:{port} at {stamp} ===\n")
@@ -1049,9 +1165,16 @@ def _create_directory(layout: _Layout) -> None:
     Path(STATE_MOUNT).mkdir(parents=True, exist_ok=True)  # the hosts' mountpoint, on the real fs
 
 
+#: the programs init.sh is, by the name it runs as, in DIR/bin (on each host's PATH)
+HOST_TOOLS = ("standin-init", "reboot", "standin-bootctl")
+
+
 def _install_init_script(layout: _Layout) -> None:
     script = resources.files("nixlift.sandbox").joinpath("init.sh").read_text("utf-8")
     _write_if_changed(layout.init_script, script)
+    layout.tools.mkdir(mode=0o755, exist_ok=True)
+    for tool in HOST_TOOLS:
+        _write_if_changed(layout.tools / tool, script, 0o755)
 
 
 def load(directory: Path) -> Sandbox:
@@ -1126,7 +1249,7 @@ async def up(
         to_start = [(n, a) for n, a in wanted if n not in keep]
         public_keys = await _gather_limited(
             [
-                functools.partial(_prepare_host, layout.host_root(n), n, a, port, client_key)
+                functools.partial(_prepare_host, layout.host_root(n), n, a, port)
                 for n, a in wanted
             ]
         )
@@ -1135,7 +1258,7 @@ async def up(
         started: dict[str, SandboxHost] = {}
         for name, address in to_start:
             root = layout.host_root(name)
-            pid = _spawn_host(layout.init_script, root, name, address, port, sshd)
+            pid = _spawn_host(layout.init_script, root, name, address, port, sshd, client_key)
             started[name] = SandboxHost(name=name, address=address, port=port, pid=pid, root=root)
 
         hosts = tuple(keep.get(name) or started[name] for name, _ in wanted)
@@ -1147,6 +1270,7 @@ async def up(
             identity=layout.identity,
             port=port,
             blocks=blocks,
+            public_key=client_key,
         )
         _write_atomic(layout.state, _state_json(sandbox))
         _write_atomic(layout.known_hosts, render_known_hosts(zip(hosts, public_keys, strict=True)))

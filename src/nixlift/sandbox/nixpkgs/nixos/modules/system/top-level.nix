@@ -13,7 +13,8 @@ let
     hostSystem = pkgs.stdenv.hostPlatform.system;
     configurationName = "${config.system.name}-${config.system.nixos.label}";
     switchScript = config.standin.activation.script;
-    passAsFile = [ "switchScript" ];
+    activateScript = config.standin.activation.activateScript;
+    passAsFile = [ "switchScript" "activateScript" ];
     script = ''
       $bb mkdir -p "$out/bin"
       $bb ln -s "$etc/etc" "$out/etc"
@@ -24,6 +25,8 @@ let
       stc="$out/bin/switch-to-configuration"
       { printf '#!/bin/sh\ntoplevel=%s\n' "$out"; $bb cat "$switchScriptPath"; } > "$stc"
       $bb chmod 0555 "$stc"
+      { printf '#!/bin/sh\nsystemConfig=%s\n' "$out"; $bb cat "$activateScriptPath"; } > "$out/activate"
+      $bb chmod 0555 "$out/activate"
     '';
   };
 in
