@@ -172,3 +172,18 @@ def test_history_and_manual_rollback(sandbox_factory: SandboxFactory, tmp_path: 
     assert missing.returncode == 1 and "has no generation 7 (it has: 1, 2)" in missing.stderr
     last = json.loads(nixlift("history", second, "--json").stdout)["h1"][-1]
     assert last["goal"] == "rollback to 2" and last["system"] == newer
+
+
+def test_hanging_activation_is_stopped_and_rolled_back(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    good, hang = good_then(sb, tmp_path, "standin.activation.hang = true; "
+                           "deployment.activationTimeout = 2;")
+    started = time.monotonic()
+    done, hosts = deploy_json(hang)
+    assert time.monotonic() - started < 30
+    assert done.returncode == 1
+    assert hosts["h1"]["status"] == "rolled-back"
+    assert "took longer than activationTimeout" in hosts["h1"]["error"]
+    assert current_system(sb.host("h1")) == good and profile_system(sb.host("h1")) == good

@@ -78,11 +78,12 @@ async def activate(
     auto = safety.auto_rollback and goal in (Goal.SWITCH, Goal.TEST, Goal.BOOT)
     await session.run(
         hostside.argv("start", directory, system, goal.value, _flag(goal.sets_profile),
-                      _flag(auto), _flag(magic), str(safety.confirm_timeout)),
+                      _flag(auto), _flag(magic), str(safety.confirm_timeout),
+                      str(safety.activation_timeout)),
         what="starting the activation", elevated=True, error=ActivationError)
-    # Constant margin on top of the host's own bound: the wait must end after it, not before.
+    # The host stops the activation at activation_timeout; the wait ends a little after that.
     waited = await session.run(
-        hostside.argv("wait_status", directory, str(safety.activation_timeout)),
+        hostside.argv("wait_status", directory, str(safety.activation_timeout + 15)),
         what="waiting for the activation", elevated=True, error=ActivationError,
         timeout=safety.activation_timeout + 30)
     status, _, log = waited.stdout.partition("\n")
@@ -114,6 +115,10 @@ async def activate(
     elif code == PROFILE_FAILED:
         message = f"setting the system profile on {name} failed"
         hint = "the SSH user needs root (deployment.targetUser = \"root\" or passwordless sudo)"
+    elif code == TIMED_OUT:
+        message = f"switch-to-configuration {goal.value} on {name} took longer than " \
+                  f"{safety.activation_timeout} s and was stopped"
+        hint = "raise deployment.activationTimeout if it is just slow"
     else:
         message = f"switch-to-configuration {goal.value} on {name} failed with exit status {code}"
         hint = "its last output lines (shown with this error) say what failed; the host may " \
@@ -175,8 +180,14 @@ async def _confirm(session: SshSession, directory: str, safety: Safety,
                               host=name, hint="raise deployment.confirmTimeout")
 
 
+#: timeout(1)'s status: switch-to-configuration ran past deployment.activationTimeout
+TIMED_OUT = 124
+
+
 def _rolled_back(name: str, outcome: str, tail: str, goal: Goal, code: int) -> ActivationError:
     reason = f"switch-to-configuration {goal.value} exited with {code}"
+    if code == TIMED_OUT:
+        reason = f"switch-to-configuration {goal.value} took longer than activationTimeout"
     if outcome.startswith("rolled-back"):
         return RolledBackError(
             f"{reason} on {name}; rolled back to the previous system", returncode=code,

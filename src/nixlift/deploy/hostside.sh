@@ -9,13 +9,13 @@ history=/nix/var/nixlift/history.jsonl
 die() { echo "nixlift: $*" >&2; exit 1; }
 
 # --- activation, detached from the SSH session ------------------------------------------------
-# activate DIR SYSTEM GOAL SET_PROFILE AUTO_ROLLBACK MAGIC CONFIRM_TIMEOUT
+# activate DIR SYSTEM GOAL SET_PROFILE AUTO_ROLLBACK MAGIC CONFIRM_TIMEOUT ACTIVATION_TIMEOUT
 # Writes DIR/status (switch-to-configuration's exit status) as soon as activation ends and
 # DIR/outcome (activated | confirmed | rolled-back:REASON | rollback-failed:REASON) at the end.
 # With MAGIC it then waits CONFIRM_TIMEOUT seconds for DIR/canary to be deleted by the deployer
 # over a new connection, and rolls back if it was not.
 activate() {
-  dir=$1 sys=$2 goal=$3 set_profile=$4 auto=$5 magic=$6 confirm=$7
+  dir=$1 sys=$2 goal=$3 set_profile=$4 auto=$5 magic=$6 confirm=$7 limit=$8
   exec 8>>"$run/activation.lock"
   flock 8
   prev_link=$(readlink "$profile" 2>/dev/null || true)
@@ -29,8 +29,14 @@ activate() {
       return
     fi
   fi
-  "$sys/bin/switch-to-configuration" "$goal" >>"$dir/log" 2>&1
+  # A hanging activation is stopped (status 124) and, like a failing one, rolled back.
+  if command -v timeout >/dev/null 2>&1; then
+    timeout "$limit" "$sys/bin/switch-to-configuration" "$goal" >>"$dir/log" 2>&1
+  else
+    "$sys/bin/switch-to-configuration" "$goal" >>"$dir/log" 2>&1
+  fi
   rc=$?
+  [ "$rc" = 124 ] && echo "nixlift: switch-to-configuration took longer than $limit s" >>"$dir/log"
   echo "$rc" > "$dir/status.tmp"; mv "$dir/status.tmp" "$dir/status"
   if [ "$rc" != 0 ] && [ "$rc" != 100 ]; then
     if [ "$auto" = 1 ]; then
