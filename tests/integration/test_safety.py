@@ -187,3 +187,30 @@ def test_hanging_activation_is_stopped_and_rolled_back(
     assert hosts["h1"]["status"] == "rolled-back"
     assert "took longer than activationTimeout" in hosts["h1"]["error"]
     assert current_system(sb.host("h1")) == good and profile_system(sb.host("h1")) == good
+
+
+def test_reboot_into_the_new_system(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
+    sb = sandbox_factory(1)
+    good, new = good_then(sb, tmp_path, 'environment.etc."v".text = "rebooted";')
+    h1 = sb.host("h1")
+    boot_before = h1.boot_id()
+    done, hosts = deploy_json(new, "--reboot", "--reboot-timeout", "60")
+    assert done.returncode == 0, done.stderr
+    assert h1.boot_id() != boot_before
+    assert current_system(h1) == hosts["h1"]["system"] == profile_system(h1)
+    assert "reboot" in hosts["h1"]["durations"]
+
+
+def test_reboot_into_a_failing_system_goes_back(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    good, bad = good_then(sb, tmp_path, 'environment.etc."v".text = "unhealthy"; '
+                          'deployment.healthChecks.cmd = [ { cmd = [ "false" ]; period = 1; '
+                          "timeout = 2; } ];")
+    h1 = sb.host("h1")
+    done, hosts = deploy_json(bad, "--reboot", "--reboot-timeout", "60")
+    assert done.returncode == 1
+    assert hosts["h1"]["status"] == "rolled-back", hosts["h1"]
+    assert "rebooted into its previous system" in hosts["h1"]["error"]
+    assert current_system(h1) == good

@@ -112,6 +112,9 @@ async def _run_pipeline(args: argparse.Namespace, goal: Goal) -> int:
         auto_rollback=not getattr(args, "no_auto_rollback", False),
         magic_rollback=not getattr(args, "no_magic_rollback", False),
         health_checks=not getattr(args, "no_checks", False),
+        reboot=getattr(args, "reboot", False),
+        allow_reboot=getattr(args, "allow_reboot", False),
+        reboot_timeout=getattr(args, "reboot_timeout", 300),
         commit=await history.network_commit(network.files) if goal.activates else None,
         **({"build_parallel": args.build_parallel} if args.build_parallel else {}),
     )

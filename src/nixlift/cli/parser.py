@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-magic-rollback", action="store_true",
                    help="do not have hosts wait for a confirmation over a new connection "
                         "(this run only)")
+    g.add_argument("--reboot", action="store_true",
+                   help="make the new system the boot default, reboot, and check the host "
+                        "comes back running it (else go back to the previous one)")
+    g.add_argument("--allow-reboot", action="store_true",
+                   help="reboot hosts whose activation says a reboot is required")
+    g.add_argument("--reboot-timeout", type=int, default=300, metavar="SECONDS",
+                   help="how long a host may take to come back (default 300)")
     g.add_argument("--no-checks", action="store_true",
                    help="skip deployment.preDeployChecks and healthChecks (this run only)")
     g.add_argument("--lock-wait", type=int, default=0, metavar="SECONDS",

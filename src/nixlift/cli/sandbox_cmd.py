@@ -24,7 +24,8 @@ async def run(args: argparse.Namespace) -> int:
     directory = _directory(args)
     if args.sandbox_command == "up":
         sandbox = await hosts.up(directory, args.count, port=args.port)
-        network = write_network(directory, [h.name for h in sandbox.hosts], sandbox.ssh_config)
+        network = write_network(directory, [h.name for h in sandbox.hosts], sandbox.ssh_config,
+                                public_key=sandbox.public_key)
         for h in sandbox.hosts:
             print(f"{h.name}  {h.address}:{h.port}  pid {h.pid}", file=sys.stderr)
         print(f"ssh config: {sandbox.ssh_config}  (try: ssh -F {sandbox.ssh_config} "
@@ -49,12 +50,14 @@ async def run(args: argparse.Namespace) -> int:
     return 0 if all(r.running for r in rows) else 1
 
 
-def write_network(directory: Path, names: list[str], ssh_config: Path) -> Path:
+def write_network(directory: Path, names: list[str], ssh_config: Path,
+                  public_key: str | None = None) -> Path:
     """The demo network file plus the JSON it reads (data stays data: no Nix text is built)."""
     (directory / "sandbox.json").write_text(json.dumps({
         "hosts": names,
         "sshConfig": str(ssh_config),
         "nixpkgs": str(standin_nixpkgs()),
+        **({"publicKey": public_key} if public_key else {}),
     }, indent=2) + "\n")
     target = directory / "network.nix"
     shutil.copyfile(str(resources.files("nixlift.sandbox").joinpath("network.nix")), target)

@@ -185,6 +185,11 @@ generations() {
   done
 }
 
+# set_boot SYSTEM: make SYSTEM the profile and the boot default (going back after a bad reboot)
+set_boot() {
+  nix-env -p "$profile" --set "$1" && exec "$1/bin/switch-to-configuration" boot
+}
+
 # switch_generation LINK: make profile point at that generation and activate it (manual rollback)
 switch_generation() {
   link=$1
@@ -196,7 +201,7 @@ switch_generation() {
 action=$1; shift
 case "$action" in
   start|activate|wait_status|wait_outcome|abort|undo|lock|record|show_history|generations|\
-  switch_generation)
+  switch_generation|set_boot)
     "$action" "$@" ;;
   *) die "unknown action $action" ;;
 esac

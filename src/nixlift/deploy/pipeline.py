@@ -19,14 +19,14 @@ from typing import TypeVar
 
 from nixlift import proc
 from nixlift.deploy import activate as activation
-from nixlift.deploy import health, history, hoststate
+from nixlift.deploy import health, history, hostside, hoststate, reboot
 from nixlift.deploy.build import build, build_on_target, register_built
 from nixlift.deploy.copy import copy
 from nixlift.deploy.lock import HostLock, holder_info
 from nixlift.deploy.rollout import FailurePolicy, Rollout, Stopped
 from nixlift.errors import NixliftError, SshError
 from nixlift.events import Emit, Finished, Notice, Phase, Plan
-from nixlift.model import Goal, HostResult, Machine, Network, Status
+from nixlift.model import Goal, HostResult, HostState, Machine, Network, Status
 from nixlift.nix.argv import NixSettings
 from nixlift.transport.ssh import SshSession, SshTarget, control_directory, remote_command
 
@@ -60,6 +60,11 @@ class DeployOptions:
     commit: str | None = None
     #: run deployment.preDeployChecks and healthChecks (--no-checks turns them off)
     health_checks: bool = True
+    #: --reboot: activate for boot, reboot, check the host came back on the new system
+    reboot: bool = False
+    #: --allow-reboot: reboot hosts whose activation says a reboot is required (exit 100)
+    allow_reboot: bool = False
+    reboot_timeout: int = 300
 
 
 class _Clock:
@@ -259,7 +264,7 @@ class _HostRun:
             if not activation.needs_activation(goal, m.out_path, probe.state, always):
                 d.emit(Phase(self.name, "unchanged", "already runs this system"))
                 return self._result(Status.UNCHANGED)
-            return await self._activate(session)
+            return await self._activate(session, probe.state)
         except Stopped as e:
             return self._result(Status.SKIPPED, e)
         except activation.RolledBackError as e:
@@ -280,8 +285,10 @@ class _HostRun:
                              lambda: build(m, d.options.settings, d.options.gc_roots, d.emit),
                              slots=d._build_slots)
 
-    async def _activate(self, session: SshSession) -> HostResult:
-        d, goal = self.d, self.d.options.goal
+    async def _activate(self, session: SshSession, before: HostState) -> HostResult:
+        d = self.d
+        # --reboot: the new system becomes the boot default and runs after the reboot
+        goal = Goal.BOOT if d.options.reboot and d.options.goal.sets_profile else d.options.goal
         if d.options.health_checks and goal is not Goal.DRY_ACTIVATE:
             results = await self._step("check", "pre-deploy checks", lambda: health.run_checks(
                 session, self.m, "preDeployChecks", d.emit))
@@ -314,10 +321,51 @@ class _HostRun:
                 # confirmation) runs to its end, so a host is never left half switched.
                 outcome = await activation.activate(session, self.m.out_path, goal, safety,
                                                     d.emit, confirm, verify)
+            required = outcome is activation.Outcome.REBOOT_REQUIRED
+            if (goal is Goal.BOOT and d.options.reboot) or (required and d.options.allow_reboot):
+                with self.clock.phase("reboot"):
+                    await self._reboot(session, before, safety)
+                return self._result(Status.OK)
         if outcome is activation.Outcome.REBOOT_REQUIRED:
             d.emit(Notice(self.name, "activated; switch-to-configuration asks for a reboot"))
             return self._result(Status.REBOOT_REQUIRED)
         return self._result(Status.OK)
+
+
+    async def _reboot(self, session: SshSession, before: HostState,
+                      safety: activation.Safety) -> None:
+        """Reboot into the new system and check it; if it does not come back healthy, go back
+        to the system that was the boot default before and reboot into that."""
+        d, m = self.d, self.m
+        control = session.target.control_path
+        assert control is not None
+        timeout = d.options.reboot_timeout
+        try:
+            fresh = await reboot.reboot(session, control, d.emit, timeout=timeout,
+                                        expect=m.out_path)
+            d._sessions[self.name] = fresh
+            if d.options.health_checks:
+                health.require_passing(await health.run_checks(
+                    fresh, m, "healthChecks", d.emit, systemd=True))
+        except (reboot.RebootError, health.HealthCheckError) as e:
+            previous = before.profile_system
+            if not safety.auto_rollback or previous is None:
+                raise
+            current = d._sessions.get(self.name, session)
+            try:
+                if current is session:  # never came back: nothing to roll back with
+                    raise
+                d.emit(Phase(self.name, "rollback", f"back to {previous}"))
+                await current.run(hostside.argv("set_boot", previous), what="going back",
+                                  elevated=True)
+                back = await reboot.reboot(current, control, d.emit, timeout=timeout,
+                                           expect=previous)
+                d._sessions[self.name] = back
+            except NixliftError:
+                raise e from None
+            raise activation.RolledBackError(
+                f"{e}; {self.name} rebooted into its previous system", host=self.name,
+                hint=e.hint) from None
 
 
 async def confirm_over_new_connection(session: SshSession, canary: str, timeout: int) -> None:
