@@ -191,7 +191,7 @@ def test_hanging_activation_is_stopped_and_rolled_back(
 
 def test_reboot_into_the_new_system(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
     sb = sandbox_factory(1)
-    good, new = good_then(sb, tmp_path, 'environment.etc."v".text = "rebooted";')
+    _, new = good_then(sb, tmp_path, 'environment.etc."v".text = "rebooted";')
     h1 = sb.host("h1")
     boot_before = h1.boot_id()
     done, hosts = deploy_json(new, "--reboot", "--reboot-timeout", "60")
