@@ -214,3 +214,31 @@ def test_reboot_into_a_failing_system_goes_back(
     assert hosts["h1"]["status"] == "rolled-back", hosts["h1"]
     assert "rebooted into its previous system" in hosts["h1"]["error"]
     assert current_system(h1) == good
+
+
+def test_config_that_locks_out_ssh_rolls_itself_back(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(2)
+    good, _ = good_then(sb, tmp_path, "")
+    lockout = _write_network(tmp_path / "lockout", sb, """
+  h1 = { lib, ... }: {
+    environment.etc."v".text = "no way in";
+    users.users.root.openssh.authorizedKeys.keys = lib.mkForce [ ];
+    deployment.confirmTimeout = 3;
+  };
+  h2 = { ... }: { };
+""")
+    started = time.monotonic()
+    done, hosts = deploy_json(lockout)
+    assert done.returncode == 1
+    assert time.monotonic() - started < 40
+    assert hosts["h1"]["status"] == "rolled-back", hosts["h1"]
+    assert "rolled itself back" in hosts["h1"]["error"]
+    assert "Permission denied" in done.stderr or "authentication" in hosts["h1"]["hint"]
+    assert hosts["h2"]["status"] == "ok"
+    h1 = sb.host("h1")
+    assert current_system(h1) == good and profile_system(h1) == good
+    # the previous system let us in, and does again
+    again = nixlift("exec", lockout, "--on", "h1", "--", "true")
+    assert again.returncode == 0, again.stderr
