@@ -26,7 +26,8 @@ def test_syntax_error_names_file_and_line(sandbox_factory: SandboxFactory, tmp_p
     done = nixlift("deploy", net)
     assert done.returncode == 2
     assert "syntax error" in done.stderr
-    assert f"at {net}:5:" in done.stderr  # the Nix error with file and line
+    line = next(i for i, text in enumerate(net.read_text().splitlines(), 1) if '"x" }' in text)
+    assert f"at {net}:{line}:" in done.stderr  # the Nix error with file and line
     assert "hint:" in done.stderr
     assert "Traceback" not in done.stderr
     assert untouched(sb)
