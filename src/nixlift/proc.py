@@ -31,6 +31,8 @@ LineSink = Callable[[str], None]
 STDERR_TAIL_LINES = 25
 #: seconds between SIGTERM and SIGKILL when a process group is stopped
 KILL_GRACE = 3.0
+#: longest line read from a child: nix-instantiate --json prints a whole network as one line
+LINE_LIMIT = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ async def run(
         cwd=cwd,
         start_new_session=True,
         preexec_fn=_die_with_parent,
+        limit=LINE_LIMIT,
     )
     out: list[str] = []
     err: deque[str] = deque(maxlen=2000)

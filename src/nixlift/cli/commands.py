@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nixlift import registry as reg
-from nixlift.cli import hosts_cmd, remote_cmd, sandbox_cmd
+from nixlift.cli import hosts_cmd, remote_cmd
 from nixlift.cli.render import final_summary, progress_renderer
 from nixlift.cli.source import Request, resolve, split_goal, with_network_config
 from nixlift.deploy import history, hoststate
@@ -32,6 +32,13 @@ from nixlift.transport.ssh import SshSession, SshTarget, control_directory
 from nixlift.ui.logdir import LogDir
 
 
+async def _sandbox(args: argparse.Namespace) -> int:
+    # imported on use: the sandbox machinery is needed by no other command
+    from nixlift.cli import sandbox_cmd
+
+    return await sandbox_cmd.run(args)
+
+
 async def dispatch(args: argparse.Namespace) -> int:
     handler = {
         "deploy": cmd_deploy,
@@ -41,7 +48,7 @@ async def dispatch(args: argparse.Namespace) -> int:
         "create": cmd_create,
         "list": cmd_list,
         "delete": cmd_delete,
-        "sandbox": sandbox_cmd.run,
+        "sandbox": _sandbox,
         "rollback": hosts_cmd.cmd_rollback,
         "check": hosts_cmd.cmd_check,
         "list-generations": hosts_cmd.cmd_list_generations,

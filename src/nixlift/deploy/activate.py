@@ -66,27 +66,28 @@ async def activate(
     goal: Goal,
     safety: Safety,
     emit: Emit,
-    confirm: Callable[[str], Awaitable[None]],
-    verify: Callable[[], Awaitable[None]],
+    confirm: Callable[[str], Awaitable[str]],
+    verify: Callable[[bool], Awaitable[None]],
 ) -> Outcome:
     """Activate, then `verify()` (health checks: raises HealthCheckError), then, with magic
-    rollback, `confirm(canary)`: delete the canary over a new connection. A failure of either
-    rolls the host back (unless told not to); RolledBackError says it did."""
+    rollback, `confirm(directory)`: delete the canary over a new connection and return the
+    host's decision. A failure of either rolls the host back (unless told not to);
+    RolledBackError says it did. `verify` is told whether the host runs systemd."""
     name = session.target.name
     directory = f"/run/nixlift/act-{uuid.uuid4().hex[:12]}"
     magic = safety.magic_rollback and goal in (Goal.SWITCH, Goal.TEST)
     auto = safety.auto_rollback and goal in (Goal.SWITCH, Goal.TEST, Goal.BOOT)
-    await session.run(
+    # One round trip: start it detached, then wait for its status (the host stops it at
+    # activation_timeout; this wait ends a little after that).
+    waited = await session.run(
         hostside.argv("start", directory, system, goal.value, _flag(goal.sets_profile),
                       _flag(auto), _flag(magic), str(safety.confirm_timeout),
                       str(safety.activation_timeout)),
-        what="starting the activation", elevated=True, error=ActivationError)
-    # The host stops the activation at activation_timeout; the wait ends a little after that.
-    waited = await session.run(
-        hostside.argv("wait_status", directory, str(safety.activation_timeout + 15)),
-        what="waiting for the activation", elevated=True, error=ActivationError,
+        what="activating", elevated=True, error=ActivationError,
         timeout=safety.activation_timeout + 30)
-    status, _, log = waited.stdout.partition("\n")
+    status, _, rest = waited.stdout.partition("\n")
+    systemd_line, _, log = rest.partition("\n")
+    systemd = systemd_line == "systemd=yes"
     for line in log.splitlines():
         emit(Output(name, line))
     tail = "\n".join(log.splitlines()[-25:])
@@ -99,7 +100,7 @@ async def activate(
     code = int(status)
     if code in (0, REBOOT_REQUIRED):
         try:
-            await verify()
+            await verify(systemd)
         except HealthCheckError as e:
             await _undo(session, directory, goal, magic=magic, auto=auto, error=e)
             raise
@@ -159,10 +160,10 @@ async def _outcome(session: SshSession, directory: str, timeout: int) -> str:
 
 
 async def _confirm(session: SshSession, directory: str, safety: Safety,
-                   confirm: Callable[[str], Awaitable[None]]) -> None:
+                   confirm: Callable[[str], Awaitable[str]]) -> None:
     name = session.target.name
     try:
-        await confirm(f"{directory}/canary")
+        outcome = await confirm(directory)
     except NixliftError as e:
         # The host decides: it rolls back once the confirmation time is up.
         outcome = await _outcome(session, directory, safety.confirm_timeout + 30)
@@ -174,7 +175,8 @@ async def _confirm(session: SshSession, directory: str, safety: Safety,
                 "host reachable over SSH (and pass its health checks); it now runs its "
                 "previous system") from None
         raise
-    outcome = await _outcome(session, directory, 30)
+    if outcome == "no-canary":  # the watchdog had decided already: ask what
+        outcome = await _outcome(session, directory, 30)
     if outcome != "confirmed":
         raise RolledBackError(f"{name} rolled back before the confirmation arrived ({outcome})",
                               host=name, hint="raise deployment.confirmTimeout")

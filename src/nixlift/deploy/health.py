@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +74,11 @@ def http_url(machine: Machine, check: dict[str, Any]) -> str:
 
 def _http_check(machine: Machine, check: dict[str, Any]
                 ) -> Callable[[float], Awaitable[str | None]]:
+    # imported here: urllib pulls in http.client and email, ~15 ms of every start otherwise
+    import ssl
+    import urllib.error
+    import urllib.request
+
     url = http_url(machine, check)
     context = ssl.create_default_context()
     if check.get("insecureSSL"):

@@ -52,8 +52,8 @@ activate() {
   fi
   : > "$dir/canary"
   waited=0
-  while [ -e "$dir/canary" ] && [ ! -e "$dir/abort" ] && [ "$waited" -lt "$((confirm * 10))" ]; do
-    sleep 0.1
+  while [ -e "$dir/canary" ] && [ ! -e "$dir/abort" ] && [ "$waited" -lt "$((confirm * 50))" ]; do
+    sleep 0.02
     waited=$((waited + 1))
   done
   if [ -e "$dir/abort" ]; then
@@ -107,28 +107,42 @@ start() {
   else
     setsid nohup sh -c "$script" nixlift activate "$dir" "$@" </dev/null >/dev/null 2>&1 &
   fi
+  # ARGS end with the activation timeout: wait for the status a little longer than that
+  for limit; do :; done
+  wait_status "$dir" "$((limit + 15))"
 }
 
-# wait_status DIR TIMEOUT: until activation has ended; prints its status and log.
+# wait_status DIR TIMEOUT: until activation has ended; prints its status, whether the host runs
+# systemd, and the activation's output.
 wait_status() {
   dir=$1 timeout=$2 waited=0
   while [ ! -e "$dir/status" ]; do
-    [ "$waited" -ge "$((timeout * 10))" ] && { echo "timeout"; cat "$dir/log" 2>/dev/null; return 0; }
-    sleep 0.1
+    if [ "$waited" -ge "$((timeout * 50))" ]; then
+      echo "timeout"; echo "systemd=unknown"; cat "$dir/log" 2>/dev/null; return 0
+    fi
+    sleep 0.02
     waited=$((waited + 1))
   done
   cat "$dir/status"
+  if [ -d /run/systemd/system ]; then echo "systemd=yes"; else echo "systemd=no"; fi
   cat "$dir/log" 2>/dev/null
 }
 
 # wait_outcome DIR TIMEOUT: until the watchdog has decided.
 wait_outcome() {
   dir=$1 timeout=$2 waited=0
-  while [ ! -e "$dir/outcome" ] && [ "$waited" -lt "$((timeout * 10))" ]; do
-    sleep 0.1
+  while [ ! -e "$dir/outcome" ] && [ "$waited" -lt "$((timeout * 50))" ]; do
+    sleep 0.02
     waited=$((waited + 1))
   done
   cat "$dir/outcome" 2>/dev/null || echo "undecided"
+}
+
+# confirm DIR: magic rollback's proof, sent over a new connection: delete the canary, then
+# report the watchdog's decision (one round trip instead of two).
+confirm() {
+  rm "$1/canary" || { echo "no-canary"; return 0; }
+  wait_outcome "$1" 30
 }
 
 # abort DIR REASON: the deployer saw a health check fail: roll back now, not at the timeout.
@@ -145,9 +159,10 @@ undo() {
 }
 
 # --- the lock: held while our connection (and this process's stdin) lasts ---------------------
-# lock INFO WAIT: prints "locked" once it holds the lock, then holds it until stdin ends.
+# lock INFO WAIT SYSTEM: prints "locked" and the host's state (as `probe` does for SYSTEM) once
+# it holds the lock, then holds it until stdin ends.
 lock() {
-  info=$1 wait=$2
+  info=$1 wait=$2 sys=$3
   mkdir -p "$run"
   exec 9>>"$run/lock"
   if ! flock -w "$wait" 9; then
@@ -162,8 +177,20 @@ lock() {
   flock -u 8
   printf '%s\n' "$info" > "$run/lock.info"
   echo "locked"
+  probe "$sys"
+  echo "end"
   cat >/dev/null
   rm -f "$run/lock.info"
+}
+
+# probe SYSTEM: what the host runs, and whether SYSTEM is in its store already
+probe() {
+  printf 'current=%s\n' "$(readlink /run/current-system 2>/dev/null)"
+  printf 'profile=%s\n' "$(readlink -e "$profile" 2>/dev/null)"
+  printf 'boot_id=%s\n' "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+  if [ -n "$1" ] && nix-store --check-validity "$1" 2>/dev/null; then echo valid=1
+  else echo valid=0
+  fi
 }
 
 # --- history and generations ------------------------------------------------------------------
@@ -200,8 +227,8 @@ switch_generation() {
 
 action=$1; shift
 case "$action" in
-  start|activate|wait_status|wait_outcome|abort|undo|lock|record|show_history|generations|\
-  switch_generation|set_boot)
+  start|activate|wait_status|wait_outcome|confirm|abort|undo|lock|probe|record|show_history|\
+  generations|switch_generation|set_boot)
     "$action" "$@" ;;
   *) die "unknown action $action" ;;
 esac

@@ -4,21 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nixlift.deploy import hostside
 from nixlift.model import HostState
 from nixlift.transport.ssh import SshSession
-
-SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
-
-# Constant text; the store path to check arrives as "$1", never spliced in.
-_QUERY = """
-printf 'current=%s\\n' "$(readlink /run/current-system 2>/dev/null)"
-printf 'profile=%s\\n' "$(readlink -f /nix/var/nix/profiles/system 2>/dev/null)"
-printf 'boot_id=%s\\n' "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
-if [ -n "$1" ] && nix-store --check-validity "$1" 2>/dev/null
-then echo valid=1
-else echo valid=0
-fi
-"""
 
 
 @dataclass(frozen=True)
@@ -41,7 +29,6 @@ def parse(stdout: str) -> Probe:
 
 
 async def probe(session: SshSession, system: str | None) -> Probe:
-    done = await session.run(
-        ["sh", "-c", _QUERY, "nixlift-probe", system or ""], what="reading the host's state"
-    )
+    done = await session.run(hostside.argv("probe", system or ""),
+                             what="reading the host's state")
     return parse(done.stdout)

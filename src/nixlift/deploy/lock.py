@@ -12,7 +12,7 @@ import socket
 import time
 
 from nixlift import proc
-from nixlift.deploy import hostside
+from nixlift.deploy import hostside, hoststate
 from nixlift.errors import CommandError, NixliftError
 from nixlift.transport.ssh import SshSession
 
@@ -44,27 +44,31 @@ def describe_holder(text: str) -> str:
 
 
 class HostLock:
-    def __init__(self, session: SshSession, info: str, wait: int) -> None:
+    def __init__(self, session: SshSession, info: str, wait: int, system: str = "") -> None:
         self.session = session
         self.info = info
         self.wait = wait
+        self.system = system
         self._task: asyncio.Task[proc.Completed] | None = None
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> hoststate.Probe:
+        """Hold the lock; return the host's state as read under it (for `system`)."""
         got = asyncio.get_running_loop().create_future()
         lines: list[str] = []
 
         def line(text: str) -> None:
             lines.append(text)
-            if text == "locked" and not got.done():
-                got.set_result(True)
+            if text == "end" and "locked" in lines and not got.done():
+                got.set_result(hoststate.parse("\n".join(lines[lines.index("locked") + 1:])))
 
         self._task = asyncio.ensure_future(self.session.run(
-            hostside.argv("lock", self.info, str(self.wait)), what="locking the host",
-            elevated=True, check=False, keep_stdin_open=True, on_stdout=line))
+            hostside.argv("lock", self.info, str(self.wait), self.system),
+            what="locking the host", elevated=True, check=False, keep_stdin_open=True,
+            on_stdout=line))
         await asyncio.wait({got, self._task}, return_when=asyncio.FIRST_COMPLETED)
         if got.done():
-            return
+            probe: hoststate.Probe = got.result()
+            return probe
         done = self._task.result()
         name = self.session.target.name
         if lines[:1] == ["busy"]:

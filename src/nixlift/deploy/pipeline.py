@@ -106,6 +106,8 @@ class Deployment:
         self._not_ready: dict[str, NixliftError] = {}
         self._prebuilt: set[str] = set()
         self._connect_time: dict[str, float] = {}
+        #: the host's state as read when its lock was taken (saves a round trip later)
+        self._probes: dict[str, hoststate.Probe] = {}
 
     def interrupt(self) -> None:
         """Ctrl-C: stop starting work, cancel builds and copies, let activations finish."""
@@ -151,10 +153,11 @@ class Deployment:
             self._sessions[m.name] = session
             if self.options.goal.activates:
                 lock = HostLock(session, holder_info(self.network.deployment_name),
-                                self.options.lock_wait)
+                                self.options.lock_wait, m.out_path)
                 self._locks.append(lock)
                 try:
-                    await self.rollout.interruptible("locking", lock.acquire)
+                    self._probes[m.name] = await self.rollout.interruptible(
+                        "locking", lock.acquire)
                 except (NixliftError, Stopped) as e:
                     self._not_ready[m.name] = e
 
@@ -249,8 +252,10 @@ class _HostRun:
             await self._build(session)
             if session is None or not goal.copies:
                 return self._result(Status.OK)
-            probe = await self._step(
-                "probe", "", lambda: hoststate.probe(session, m.out_path))
+            probe = d._probes.get(self.name)
+            if probe is None or m.deployment.build_on_target:
+                probe = await self._step(
+                    "probe", "", lambda: hoststate.probe(session, m.out_path))
             if not probe.has_system:
                 await self._step(
                     "copy", m.out_path,
@@ -307,14 +312,15 @@ class _HostRun:
                 activation_timeout=dep.activation_timeout,
             )
 
-            async def confirm(canary: str) -> None:
+            async def confirm(directory: str) -> str:
                 d.emit(Phase(self.name, "confirm", "logging in over a new connection"))
-                await confirm_over_new_connection(session, canary, safety.confirm_timeout)
+                return await confirm_over_new_connection(session, directory,
+                                                         safety.confirm_timeout)
 
-            async def verify() -> None:
+            async def verify(systemd: bool) -> None:
                 if goal in (Goal.SWITCH, Goal.TEST) and d.options.health_checks:
                     health.require_passing(await health.run_checks(
-                        session, self.m, "healthChecks", d.emit, systemd=True))
+                        session, self.m, "healthChecks", d.emit, systemd=systemd))
 
             with self.clock.phase("activate"):
                 # Not interruptible: once begun, an activation (and its checks and
@@ -368,13 +374,15 @@ class _HostRun:
                 hint=e.hint) from None
 
 
-async def confirm_over_new_connection(session: SshSession, canary: str, timeout: int) -> None:
-    """Magic rollback's proof: a NEW SSH login that can still act as root deletes the canary."""
+async def confirm_over_new_connection(session: SshSession, directory: str, timeout: int) -> str:
+    """Magic rollback's proof: a NEW SSH login that can still act as root deletes the canary;
+    returns the host's decision."""
     target = session.target
-    command = remote_command([*target.elevate, "rm", canary])
-    await proc.run(target.fresh_argv(command), what=f"confirming {target.name}",
-                   error=SshError, host=target.name, timeout=timeout,
-                   hint="a new SSH login to the host failed after activation")
+    command = remote_command([*target.elevate, *hostside.argv("confirm", directory)])
+    done = await proc.run(target.fresh_argv(command), what=f"confirming {target.name}",
+                          error=SshError, host=target.name, timeout=timeout + 30,
+                          hint="a new SSH login to the host failed after activation")
+    return done.stdout.strip()
 
 
 async def deploy(network: Network, options: DeployOptions, emit: Emit) -> list[HostResult]:

@@ -1,0 +1,50 @@
+"""The process runner, against real processes."""
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from nixlift import proc
+from nixlift.errors import CommandError, MissingProgramError
+
+
+def test_a_line_longer_than_asyncios_default_buffer() -> None:
+    # nix-instantiate --json prints a network of hundreds of machines as one line
+    done = asyncio.run(proc.run(["python3", "-c", "print('x' * 300000)"]))
+    assert len(done.stdout) == 300001
+
+
+def test_failure_carries_the_stderr_tail_and_a_hint() -> None:
+    with pytest.raises(CommandError) as e:
+        asyncio.run(proc.run(["sh", "-c", "echo bad >&2; exit 3"], what="the thing",
+                             hint="do this"))
+    assert e.value.returncode == 3 and e.value.stderr_tail == "bad"
+    assert str(e.value) == "the thing failed with exit status 3" and e.value.hint == "do this"
+
+
+def _running(argv: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().replace(b"\0", b" ").decode(errors="replace").strip() == argv:
+                    found.append(pid)
+        except OSError:
+            continue  # gone meanwhile, or not a process
+    return found
+
+
+def test_timeout_kills_the_whole_group() -> None:
+    seconds = 3000 + os.getpid() % 1000  # a sleep no other test runs
+    with pytest.raises(CommandError, match=r"did not finish within 0\.3 s"):
+        asyncio.run(proc.run(["sh", "-c", f"sleep {seconds} & sleep {seconds + 1}"],
+                             timeout=0.3))
+    time.sleep(0.2)
+    assert _running(f"sleep {seconds}") == [] and _running(f"sleep {seconds + 1}") == []
+
+
+def test_missing_program_is_named() -> None:
+    with pytest.raises(MissingProgramError, match="'no-such-program-x' was not found on PATH"):
+        asyncio.run(proc.run(["no-such-program-x"]))
