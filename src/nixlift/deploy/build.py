@@ -14,7 +14,7 @@ from nixlift.events import Emit, Output
 from nixlift.model import Machine
 from nixlift.nix import argv as nix_argv
 from nixlift.nix.argv import NixSettings
-from nixlift.nix.logparse import NixLog, relay
+from nixlift.nix.logparse import run_logged
 from nixlift.transport.ssh import SshSession
 
 _BUILD_HINT = "the build log above shows which derivation failed and why"
@@ -23,18 +23,9 @@ _BUILD_HINT = "the build log above shows which derivation failed and why"
 async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: Emit) -> str:
     """Realise the machine's toplevel, keeping it alive with a GC root under `gc_roots`."""
     root = gc_roots / machine.name
-    log = NixLog()
-    done = await proc.run(
-        [*nix_argv.realise(machine.drv_path, root, settings), *nix_argv.LOG_JSON],
-        check=False,
-        host=machine.name,
-        on_stderr=relay(machine.name, "build", log, emit),
-    )
-    if done.returncode != 0:
-        raise BuildError(
-            f"building {machine.name} failed (nix-store exit status {done.returncode})",
-            argv=done.argv, returncode=done.returncode, stderr_tail="\n".join(
-                list(log.lines)[-25:]), hint=_BUILD_HINT, host=machine.name)
+    await run_logged(nix_argv.realise(machine.drv_path, root, settings), host=machine.name,
+                     phase="build", emit=emit, error=BuildError,
+                     what=f"building {machine.name}", hint=_BUILD_HINT)
     built = await asyncio.to_thread(os.path.realpath, root)
     if built != machine.out_path:
         raise BuildError(

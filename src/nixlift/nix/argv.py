@@ -105,6 +105,3 @@ def copy_closure(destination: str, paths: Sequence[str], *, use_substitutes: boo
     if use_substitutes:
         argv.append("--use-substitutes")
     return [*argv, *paths]
-
-#: progress and messages as data (see nixlift.nix.logparse)
-LOG_JSON = ("--log-format", "internal-json")

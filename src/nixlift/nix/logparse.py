@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from nixlift import proc
+from nixlift.errors import CommandError
 from nixlift.events import Emit, Output, Progress
 
 PREFIX = "@nix "
@@ -143,3 +145,19 @@ def relay(host: str, phase: str, log: NixLog, emit: Emit) -> Callable[[str], Non
             emit(Progress(host, phase, counts.done, counts.expected, counts.unit))
 
     return sink
+
+
+async def run_logged(argv: Sequence[str], *, host: str, phase: str, emit: Emit,
+                     error: type[CommandError], what: str, hint: str,
+                     env: Mapping[str, str] | None = None) -> proc.Completed:
+    """Run a nix command with --log-format internal-json: its progress and lines become events,
+    and a failure raises `error` with the last lines a person can read (not the JSON)."""
+    log = NixLog()
+    done = await proc.run([*argv, "--log-format", "internal-json"], env=env, check=False,
+                          host=host, on_stderr=relay(host, phase, log, emit))
+    if done.returncode != 0:
+        program = argv[0].rsplit("/", 1)[-1]
+        raise error(f"{what} failed ({program} exit status {done.returncode})",
+                    argv=done.argv, returncode=done.returncode,
+                    stderr_tail="\n".join(list(log.lines)[-25:]), hint=hint, host=host)
+    return done

@@ -1011,6 +1011,16 @@ def authorized_keys_line(client_key: str) -> str:
     return f"{fields[0]} {fields[1]} nixlift-sandbox\n"
 
 
+def _authorizes(root: Path, client_key: str) -> bool:
+    """Whether the host in `root` has the client key in its /etc/ssh/authorized_keys.d/root."""
+    wanted = client_key.split()[:2]
+    try:
+        text = (root / "etc-upper" / "ssh" / "authorized_keys.d" / "root").read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return any(line.split()[:2] == wanted for line in text.splitlines())
+
+
 def _install_authorized_keys(etc: Path, client_key: str) -> None:
     """`etc/ssh/authorized_keys.d/root` with the client key, unless the file exists already.
 
@@ -1069,7 +1079,11 @@ def _install_host_etc(root: Path, name: str, client_key: str) -> None:
         base = ""
     (etc / "nix").mkdir(mode=0o755, exist_ok=True)
     _write_if_changed(etc / "nix" / "nix.conf",
-                      base + "\n# nixlift sandbox host: no binary cache\nsubstituters =\n")
+                      base + "\n# nixlift sandbox host: no binary cache\nsubstituters =\n"
+                      # Builds as root, without build users: the host shares the kernel with
+                      # the deployer, whose nix would otherwise kill the host's nixbld1 builds
+                      # (and the other way round) when it takes the same build user.
+                      "build-users-group =\n")
 
 
 def _spawn_host(
@@ -1134,6 +1148,14 @@ async def _verify_login(sandbox: Sandbox, host: SandboxHost) -> None:
         result = await proc.run(argv, check=False, timeout=READY_TIMEOUT, host=host.name)
     except CommandError as e:
         raise SandboxError(f"ssh into sandbox host {host.name} timed out", host=host.name) from e
+    if result.returncode != 0 and not _authorizes(host.root, sandbox.public_key):
+        # Not a fault of the sandbox: the system the host runs dropped the sandbox's key.
+        log.warning(
+            "sandbox host %s does not authorize the sandbox's key for root (its system's "
+            "users.users.root.openssh.authorizedKeys): new SSH connections are refused",
+            host.name,
+        )
+        return
     if result.returncode != 0:
         raise SandboxError(
             f"`{proc.describe(argv)}` failed with exit status {result.returncode}:\n"

@@ -16,10 +16,14 @@ in
   # passed to the builds as --option).
   network.nixConfig.substituters = "";
 
-  defaults = { ... }: {
+  defaults = { lib, ... }: {
     # `ssh -F …/ssh_config h1` reaches sandbox host h1, its host key checked against the
     # known_hosts file the sandbox wrote.
     deployment.sshOptions = [ "-F" sandbox.sshConfig ];
+    # As on NixOS, the system says who may log in: the hosts' sshd reads keys only from
+    # /etc/ssh/authorized_keys.d, which activation writes. Keep the sandbox's key there.
+    services.openssh.enable = true;
+    users.users.root.openssh.authorizedKeys.keys = lib.optional (sandbox ? publicKey) sandbox.publicKey;
     system.stateVersion = "24.05";
   };
 }
