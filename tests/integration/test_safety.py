@@ -3,6 +3,7 @@ history and manual rollback."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -241,4 +242,45 @@ def test_config_that_locks_out_ssh_rolls_itself_back(
     assert current_system(h1) == good and profile_system(h1) == good
     # the previous system let us in, and does again
     again = nixlift("exec", lockout, "--on", "h1", "--", "true")
+    assert again.returncode == 0, again.stderr
+
+
+def test_reboot_uses_a_one_shot_entry_until_the_new_system_is_healthy(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    good, new = good_then(sb, tmp_path, 'environment.etc."v".text = "once";')
+    h1 = sb.host("h1")
+    done, hosts = deploy_json(new, "--reboot", "--reboot-timeout", "60")
+    assert done.returncode == 0, done.stderr
+    system = hosts["h1"]["system"]
+    boots = [json.loads(line) for line in
+             (h1.read_text("/var/lib/standin/boots.jsonl") or "").splitlines()]
+    # the new system was booted through the one-shot entry, then made the default
+    assert boots[-1]["system"] == system and boots[-1]["entry"] == "oneshot"
+    assert (h1.read_text("/var/lib/standin/boot-default") or "").strip() == system
+    assert current_system(h1) == system != good
+
+
+def test_a_host_that_never_comes_back_falls_back_on_its_next_boot(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    good, _ = good_then(sb, tmp_path, "")
+    lockout = _write_network(tmp_path / "lockout", sb, """
+  h1 = { lib, ... }: {
+    environment.etc."v".text = "unreachable after boot";
+    users.users.root.openssh.authorizedKeys.keys = lib.mkForce [ ];
+  };
+""")
+    done, hosts = deploy_json(lockout, "--reboot", "--reboot-timeout", "6")
+    assert done.returncode == 1
+    assert "did not come back" in hosts["h1"]["error"]
+    assert "one-shot entry" in hosts["h1"]["hint"] and good in hosts["h1"]["hint"]
+    h1 = sb.host("h1")
+    assert current_system(h1) == hosts["h1"]["system"]  # it booted the new one, once
+    # a power cycle later (someone at the console), it runs the old system and lets us in
+    asyncio.run(h1.reboot())
+    assert current_system(h1) == good
+    again = nixlift("exec", lockout, "--", "true")
     assert again.returncode == 0, again.stderr

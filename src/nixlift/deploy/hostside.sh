@@ -217,6 +217,38 @@ set_boot() {
   nix-env -p "$profile" --set "$1" && exec "$1/bin/switch-to-configuration" boot
 }
 
+# The bootloader's entry for a system: systemd-boot names entries after profile generations.
+systemd_boot_entry() {
+  for link in /nix/var/nix/profiles/system-*-link; do
+    if [ "$(readlink "$link")" = "$1" ]; then
+      n=${link##*/system-}; echo "nixos-generation-${n%-link}.conf"; return 0
+    fi
+  done
+  return 1
+}
+
+# boot_once NEW OLD: boot NEW on the next boot only, OLD after that (until boot_default NEW).
+# Prints the mechanism used, or "none" when the bootloader has no one-shot entry.
+boot_once() {
+  if command -v standin-bootctl >/dev/null 2>&1; then
+    standin-bootctl set-default "$2" && standin-bootctl set-oneshot "$1" && echo standin
+  elif command -v bootctl >/dev/null 2>&1 && bootctl is-installed >/dev/null 2>&1; then
+    new=$(systemd_boot_entry "$1") && old=$(systemd_boot_entry "$2") \
+      && bootctl set-default "$old" && bootctl set-oneshot "$new" && echo systemd-boot
+  else
+    echo none
+  fi
+}
+
+# boot_default SYSTEM: make SYSTEM's entry the default (after it was found healthy).
+boot_default() {
+  if command -v standin-bootctl >/dev/null 2>&1; then
+    standin-bootctl set-default "$1"
+  elif command -v bootctl >/dev/null 2>&1 && bootctl is-installed >/dev/null 2>&1; then
+    bootctl set-default "$(systemd_boot_entry "$1")"
+  fi
+}
+
 # switch_generation LINK: make profile point at that generation and activate it (manual rollback)
 switch_generation() {
   link=$1
@@ -228,7 +260,7 @@ switch_generation() {
 action=$1; shift
 case "$action" in
   start|activate|wait_status|wait_outcome|confirm|abort|undo|lock|probe|record|show_history|\
-  generations|switch_generation|set_boot)
+  generations|switch_generation|set_boot|boot_once|boot_default)
     "$action" "$@" ;;
   *) die "unknown action $action" ;;
 esac

@@ -346,6 +346,14 @@ class _HostRun:
         control = session.target.control_path
         assert control is not None
         timeout = d.options.reboot_timeout
+        previous = before.profile_system
+        once = "none"
+        if previous is not None and previous != m.out_path and safety.auto_rollback:
+            # Boot the new system once; the default stays the old one until the new one is
+            # found healthy, so a host that never comes back falls back by itself.
+            done = await session.run(hostside.argv("boot_once", m.out_path, previous),
+                                     what="setting a one-shot boot entry", elevated=True)
+            once = done.stdout.strip() or "none"
         try:
             fresh = await reboot.reboot(session, control, d.emit, timeout=timeout,
                                         expect=m.out_path)
@@ -353,8 +361,13 @@ class _HostRun:
             if d.options.health_checks:
                 health.require_passing(await health.run_checks(
                     fresh, m, "healthChecks", d.emit, systemd=True))
+            if once != "none":
+                await fresh.run(hostside.argv("boot_default", m.out_path),
+                                what="making the new system the boot default", elevated=True)
         except (reboot.RebootError, health.HealthCheckError) as e:
-            previous = before.profile_system
+            if once != "none" and isinstance(e, reboot.RebootError):
+                e.hint = (f"it was booted once through {once}'s one-shot entry: its next "
+                          f"boot starts {previous} again")
             if not safety.auto_rollback or previous is None:
                 raise
             current = d._sessions.get(self.name, session)
