@@ -284,3 +284,22 @@ def test_a_host_that_never_comes_back_falls_back_on_its_next_boot(
     assert current_system(h1) == good
     again = nixlift("exec", lockout, "--", "true")
     assert again.returncode == 0, again.stderr
+
+
+def test_history_names_the_networks_git_commit(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    net = write_network(tmp_path / "repo", sb, 'environment.etc."v".text = "tracked";')
+    git = ["git", "-C", str(tmp_path / "repo"), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "network"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    done, _ = deploy_json(net)
+    assert done.returncode == 0, done.stderr
+    net.write_text(net.read_text() + "\n")  # an uncommitted change
+    done, _ = deploy_json(net)
+    records = json.loads(nixlift("history", net, "--json").stdout)["h1"]
+    assert [r["commit"] for r in records] == [head, head + "+dirty"]
