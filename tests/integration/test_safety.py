@@ -109,7 +109,7 @@ def test_two_deployers_never_activate_at_once(
 ) -> None:
     sb = sandbox_factory(1)
     _, slow = good_then(sb, tmp_path, 'environment.etc."v".text = "slow"; '
-                        "standin.activation.sleepSeconds = 2;")
+                        "standin.activation.sleepSeconds = 6;")
     first = start("deploy", slow, "--json")
     wait_for_line(first, "activating: switch")
     second, hosts = deploy_json(slow)

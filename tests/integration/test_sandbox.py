@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,9 @@ def add_to_store(tmp_path: Path, name: str = "payload") -> str:
     return run(["nix-store", "--add", str(source)]).stdout.strip()
 
 
-def copy_closure(sandbox: Sandbox, host: str, path: str) -> None:
+def copy_closure(sandbox: Sandbox, host: str, *paths: str) -> None:
     env = {"NIX_SSHOPTS": sandbox.nix_sshopts}
-    run(["nix-copy-closure", "--to", host, path], env=env, timeout=60)
+    run(["nix-copy-closure", "--to", host, *paths], env=env, timeout=60)
 
 
 def pid_namespace(pid: int) -> str | None:
@@ -63,6 +63,13 @@ def processes_in_namespace(namespace: str) -> list[int]:
         for p in Path("/proc").iterdir()
         if p.name.isdigit() and pid_namespace(int(p.name)) == namespace
     ]
+
+
+def _comm(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
 
 
 def commands_in_namespace(namespace: str) -> list[str]:
@@ -357,4 +364,292 @@ def test_changing_the_port_restarts_the_hosts(sandbox_factory: SandboxFactory) -
 def test_hosts_ask_no_binary_cache(sandbox_factory: SandboxFactory) -> None:
     sb = sandbox_factory(1)
     conf = sb.host("h1").read_text("/etc/nix/nix.conf") or ""
-    assert conf.rstrip().endswith("substituters =")
+    settings = [line.split("=", 1) for line in conf.splitlines() if "=" in line]
+    last = {name.strip(): value.strip() for name, value in settings}  # (the last one counts)
+    assert last["substituters"] == ""
+    # builds as root: the deployer's nix and the host's must not share build users
+    assert last["build-users-group"] == ""
+
+
+# --- SSH access managed by the system, reboots, the stand-in bootloader -------------------------
+
+STANDIN = Path(__file__).resolve().parents[2] / "src" / "nixlift" / "sandbox" / "nixpkgs"
+
+#: systems for h1: `good` authorizes the sandbox's key for root, `locked` drops it
+SYSTEMS = {
+    "good": "{ }",
+    "locked": "{ lib, ... }: { users.users.root.openssh.authorizedKeys.keys = lib.mkForce [ ]; }",
+    "hang": "{ standin.activation.hang = true; }",
+}
+
+
+def build_systems(sandbox: Sandbox, tmp_path: Path, names: list[str]) -> dict[str, str]:
+    """Stand-in systems (openssh on, the sandbox's key for root) plus SYSTEMS[name] each,
+    built here and copied to h1. The key reaches Nix through a JSON file."""
+    (tmp_path / "sandbox.json").write_text(
+        json.dumps({"publicKey": sandbox.public_key, "nonce": uuid.uuid4().hex})
+    )
+    base = (
+        f"{{ lib, ... }}: let sb = builtins.fromJSON (builtins.readFile {tmp_path}/sandbox.json);"
+        " in { services.openssh.enable = true; networking.hostName = \"h1\";"
+        " users.users.root.openssh.authorizedKeys.keys = [ sb.publicKey ];"
+        " environment.etc.nonce.text = sb.nonce; }"
+    )
+    systems = " ".join(
+        f"(import <nixpkgs/nixos/lib/eval-config.nix> {{ modules = [ ({base}) ({SYSTEMS[n]}) ]; }})"
+        ".config.system.build.toplevel"
+        for n in names
+    )
+    argv = ["nix-build", "--no-out-link", "-I", f"nixpkgs={STANDIN}", "-E", f"[ {systems} ]"]
+    paths = run(argv, env={"NIX_PATH": "", "NIX_CONFIG": "substituters ="}, timeout=120)
+    built = paths.stdout.split()
+    copy_closure(sandbox, "h1", *built)
+    return dict(zip(names, built, strict=True))
+
+
+@contextlib.contextmanager
+def master(sandbox: Sandbox, host: str, tmp_path: Path) -> Iterator[Callable[..., proc.Completed]]:
+    """An open SSH connection (ControlMaster) to `host`; yields `via(command)` running over it."""
+    path = tmp_path / f"cm-{host}"
+    opts = ["-o", f"ControlPath={path}"]
+    run(["ssh", "-F", str(sandbox.ssh_config), "-o", "ControlMaster=yes", "-o",
+         "ControlPersist=60", *opts, host, "true"], timeout=30)
+
+    def via(command: str, **kwargs: Any) -> proc.Completed:
+        argv = ["ssh", "-F", str(sandbox.ssh_config), "-o", "ControlMaster=no", *opts, host]
+        return run([*argv, command], timeout=30, **kwargs)
+
+    try:
+        yield via
+    finally:
+        exit_argv = ["ssh", "-F", str(sandbox.ssh_config), *opts, "-O", "exit", host]
+        run(exit_argv, check=False, timeout=30)
+
+
+def boots(host: SandboxHost) -> list[dict[str, Any]]:
+    text = host.read_text("/var/lib/standin/boots.jsonl") or ""
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_keys_come_only_from_etc_authorized_keys_d(sandbox_factory: SandboxFactory) -> None:
+    sandbox = sandbox_factory(1)
+    h1 = sandbox.host("h1")
+    assert sandbox.public_key.startswith("ssh-ed25519 ")
+    assert sandbox.public_key == (sandbox.directory / "id_ed25519.pub").read_text().strip()
+    assert json.loads((sandbox.directory / STATE_FILE).read_text())["public_key"] == (
+        sandbox.public_key
+    )
+    seeded = h1.root / "etc-upper" / "ssh" / "authorized_keys.d" / "root"
+    key_fields = sandbox.public_key.split()[:2]
+    assert seeded.read_text().split()[:2] == key_fields
+    assert seeded.stat().st_mode & 0o7777 == 0o444
+    assert not (h1.root / "root" / ".ssh").exists()
+    config = ssh(sandbox, "h1", "cat /etc/ssh/sshd_config").stdout
+    assert "AuthorizedKeysFile /etc/ssh/authorized_keys.d/%u\n" in config
+
+    # The key is not put back over what the host has (what its last activation wrote) ...
+    asyncio.run(h1.stop())
+    os.chmod(seeded, 0o644)
+    seeded.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISomebodyElseSomebodyElseSomebo x\n")
+    asyncio.run(up(sandbox.directory, 1))  # (it says that the host refuses the key)
+    refused = ssh(sandbox, "h1", "true", check=False)
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr
+    # ... only where there is none (a .ssh/authorized_keys is no way in either)
+    asyncio.run(down(sandbox.directory))
+    seeded.unlink()
+    asyncio.run(up(sandbox.directory, 1))
+    assert ssh(sandbox, "h1", "cat /etc/ssh/authorized_keys.d/root").stdout.split()[:2] == (
+        key_fields
+    )
+
+
+def test_reboot_ends_every_session_and_boots_afresh(sandbox_factory: SandboxFactory) -> None:
+    sandbox = sandbox_factory(2)
+    h1, h2 = sandbox.hosts
+    init = h1.init_pid()
+    assert init is not None
+    namespace = pid_namespace(init)
+    assert namespace is not None
+    first = ssh(sandbox, "h1", "cat /proc/sys/kernel/random/boot_id").stdout.strip()
+    assert first == h1.boot_id()
+    kernel = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert first != kernel and h2.boot_id() not in (None, first)
+    ssh(sandbox, "h1", "echo x > /run/probe; echo x > /etc/probe; echo x > /var/lib/standin/probe")
+    h2_boot = h2.boot_id()
+
+    def sleeping() -> list[tuple[int, int | None]]:
+        return [
+            (pid, process_start(pid))
+            for pid in processes_in_namespace(namespace)
+            if _comm(pid) == "sleep" and process_alive(pid)
+        ]
+
+    async def scenario() -> tuple[proc.Completed, proc.Completed, float, list[Any], str]:
+        session = asyncio.create_task(
+            proc.run(sandbox.ssh_argv("h1", "sleep 60"), check=False, timeout=30)
+        )
+        for _ in range(500):  # until the session's sleep runs inside h1
+            if sleeping():
+                break
+            await asyncio.sleep(0.01)
+        assert sleeping()
+        before = [(p, process_start(p)) for p in processes_in_namespace(namespace) if p != init]
+        begun = asyncio.get_running_loop().time()
+        rebooting = await proc.run(sandbox.ssh_argv("h1", "reboot"), check=False, timeout=30)
+        ended = await session
+        took = asyncio.get_running_loop().time() - begun
+        return rebooting, ended, took, before, await h1.wait_booted(after=first, timeout=10)
+
+    rebooting, ended, took, before, second = asyncio.run(scenario())
+    assert rebooting.returncode in (0, 255)  # the connection may be cut before `reboot` returns
+    assert ended.returncode != 0 and took < 3  # (one SSH login, then ~1 s at most)
+    # every process of the boot before (sshd, sessions) is gone; init stays
+    assert [pid for pid, start in before if start and process_alive(pid, start)] == []
+    assert second not in (first, kernel)
+    assert ssh(sandbox, "h1", "cat /proc/sys/kernel/random/boot_id").stdout.strip() == second
+    # the same host (unshare, init, address, /nix, /etc, state) with a fresh /run
+    assert h1.running() and h1.init_pid() == init
+    assert ssh(sandbox, "h1", "ls /run/probe", check=False).returncode != 0
+    assert h1.read_text("/etc/probe") == "x\n"
+    assert h1.read_text("/var/lib/standin/probe") == "x\n"
+    assert h1.readlink("/run/current-system") is None  # no boot entry: no system
+    assert [b["system"] for b in boots(h1)] == [None, None]
+    assert [b["bootId"] for b in boots(h1)] == [first, second]
+    assert h2.boot_id() == h2_boot
+
+    # from outside, without waiting; then `sandbox down` leaves nothing behind
+    asyncio.run(h1.reboot(wait=False))
+    third = asyncio.run(h1.wait_booted(after=second))
+    assert third not in (first, second)
+    asyncio.run(down(sandbox.directory))
+    assert not h1.running() and h1.boot_id() is None
+    assert processes_naming(sandbox.directory) == []
+
+
+def test_boot_entries_and_access_follow_the_system(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(1)
+    h1 = sandbox.host("h1")
+    systems = build_systems(sandbox, tmp_path, ["good", "locked"])
+    good, locked = systems["good"], systems["locked"]
+    ssh(sandbox, "h1", f"{good}/bin/switch-to-configuration switch")
+    keys = "/etc/ssh/authorized_keys.d/root"
+    assert (h1.read_text(keys) or "").split()[:2] == sandbox.public_key.split()[:2]
+    assert h1.path(keys).stat().st_mode & 0o7777 == 0o444
+
+    with master(sandbox, "h1", tmp_path) as via:
+        via(f"{locked}/bin/switch-to-configuration test")
+        assert h1.readlink("/run/current-system") == locked
+        assert h1.read_text(keys) is None
+        refused = ssh(sandbox, "h1", "true", check=False)
+        assert refused.returncode == 255 and "Permission denied" in refused.stderr
+        assert via("echo still here").stdout == "still here\n"  # open connections stay
+        before = h1.boot_id()
+        via("reboot", check=False)
+        after = asyncio.run(h1.wait_booted(after=before))
+
+    # the boot default (good: `test` did not make locked the default) is what runs now
+    assert h1.readlink("/run/current-system") == good
+    assert h1.readlink("/run/booted-system") == good
+    assert ssh(sandbox, "h1", "cat /proc/sys/kernel/random/boot_id").stdout.strip() == after
+    status = json.loads(ssh(sandbox, "h1", "standin-bootctl status").stdout)
+    assert status == {"default": good, "oneshot": None, "booted": good, "current": good,
+                      "bootId": after}
+
+    # a one-shot entry: used for the next boot only
+    out = ssh(sandbox, "h1", f"standin-bootctl set-oneshot {locked}").stdout
+    assert out == f"boot-once: {locked}\n"
+    assert json.loads(ssh(sandbox, "h1", "standin-bootctl status").stdout)["oneshot"] == locked
+    asyncio.run(h1.reboot())
+    assert h1.readlink("/run/current-system") == locked
+    assert not (h1.root / "state" / "boot-once").exists()
+    assert ssh(sandbox, "h1", "true", check=False).returncode == 255  # locked out
+    asyncio.run(h1.reboot())  # (from outside)
+    assert h1.readlink("/run/current-system") == good
+    assert ssh(sandbox, "h1", "true").returncode == 0
+    assert [(b["system"], b["entry"]) for b in boots(h1)] == [
+        (None, None), (good, "default"), (locked, "oneshot"), (good, "default"),
+    ]
+
+    # set-default, clear-oneshot; a one-shot entry that is no system falls back to the default
+    ssh(sandbox, "h1", f"standin-bootctl set-default {locked} && standin-bootctl set-oneshot {good}"
+        " && standin-bootctl clear-oneshot")
+    assert (h1.root / "state" / "boot-default").read_text() == f"{locked}\n"
+    assert not (h1.root / "state" / "boot-once").exists()
+    ssh(sandbox, "h1", f"standin-bootctl set-default {good}")
+    (h1.root / "state" / "boot-once").write_text("/nix/store/not-a-system\n")
+    asyncio.run(h1.reboot())
+    assert h1.readlink("/run/current-system") == good
+    assert "one-shot boot entry /nix/store/not-a-system is not a system" in h1.log_file.read_text()
+
+
+def test_bootctl_refuses_what_is_no_system(sandbox_factory: SandboxFactory) -> None:
+    sandbox = sandbox_factory(1)
+    h1 = sandbox.host("h1")
+    status = json.loads(ssh(sandbox, "h1", "standin-bootctl status").stdout)
+    assert status == {"default": None, "oneshot": None, "booted": None, "current": None,
+                      "bootId": h1.boot_id()}
+    for command in ("set-oneshot /nix/store", "set-default /nonexistent"):
+        refused = ssh(sandbox, "h1", f"standin-bootctl {command}", check=False)
+        assert refused.returncode == 1 and "is not a system" in refused.stderr
+    usage = ssh(sandbox, "h1", "standin-bootctl frobnicate", check=False)
+    assert usage.returncode == 2 and "Usage: standin-bootctl" in usage.stderr
+    assert not list((h1.root / "state").iterdir()) or not (h1.root / "state" / "boot-once").exists()
+    # outside a sandbox host the tools refuse (here: in a pid namespace of its own, to be safe)
+    tool = sandbox.directory / "bin" / "reboot"
+    outside = run(["unshare", "--pid", "--fork", "--mount-proc", "sh", str(tool)], check=False)
+    assert outside.returncode == 1 and "not inside a nixlift sandbox host" in outside.stderr
+
+
+def test_hanging_activation_until_reboot(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
+    sandbox = sandbox_factory(1)
+    h1 = sandbox.host("h1")
+    hang = build_systems(sandbox, tmp_path, ["hang"])["hang"]
+
+    async def scenario() -> tuple[proc.Completed, list[str]]:
+        activation = asyncio.create_task(proc.run(
+            sandbox.ssh_argv("h1", f"{hang}/bin/switch-to-configuration switch"),
+            check=False, timeout=30,
+        ))
+        begun: list[str] = []
+        for _ in range(500):
+            begun = (h1.read_text("/var/lib/standin/activations-begun") or "").splitlines()
+            if begun:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)
+        assert not activation.done()
+        await h1.reboot()
+        return await activation, begun
+
+    activation, begun = asyncio.run(scenario())
+    assert begun == [f"switch {hang}"]
+    assert activation.returncode == 255  # cut by the reboot, never finished
+    assert "hangs" in activation.stderr
+    assert h1.read_text("/var/lib/standin/activations.jsonl") is None
+    assert not (h1.root / "state" / "boot-default").exists()
+    assert h1.readlink("/run/current-system") is None
+
+
+def test_deployed_network_keeps_access_across_reboots(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    from netkit import deploy_json, write_network
+
+    sandbox = sandbox_factory(1)
+    h1 = sandbox.host("h1")
+    net = write_network(tmp_path / "net", sandbox, 'h1 = { environment.etc.gen.text = "1"; };')
+    done, hosts = deploy_json(net)
+    assert done.returncode == 0, done.stderr
+    system = hosts["h1"]["system"]
+    # the system's activation wrote root's keys (the sandbox's, from write_network's defaults)
+    assert h1.read_text("/etc/ssh/authorized_keys.d/.managed") == "root\n"
+    keys = h1.read_text("/etc/ssh/authorized_keys.d/root") or ""
+    assert keys.split()[:2] == sandbox.public_key.split()[:2]
+
+    asyncio.run(h1.reboot())
+    assert h1.readlink("/run/current-system") == system
+    assert ssh(sandbox, "h1", "hostname").stdout == "h1\n"
+    done, hosts = deploy_json(net)
+    assert done.returncode == 0, done.stderr

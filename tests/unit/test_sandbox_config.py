@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -63,6 +64,43 @@ def test_sshd_config() -> None:
     ]:
         assert expected in lines
     assert not [line for line in lines if line.startswith("Include")]
+    assert not [line for line in lines if ".ssh/authorized_keys" in line]
+
+
+def test_first_authorized_key_only_where_there_is_none(tmp_path: Path) -> None:
+    from nixlift.sandbox.hosts import _authorizes, _install_authorized_keys, authorized_keys_line
+
+    etc = tmp_path / "etc-upper"
+    (etc / "ssh").mkdir(parents=True)
+    client = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClientClientClientClientClientClientClie c"
+    line = authorized_keys_line(client)
+    assert line == " ".join(client.split()[:2]) + " nixlift-sandbox\n"
+    assert not _authorizes(tmp_path, client)
+    _install_authorized_keys(etc, client)
+    root = etc / "ssh" / "authorized_keys.d" / "root"
+    assert root.read_text() == line
+    assert root.stat().st_mode & 0o7777 == 0o444
+    assert (etc / "ssh" / "authorized_keys.d").stat().st_mode & 0o777 == 0o755
+    assert _authorizes(tmp_path, client)
+    os.chmod(root, 0o644)
+    root.write_text("ssh-ed25519 AAAAOther other\n")  # what the host's activation wrote
+    _install_authorized_keys(etc, client)
+    assert root.read_text() == "ssh-ed25519 AAAAOther other\n"
+    assert not _authorizes(tmp_path, client)
+    with pytest.raises(SandboxError, match="not an OpenSSH public key"):
+        authorized_keys_line("garbage")
+
+
+def test_host_tools_are_copies_of_init_sh(tmp_path: Path) -> None:
+    from nixlift.sandbox.hosts import HOST_TOOLS, _install_init_script, _Layout
+
+    layout = _Layout(tmp_path)
+    _install_init_script(layout)
+    script = layout.init_script.read_text()
+    assert script.startswith("# Init and tools of the nixlift sandbox hosts.")
+    for tool in HOST_TOOLS:
+        assert (tmp_path / "bin" / tool).read_text() == script
+        assert os.access(tmp_path / "bin" / tool, os.X_OK)
 
 
 def test_ssh_config_verifies_host_keys() -> None:
@@ -316,6 +354,14 @@ def test_state_round_trip(tmp_path: Path) -> None:
     )
     (tmp_path / STATE_FILE).write_text(_state_json(sandbox))
     assert load(tmp_path) == sandbox
+    keyed = dataclasses.replace(sandbox, public_key=KEY)
+    (tmp_path / STATE_FILE).write_text(_state_json(keyed))
+    assert json.loads((tmp_path / STATE_FILE).read_text())["public_key"] == KEY
+    assert load(tmp_path) == keyed
+    # a state file from before public_key: the key is read from id_ed25519.pub
+    (tmp_path / "id_ed25519.pub").write_text(KEY + "\n")
+    (tmp_path / STATE_FILE).write_text(_state_json(sandbox))
+    assert load(tmp_path) == keyed
     assert sandbox.host("h2") == host(2)
     with pytest.raises(SandboxError, match="no host named 'h9'"):
         sandbox.host("h9")
@@ -340,6 +386,9 @@ def test_host_paths_and_links(tmp_path: Path) -> None:
         me.path("relative")
     assert not me.running()  # not an unshare of a sandbox host
     assert me.readlink("/anything") is None
+    assert me.boot_id() is None and me.init_pid() is None
+    with pytest.raises(SandboxError, match="is not running"):
+        asyncio.run(me.reboot())
     (tmp_path / "dir").mkdir()
     (tmp_path / "dir" / "file").write_text("x")
     (tmp_path / "rel").symlink_to("dir/../dir/file")

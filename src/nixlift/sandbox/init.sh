@@ -142,9 +142,11 @@ standin_init() {
     sshd=$2
     boots=0
     action=
+    sshd_pid=
     trap 'action=${action:-reboot}' HUP  # a power-off under way stays one
     trap 'action=poweroff' TERM INT
     while :; do
+        sshd_pid=
         boot || { log "boot failed"; action=failed; }
         while [ -z "$action" ]; do
             wait  # returns when sshd ends or a signal comes (and reaps orphans meanwhile)
