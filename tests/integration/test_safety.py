@@ -303,3 +303,21 @@ def test_history_names_the_networks_git_commit(
     done, _ = deploy_json(net)
     records = json.loads(nixlift("history", net, "--json").stdout)["h1"]
     assert [r["commit"] for r in records] == [head, head + "+dirty"]
+
+
+def test_allow_reboot_reboots_hosts_that_ask_for_it(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(2)
+    good_then(sb, tmp_path, "")
+    net = _write_network(tmp_path / "kernel", sb, """
+  h1 = { ... }: { environment.etc."v".text = "new kernel"; standin.activation.exitCode = 100; };
+  h2 = { ... }: { environment.etc."v".text = "no reboot needed"; };
+""")
+    h1, h2 = sb.host("h1"), sb.host("h2")
+    boots = (h1.boot_id(), h2.boot_id())
+    done, hosts = deploy_json(net, "--allow-reboot", "--reboot-timeout", "60")
+    assert done.returncode == 0, done.stderr
+    assert h1.boot_id() != boots[0] and h2.boot_id() == boots[1]
+    assert "reboot" in hosts["h1"]["durations"] and "reboot" not in hosts["h2"]["durations"]
+    assert current_system(h1) == hosts["h1"]["system"]
