@@ -109,6 +109,8 @@ class Network:
     all_names: tuple[str, ...]
     #: network.nixConfig (morph): passed to nix as --option
     nix_config: tuple[tuple[str, str], ...] = ()
+    #: the system of the machine that evaluated the network (builtins.currentSystem)
+    local_system: str = ""
 
     def machine(self, name: str) -> Machine:
         for m in self.machines:

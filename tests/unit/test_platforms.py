@@ -90,3 +90,24 @@ def test_check_names_every_machine_and_the_ways_out() -> None:
     assert "--builders" in e.value.hint and "buildOnTarget" in e.value.hint
     # building on the target needs nothing here
     check(cap(), [machine("pi3", "aarch64-linux", build_on_target=True)])
+
+
+def test_all_native_skips_the_probe_only_when_nothing_says_otherwise() -> None:
+    from pathlib import Path as P
+
+    from nixlift.model import Network
+    from nixlift.nix.argv import NixSettings
+
+    def net(*systems: str) -> Network:
+        return Network("n", "", (P("/n.nix"),), tuple(machine(f"m{i}", s)
+                                                     for i, s in enumerate(systems)),
+                       (), local_system="x86_64-linux")
+
+    from nixlift.nix.platforms import all_native
+
+    assert all_native(net("x86_64-linux", "x86_64-linux"), NixSettings())
+    assert not all_native(net("x86_64-linux", "aarch64-linux"), NixSettings())
+    assert not all_native(net("x86_64-linux"), NixSettings(max_jobs="0"))
+    assert not all_native(net("x86_64-linux"), NixSettings(builders="ssh://b x86_64-linux"))
+    assert not all_native(net("x86_64-linux"),
+                          NixSettings(options=(("extra-platforms", "aarch64-linux"),)))

@@ -83,8 +83,8 @@ async def _evaluate_checked(args: argparse.Namespace) -> tuple[Request, Network,
     req = resolve(args)
     network = await evaluate(req.source, req.selection, req.settings)
     settings = with_network_config(req.settings, network)
-    capability = await platforms.probe(settings)
-    platforms.check(capability, network.machines)
+    if not platforms.all_native(network, settings):
+        platforms.check(await platforms.probe(settings), network.machines)
     return req, network, settings
 
 

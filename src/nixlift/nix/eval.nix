@@ -138,6 +138,8 @@ in
   network = {
     description = meta.description or "";
     nixConfig = meta.nixConfig or { };
+    # the evaluating (and building) machine's own system
+    localSystem = builtins.currentSystem;
     inherit names;
   };
   patternMatches = map (p: filter (name: matches name p) names) (if req.include == null then [ ] else req.include);

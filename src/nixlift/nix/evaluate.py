@@ -147,6 +147,7 @@ def parse(data: dict[str, Any], source: NetworkSource, selection: Selection) -> 
         machines=machines,
         all_names=tuple(names),
         nix_config=nix_config,
+        local_system=str(data["network"].get("localSystem", "")),
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nixlift import proc
 from nixlift.errors import PlatformError
-from nixlift.model import Machine
+from nixlift.model import Machine, Network
 from nixlift.nix import argv as nix_argv
 from nixlift.nix.argv import NixSettings
 
@@ -130,6 +130,17 @@ def capability_from_config(config: Mapping[str, object], binfmt: frozenset[str])
 async def probe(settings: NixSettings) -> BuildCapability:
     done = await proc.run(nix_argv.show_config(settings), what="reading nix's configuration")
     return capability_from_config(json.loads(done.stdout), binfmt_systems())
+
+
+def all_native(network: Network, settings: NixSettings) -> bool:
+    """Every machine is built here for this machine's own system, and nothing in the settings
+    changes where builds go: asking nix how it builds (one more process) can be skipped."""
+    changed = settings.builders is not None or settings.max_jobs in ("0",) or any(
+        name in ("system", "extra-platforms", "builders", "max-jobs")
+        for name, _ in settings.options)
+    return bool(network.local_system) and not changed and all(
+        m.system == network.local_system for m in network.machines
+        if not m.deployment.build_on_target)
 
 
 def check(capability: BuildCapability, machines: Iterable[Machine]) -> None:
