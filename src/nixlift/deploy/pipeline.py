@@ -121,8 +121,8 @@ class Deployment:
         self.emit(Plan(tuple(m.name for m in machines), self.options.goal.value))
         async with control_directory() as control:
             try:
-                await self._connect_all(control)
-                await self._register_prebuilt()
+                # Independent: the handshakes and nix's GC roots overlap.
+                await asyncio.gather(self._connect_all(control), self._register_prebuilt())
                 results = await asyncio.gather(*(self._host(m) for m in machines))
             finally:
                 await asyncio.gather(*(lock.release() for lock in self._locks))
@@ -169,7 +169,7 @@ class Deployment:
         if self.options.keep_roots:
             return
         present = [m for m in self.network.machines
-                   if not m.deployment.build_on_target and m.name not in self._not_ready
+                   if not m.deployment.build_on_target
                    and await asyncio.to_thread(os.path.exists, m.out_path)]
         if present and not self.rollout.stopping:
             await register_built(present, self.options.settings, self.options.gc_roots)
