@@ -30,6 +30,7 @@ def test_evaluate_passes_the_request_as_json_and_user_args_verbatim() -> None:
 def test_realise_adds_a_gc_root_and_build_settings() -> None:
     assert argv.realise("/nix/store/a.drv", Path("/tmp/r/web"), SETTINGS) == [
         "nix-store", "--realise", "/nix/store/a.drv", "--add-root", "/tmp/r/web",
+        "--option", "build-poll-interval", "1",
         "--option", "extra-platforms", "aarch64-linux",
         "--builders", "ssh://b aarch64-linux", "--max-jobs", "4",
     ]
