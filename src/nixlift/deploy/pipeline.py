@@ -28,7 +28,13 @@ from nixlift.errors import NixliftError, SshError
 from nixlift.events import Emit, Finished, Notice, Phase, Plan
 from nixlift.model import Goal, HostResult, HostState, Machine, Network, Status
 from nixlift.nix.argv import NixSettings
-from nixlift.transport.ssh import SshSession, SshTarget, control_directory, remote_command
+from nixlift.transport.ssh import (
+    SshSession,
+    SshTarget,
+    control_directory,
+    diagnose,
+    remote_command,
+)
 
 T = TypeVar("T")
 
@@ -393,8 +399,12 @@ async def confirm_over_new_connection(session: SshSession, directory: str, timeo
     target = session.target
     command = remote_command([*target.elevate, *hostside.argv("confirm", directory)])
     done = await proc.run(target.fresh_argv(command), what=f"confirming {target.name}",
-                          error=SshError, host=target.name, timeout=timeout + 30,
-                          hint="a new SSH login to the host failed after activation")
+                          error=SshError, host=target.name, timeout=timeout + 30, check=False)
+    if done.returncode != 0:
+        raise SshError(
+            f"could not log in to {target.name} over a new connection after activation",
+            argv=done.argv, returncode=done.returncode, stderr_tail=done.stderr_tail(),
+            host=target.name, hint=diagnose(done.stderr))
     return done.stdout.strip()
 
 
