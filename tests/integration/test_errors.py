@@ -155,3 +155,22 @@ def test_eval_json_never_shows_key_text(tmp_path: Path) -> None:
     assert "hunter2-secret" not in done.stdout + done.stderr
     key = json.loads(done.stdout)["machines"][0]["deployment"]["keys"]["db"]
     assert key["source"] == "text" and key["permissions"] == "0600"
+
+
+def test_unreachable_reasons_are_told_apart(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(3)
+    (tmp_path / "empty_known_hosts").write_text("")
+    net = write_network(tmp_path, sb, """
+  h1 = { ... }: { deployment.sshOptions = lib.mkForce [ "-F" sb.sshConfig
+    "-o" "UserKnownHostsFile=${toString ./empty_known_hosts}" ]; };
+  h2 = { ... }: { deployment.targetUser = "nobody"; };
+  h3 = { ... }: { deployment.targetPort = 1; };
+""".replace("{ ... }: { deployment.sshOptions", "{ lib, ... }: { deployment.sshOptions"))
+    done, hosts = deploy_json(net)
+    assert done.returncode == 1
+    assert "known_hosts" in hosts["h1"]["hint"]  # host key unknown: never turned off
+    assert "authentication failed" in hosts["h2"]["hint"]
+    assert "sshd running" in hosts["h3"]["hint"]  # connection refused
+    assert untouched(sb)
