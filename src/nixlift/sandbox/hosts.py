@@ -58,9 +58,8 @@ import os
 import shutil
 import signal
 import socket
-import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -69,6 +68,42 @@ from typing import Any, TypeVar
 
 from nixlift import proc
 from nixlift.errors import CommandError, MissingProgramError, SandboxError
+from nixlift.sandbox.addresses import FIRST_BLOCK as FIRST_BLOCK
+from nixlift.sandbox.addresses import HOSTS_PER_BLOCK as HOSTS_PER_BLOCK
+from nixlift.sandbox.addresses import LAST_BLOCK as LAST_BLOCK
+from nixlift.sandbox.addresses import MAX_HOSTS as MAX_HOSTS
+from nixlift.sandbox.addresses import NETWORK as NETWORK
+from nixlift.sandbox.addresses import NETWORK_PREFIX as NETWORK_PREFIX
+from nixlift.sandbox.addresses import address_block as address_block
+from nixlift.sandbox.addresses import blocks_needed as blocks_needed
+from nixlift.sandbox.addresses import host_address as host_address
+from nixlift.sandbox.addresses import host_index as host_index
+from nixlift.sandbox.addresses import host_name as host_name
+from nixlift.sandbox.claims import CLAIM_GRACE as CLAIM_GRACE
+from nixlift.sandbox.claims import CLAIMS_DIR as CLAIMS_DIR
+from nixlift.sandbox.claims import BlockClaims as BlockClaims
+from nixlift.sandbox.claims import Claim as Claim
+from nixlift.sandbox.files import _write_atomic as _write_atomic
+from nixlift.sandbox.files import _write_if_changed as _write_if_changed
+from nixlift.sandbox.keys import _authorizes as _authorizes
+from nixlift.sandbox.keys import _ensure_key as _ensure_key
+from nixlift.sandbox.keys import _install_authorized_keys as _install_authorized_keys
+from nixlift.sandbox.keys import _public_key_or_empty as _public_key_or_empty
+from nixlift.sandbox.keys import _public_key_path as _public_key_path
+from nixlift.sandbox.keys import authorized_keys_line as authorized_keys_line
+from nixlift.sandbox.processes import STOP_TIMEOUT as STOP_TIMEOUT
+from nixlift.sandbox.processes import _children as _children
+from nixlift.sandbox.processes import _is_host_process as _is_host_process
+from nixlift.sandbox.processes import _kernel_boot_id as _kernel_boot_id
+from nixlift.sandbox.processes import _stop_host_process as _stop_host_process
+from nixlift.sandbox.processes import process_alive as process_alive
+from nixlift.sandbox.processes import process_start as process_start
+from nixlift.sandbox.processes import scan_host_processes as scan_host_processes
+from nixlift.sandbox.render import known_hosts_line as known_hosts_line
+from nixlift.sandbox.render import render_known_hosts as render_known_hosts
+from nixlift.sandbox.render import render_ssh_config as render_ssh_config
+from nixlift.sandbox.render import render_sshd_config as render_sshd_config
+from nixlift.sandbox.render import ssh_config_path as ssh_config_path
 
 log = logging.getLogger("nixlift.sandbox")
 
@@ -76,21 +111,8 @@ T = TypeVar("T")
 
 #: port every sandbox host's sshd listens on unless `up(port=…)` says otherwise
 DEFAULT_PORT = 2222
-#: the loopback range of all sandbox hosts; one /24 block per (part of a) sandbox
-NETWORK = "127.77.0.0/16"
-NETWORK_PREFIX = "127.77"
-HOSTS_PER_BLOCK = 250
-FIRST_BLOCK = 1
-LAST_BLOCK = 250
-MAX_HOSTS = HOSTS_PER_BLOCK * (LAST_BLOCK - FIRST_BLOCK + 1)
-#: one claim file per block in use, shared by every sandbox on this machine
-CLAIMS_DIR = Path("/tmp/nixlift-sandbox-blocks")
-#: a claim this young whose claimer still runs is never stale (its hosts may be starting)
-CLAIM_GRACE = 120.0
 #: seconds a new host has to accept SSH connections
 READY_TIMEOUT = 15.0
-#: seconds between SIGTERM and SIGKILL, and after SIGKILL, when stopping a host
-STOP_TIMEOUT = 3.0
 #: seconds to wait for another nixlift command holding the sandbox directory's lock
 LOCK_TIMEOUT = 120.0
 
@@ -295,113 +317,6 @@ class HostStatus:
     current_system: str | None
 
 
-# ---------------------------------------------------------------------------------------------
-# Pure helpers (unit-tested)
-
-
-def host_name(index: int) -> str:
-    return f"h{index}"
-
-
-def host_index(name: str) -> int | None:
-    if name.startswith("h") and name[1:].isdigit() and not name[1:].startswith("0"):
-        return int(name[1:])
-    return None
-
-
-def blocks_needed(count: int) -> int:
-    return -(-count // HOSTS_PER_BLOCK)
-
-
-def host_address(blocks: Sequence[int], index: int) -> str:
-    """Address of host number `index` (1-based): block `(index-1)//250`, host `(index-1)%250+1`."""
-    block = blocks[(index - 1) // HOSTS_PER_BLOCK]
-    return f"{NETWORK_PREFIX}.{block}.{(index - 1) % HOSTS_PER_BLOCK + 1}"
-
-
-def address_block(address: str) -> int | None:
-    parts = address.split(".")
-    if len(parts) == 4 and ".".join(parts[:2]) == NETWORK_PREFIX and parts[2].isdigit():
-        return int(parts[2])
-    return None
-
-
-def render_sshd_config(address: str, port: int) -> str:
-    """sshd_config of one host (its paths are inside the host)."""
-    lines = [
-        "# sshd of a nixlift sandbox host, written by `nixlift sandbox up`; paths are inside it",
-        f"ListenAddress {address}:{port}",
-        "HostKey /etc/ssh/ssh_host_ed25519_key",
-        "PidFile /run/sshd.pid",
-        "PermitRootLogin prohibit-password",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "UsePAM no",
-        "AuthorizedKeysFile /etc/ssh/authorized_keys.d/%u",
-        "StrictModes yes",
-        "KexAlgorithms curve25519-sha256",
-        "MaxSessions 64",
-        "MaxStartups 100:30:200",
-        "PrintMotd no",
-        "PrintLastLog no",
-        "X11Forwarding no",
-        "Subsystem sftp internal-sftp",
-        "LogLevel INFO",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def ssh_config_path(path: Path) -> str:
-    """`path` as one quoted ssh_config argument with `%` escaped (ssh expands %-tokens)."""
-    text = str(path)
-    if any(c in text for c in '"\\') or any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise SandboxError(
-            f"the sandbox path {text!r} cannot be written into an ssh_config",
-            hint="choose a sandbox directory without quotes, backslashes or control characters",
-        )
-    return '"' + text.replace("%", "%%") + '"'
-
-
-def render_ssh_config(hosts: Iterable[SandboxHost], *, identity: Path, known_hosts: Path) -> str:
-    """ssh_config with a block per host (by name) and a final `Host *` for `root@ADDRESS`."""
-    common = [
-        "  User root",
-        f"  IdentityFile {ssh_config_path(identity)}",
-        "  IdentitiesOnly yes",
-        f"  UserKnownHostsFile {ssh_config_path(known_hosts)}",
-        "  GlobalKnownHostsFile /dev/null",
-        "  StrictHostKeyChecking yes",
-        "  CheckHostIP no",
-        "  UpdateHostKeys no",
-        "  BatchMode yes",
-        "  ConnectTimeout 10",
-        "  LogLevel ERROR",
-    ]
-    out = [
-        "# nixlift sandbox hosts, written by `nixlift sandbox up`: ssh -F THIS_FILE h1",
-        "# Host keys are verified against the known_hosts file named below.",
-    ]
-    for host in hosts:
-        out += ["", f"Host {host.name}", f"  HostName {host.address}", f"  Port {host.port}"]
-        out += common
-    out += ["", "# any sandbox address, e.g. ssh -F THIS_FILE -p PORT root@127.77.B.N", "Host *"]
-    out += common
-    return "\n".join(out) + "\n"
-
-
-def known_hosts_line(address: str, port: int, public_key: str, comment: str = "") -> str:
-    """`[ADDRESS]:PORT TYPE KEY [COMMENT]` from an OpenSSH public key line."""
-    fields = public_key.split()
-    if len(fields) < 2:
-        raise SandboxError(f"not an OpenSSH public key: {public_key!r}")
-    host = address if port == 22 else f"[{address}]:{port}"
-    return " ".join([host, fields[0], fields[1], *([comment] if comment else [])])
-
-
-def render_known_hosts(entries: Iterable[tuple[SandboxHost, str]]) -> str:
-    lines = [known_hosts_line(h.address, h.port, key, h.name) for h, key in entries]
-    return "".join(line + "\n" for line in lines)
-
 
 def default_directory() -> Path:
     """`$NIXLIFT_SANDBOX_DIR`, else `${XDG_STATE_HOME:-~/.local/state}/nixlift/sandbox`."""
@@ -412,309 +327,6 @@ def default_directory() -> Path:
     base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
     return base / "nixlift" / "sandbox"
 
-
-# ---------------------------------------------------------------------------------------------
-# /proc
-
-
-def _proc_stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat from the state (field 3) on, or None if there is no such pid."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rfind(")") + 2 :].split()
-
-
-def _proc_cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [a.decode("utf-8", errors="surrogateescape") for a in raw.split(b"\0")[:-1]]
-
-
-def process_start(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat)."""
-    fields = _proc_stat_fields(pid)
-    if fields is None or len(fields) < 20:
-        return None
-    return int(fields[19])
-
-
-def process_alive(pid: int, start: int | None = None) -> bool:
-    """Whether `pid` runs (zombies do not) and, given `start`, is still the same process."""
-    fields = _proc_stat_fields(pid)
-    if not fields or fields[0] in ("Z", "X", "x"):
-        return False
-    return start is None or (len(fields) >= 20 and int(fields[19]) == start)
-
-
-def _is_host_process(pid: int, root: Path) -> bool:
-    """Whether `pid` is the live `unshare` of the host in `root`."""
-    fields = _proc_stat_fields(pid)
-    if pid <= 0 or not fields or fields[0] in ("Z", "X", "x"):
-        return False
-    argv = _proc_cmdline(pid)
-    if not argv:
-        # Right after exec (and in other short windows) cmdline reads empty: trust the name.
-        return _proc_comm(pid) == "unshare"
-    return Path(argv[0]).name == "unshare" and str(root) in argv
-
-
-def _proc_comm(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().rstrip("\n")
-    except OSError:
-        return None
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(c) for c in text.split()]
-
-
-def scan_host_processes(directory: Path) -> list[tuple[int, Path]]:
-    """(pid, host dir) of every live `unshare` of a host of the sandbox in `directory`."""
-    hosts_dir = directory / "hosts"
-    found: list[tuple[int, Path]] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        argv = _proc_cmdline(pid)
-        if not argv or Path(argv[0]).name != "unshare":
-            continue
-        for arg in argv[1:]:
-            if Path(arg).parent == hosts_dir and process_alive(pid):
-                found.append((pid, Path(arg)))
-                break
-    return found
-
-
-async def _stop_host_process(pid: int, root: Path, name: str) -> None:
-    """Stop one host and wait until its namespace is gone (a zombie `unshare` counts as gone).
-
-    `unshare --fork` blocks SIGTERM, so the namespace's init (`standin-init`, its only child) gets
-    SIGTERM (it kills every process of the host and exits); then SIGKILL to both (with
-    --kill-child, unshare's death SIGKILLs the init too). When a pid namespace's init dies, the
-    kernel kills every other process in it.
-    """
-    start = process_start(pid)
-    if start is None or not _is_host_process(pid, root):
-        return
-    inits = [(child, process_start(child)) for child in _children(pid)]
-    rounds = [(signal.SIGTERM, inits)] if inits else []
-    rounds.append((signal.SIGKILL, [*inits, (pid, start)]))
-    for sig, targets in rounds:
-        for target, target_start in targets:
-            if process_alive(target, target_start):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(target, sig)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline:
-            if not process_alive(pid, start):
-                return
-            await asyncio.sleep(0.01)
-    raise SandboxError(
-        f"sandbox host {name} (pid {pid}) did not stop",
-        hint=f"look at `ps -o pid,stat,cmd --ppid {pid}`; a process in state D may be stuck",
-        host=name,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Address block claims
-
-
-@dataclass(frozen=True)
-class Claim:
-    block: int
-    #: the sandbox directory holding the block, or None for an unreadable claim file
-    directory: Path | None
-    #: pid and start time (clock ticks) of the process that claimed it
-    pid: int
-    start: int | None
-    mtime: float
-
-
-def _sandbox_runs_in_block(directory: Path, block: int) -> bool:
-    """Whether a host of the sandbox in `directory` with an address in `block` runs."""
-    try:
-        state = _read_state(directory)
-    except SandboxError:
-        return False
-    if state is None:
-        return False
-    return any(address_block(h.address) == block and h.running() for h in state.hosts)
-
-
-class BlockClaims:
-    """The claim files of address blocks, in `claims_dir` (one `B.claim` per block in use).
-
-    `hosts_running(directory, block)`, `process_alive(pid, start)` and `clock()` are injectable
-    for tests; every change happens under an flock on `claims_dir/.lock`, and each claim file is
-    created with O_EXCL.
-    """
-
-    def __init__(
-        self,
-        claims_dir: Path = CLAIMS_DIR,
-        *,
-        hosts_running: Callable[[Path, int], bool] = _sandbox_runs_in_block,
-        process_alive: Callable[[int, int | None], bool] = process_alive,
-        clock: Callable[[], float] = time.time,
-        grace: float = CLAIM_GRACE,
-        blocks: Sequence[int] = range(FIRST_BLOCK, LAST_BLOCK + 1),
-    ) -> None:
-        self.claims_dir = claims_dir
-        self.hosts_running = hosts_running
-        self.process_alive = process_alive
-        self.clock = clock
-        self.grace = grace
-        self.blocks = tuple(blocks)
-
-    def path(self, block: int) -> Path:
-        return self.claims_dir / f"{block}.claim"
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        try:
-            self.claims_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-        except OSError as e:
-            raise SandboxError(f"cannot create {self.claims_dir}: {e.strerror}") from e
-        info = self.claims_dir.lstat()
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-            raise SandboxError(
-                f"{self.claims_dir} is not a directory of this user",
-                hint="remove it: nixlift keeps its sandbox address claims there",
-            )
-        fd = os.open(self.claims_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # held for a few file operations only
-            yield
-        finally:
-            os.close(fd)
-
-    def read(self, block: int) -> Claim | None:
-        path = self.path(block)
-        try:
-            mtime = path.stat().st_mtime
-            raw = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError:
-            return Claim(block, None, 0, None, self.clock())
-        try:
-            data = json.loads(raw)
-            start = data.get("start")
-            return Claim(
-                block,
-                Path(str(data["directory"])),
-                int(data["pid"]),
-                int(start) if start is not None else None,
-                mtime,
-            )
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return Claim(block, None, 0, None, mtime)
-
-    def is_stale(self, claim: Claim) -> bool:
-        young = self.clock() - claim.mtime < self.grace
-        if claim.directory is None:
-            return not young
-        if self.hosts_running(claim.directory, claim.block):
-            return False
-        return not (young and self.process_alive(claim.pid, claim.start))
-
-    def _content(self, directory: Path) -> str:
-        pid = os.getpid()
-        body = {"directory": str(directory), "pid": pid, "start": process_start(pid)}
-        return json.dumps(body) + "\n"
-
-    def _create(self, block: int, directory: Path) -> bool:
-        try:
-            fd = os.open(self.path(block), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(self._content(directory))
-        return True
-
-    def _take(self, block: int, directory: Path) -> bool:
-        claim = self.read(block)
-        if claim is None:
-            return self._create(block, directory)
-        if claim.directory == directory:
-            _write_atomic(self.path(block), self._content(directory))  # refresh pid and time
-            return True
-        if not self.is_stale(claim):
-            return False
-        log.info("taking over stale sandbox block %d from %s", block, claim.directory)
-        with contextlib.suppress(FileNotFoundError):
-            self.path(block).unlink()
-        return self._create(block, directory)
-
-    def acquire(self, directory: Path, count: int, prefer: Sequence[int] = ()) -> tuple[int, ...]:
-        """`count` blocks for `directory`, keeping `prefer[i]` at position i where possible."""
-        with self._locked():
-            chosen: list[int | None] = [None] * count
-            for i, block in enumerate(prefer[:count]):
-                if block in self.blocks and block not in chosen and self._take(block, directory):
-                    chosen[i] = block
-            candidates = iter(b for b in self.blocks if b not in chosen)
-            for i in range(count):
-                while chosen[i] is None:
-                    candidate = next(candidates, None)
-                    if candidate is None:
-                        taken = [b for b in chosen if b is not None and b not in prefer]
-                        self._release(directory, taken)
-                        raise SandboxError(
-                            f"no free sandbox address block for {directory} "
-                            f"(needs {count} of {NETWORK}'s /24 blocks "
-                            f"{self.blocks[0]}-{self.blocks[-1]})",
-                            hint=f"stop other sandboxes with `nixlift sandbox down`; claims "
-                            f"are in {self.claims_dir}",
-                        )
-                    if self._take(candidate, directory):
-                        chosen[i] = candidate
-            # blocks this directory still holds from before (say its state file was lost)
-            self._release(directory, [b for b in self.owned(directory) if b not in chosen])
-            return tuple(b for b in chosen if b is not None)
-
-    def _release(self, directory: Path, blocks: Iterable[int]) -> None:
-        for block in blocks:
-            claim = self.read(block)
-            if claim is not None and claim.directory == directory:
-                with contextlib.suppress(FileNotFoundError):
-                    self.path(block).unlink()
-
-    def release(self, directory: Path, blocks: Iterable[int] | None = None) -> None:
-        """Give up `blocks` (default: every block) claimed for `directory`."""
-        if not self.claims_dir.is_dir():
-            return
-        with self._locked():
-            self._release(directory, self.blocks if blocks is None else blocks)
-
-    def owned(self, directory: Path) -> list[int]:
-        """The blocks claimed for `directory`, in order."""
-        try:
-            names = os.listdir(self.claims_dir)
-        except FileNotFoundError:
-            return []
-        claimed = {
-            int(n.removesuffix(".claim"))
-            for n in names
-            if n.endswith(".claim") and n[:-6].isdigit()
-        }
-        result: list[int] = []
-        for block in sorted(claimed & set(self.blocks)):
-            claim = self.read(block)
-            if claim is not None and claim.directory == directory:
-                result.append(block)
-        return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -761,23 +373,6 @@ class _Layout:
     def host_root(self, name: str) -> Path:
         return self.directory / "hosts" / name
 
-
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
-def _write_if_changed(path: Path, text: str, mode: int = 0o644) -> None:
-    try:
-        if path.read_text(encoding="utf-8") == text and (path.stat().st_mode & 0o7777) == mode:
-            return
-    except OSError:
-        pass
-    _write_atomic(path, text, mode)
 
 
 def _absolute(directory: Path) -> Path:
@@ -890,13 +485,6 @@ async def _directory_lock(directory: Path) -> AsyncIterator[None]:
 # Processes
 
 
-async def _run(argv: Sequence[str], what: str) -> proc.Completed:
-    try:
-        return await proc.run(argv, timeout=60, what=what)
-    except CommandError as e:
-        detail = f":\n{e.stderr_tail}" if e.stderr_tail else ""
-        raise SandboxError(f"{e.message}{detail}", hint=e.hint) from e
-
 
 def _find_sshd() -> str:
     found = shutil.which("sshd")
@@ -946,47 +534,6 @@ async def _ensure_route() -> None:
         )
 
 
-async def _ensure_key(key: Path, comment: str) -> str:
-    """Public key line of the ed25519 key pair `key`, `key.pub`; generated if missing."""
-    if not _key_pair_present(key):
-        argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)]
-        await _run(argv, f"ssh-keygen for {key}")
-    return _public_key(key)
-
-
-def _public_key_path(key: Path) -> Path:
-    return key.with_name(key.name + ".pub")
-
-
-def _key_pair_present(key: Path) -> bool:
-    """Whether `key` and `key.pub` exist; if only one does, remove it (ssh-keygen would ask)."""
-    pub = _public_key_path(key)
-    if key.is_file() and pub.is_file():
-        return True
-    for path in (key, pub):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-    return False
-
-
-def _public_key(key: Path) -> str:
-    return _public_key_path(key).read_text(encoding="utf-8").strip()
-
-
-def _public_key_or_empty(key: Path) -> str:
-    try:
-        return _public_key(key)
-    except OSError:
-        return ""
-
-
-def _kernel_boot_id() -> str | None:
-    """This machine's boot id (what a sandbox host shows for a moment between two boots)."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
-
 
 async def _prepare_host(root: Path, name: str, address: str, port: int) -> str:
     """Create the host's directory and files; return its public host key."""
@@ -1002,39 +549,6 @@ def _write_host_files(root: Path, address: str, port: int) -> None:
     os.chmod(home, 0o700)
     _write_if_changed(root / "sshd_config", render_sshd_config(address, port))
 
-
-def authorized_keys_line(client_key: str) -> str:
-    """The line authorizing the client key `TYPE KEY [COMMENT]` (as `TYPE KEY nixlift-sandbox`)."""
-    fields = client_key.split()
-    if len(fields) < 2:
-        raise SandboxError(f"not an OpenSSH public key: {client_key!r}")
-    return f"{fields[0]} {fields[1]} nixlift-sandbox\n"
-
-
-def _authorizes(root: Path, client_key: str) -> bool:
-    """Whether the host in `root` has the client key in its /etc/ssh/authorized_keys.d/root."""
-    wanted = client_key.split()[:2]
-    try:
-        text = (root / "etc-upper" / "ssh" / "authorized_keys.d" / "root").read_text("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return any(line.split()[:2] == wanted for line in text.splitlines())
-
-
-def _install_authorized_keys(etc: Path, client_key: str) -> None:
-    """`etc/ssh/authorized_keys.d/root` with the client key, unless the file exists already.
-
-    The directory is made opaque in the overlay, so that keys of the real /etc never show
-    through into a host. Only while the host is stopped (it is a file of the upper layer).
-    """
-    keys_dir = etc / "ssh" / "authorized_keys.d"
-    if not keys_dir.is_dir():
-        keys_dir.mkdir(mode=0o755, parents=True)
-        with contextlib.suppress(OSError):
-            os.setxattr(keys_dir, "trusted.overlay.opaque", b"y")
-    root_keys = keys_dir / "root"
-    if not os.path.lexists(root_keys):  # (a whiteout, the file removed inside, counts too)
-        _write_atomic(root_keys, authorized_keys_line(client_key), 0o444)
 
 
 def _check_port_free(address: str, port: int) -> None:
