@@ -62,12 +62,23 @@ def _rollout_args(p: argparse.ArgumentParser) -> None:
                    help="stop starting work once more than N hosts (or N%% of them) failed")
     g.add_argument("--skip-unreachable", action="store_true",
                    help="report hosts that cannot be reached as skipped and deploy the rest")
-    g.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS",
-                   help="SSH connect timeout (default 10)")
+    _connect_timeout(g)
     g.add_argument("--log-dir", metavar="DIR",
                    help="write each host's whole log to DIR/HOST.log")
     g.add_argument("--progress", choices=("auto", "live", "plain"), default="auto",
                    help="live table on a terminal, [host] lines otherwise (default auto)")
+
+
+def _connect_timeout(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS",
+                   help="SSH connect timeout (default 10)")
+
+
+def _hosts_args(p: argparse.ArgumentParser) -> None:
+    """Commands that act on the selected hosts themselves (exec, check, rollback, …)."""
+    _network_args(p)
+    _selection_args(p)
+    _connect_timeout(p)
 
 
 def _output_args(p: argparse.ArgumentParser) -> None:
@@ -158,8 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     _selection_args(p)
     p.add_argument("--option", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="set a nix option for evaluation")
-    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS",
-                   help="SSH connect timeout (default 10)")
+    _connect_timeout(p)
     _output_args(p)
 
     p = sub.add_parser("exec", help="run a command on the selected hosts at once",
@@ -167,11 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a command on every selected host in parallel, its "
                                    "output prefixed with the host's name. One argument with "
                                    "spaces is a shell command line (sh -c).")
-    _network_args(p)
-    _selection_args(p)
+    _hosts_args(p)
     p.add_argument("--parallel", type=int, default=10, metavar="N",
                    help="hosts at once (0: all; default 10)")
-    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
 
     p = sub.add_parser("ssh", help="an interactive shell on one host, with its SSH settings",
                        usage="nixlift ssh MACHINE [NETWORK …] [-d NAME] [-- COMMAND …]",
@@ -179,17 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "port, user and options a deploy uses.")
     p.add_argument("host", metavar="MACHINE")
     _network_args(p)
-    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
+    _connect_timeout(p)
 
     p = sub.add_parser("check", help="run the hosts' health checks now",
                        description="Run each selected machine's deployment.healthChecks (and "
                                    "systemd's verdict where the host runs systemd) and report "
                                    "a table; exit 1 if any check fails.")
-    _network_args(p)
-    _selection_args(p)
+    _hosts_args(p)
     p.add_argument("--pre-deploy", action="store_true",
                    help="run deployment.preDeployChecks instead")
-    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
     _output_args(p)
 
     p = sub.add_parser("rollback", help="switch hosts back to an earlier generation",
@@ -197,27 +203,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "generation before its current one (or --to N) and activate "
                                    "it. Read from the hosts themselves: works whatever the "
                                    "network file says now.")
-    _network_args(p)
-    _selection_args(p)
+    _hosts_args(p)
     p.add_argument("--to", type=int, metavar="GEN", help="the generation number to go to")
     p.add_argument("--lock-wait", type=int, default=0, metavar="SECONDS")
-    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
 
     p = sub.add_parser("list-generations", help="the system generations on each host",
                        description="List each selected host's system generations, marking "
                                    "the current (boot default) and the running one.")
-    _network_args(p)
-    _selection_args(p)
-    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
+    _hosts_args(p)
     _output_args(p)
 
     p = sub.add_parser("history", help="the deploy history each host keeps",
                        description="Show the deploys recorded on each selected host: when, "
                                    "who from where, which system, goal, result, git commit.")
-    _network_args(p)
-    _selection_args(p)
+    _hosts_args(p)
     p.add_argument("--last", type=int, default=0, metavar="N", help="only the last N records")
-    p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS")
     _output_args(p)
 
     p = sub.add_parser("create", help="remember network files under a name (-d NAME)",
