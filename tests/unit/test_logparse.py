@@ -43,3 +43,20 @@ def test_build_lines_progress_and_errors() -> None:
 def test_garbage_after_the_prefix_is_kept_as_text() -> None:
     log = NixLog()
     assert log.feed("@nix {not json") == ("@nix {not json", None)
+
+
+def test_the_end_of_each_derivations_build_is_reported() -> None:
+    log = NixLog()
+    ended: list[str] = []
+    log.on_build_end = ended.append
+    for line in [
+        '@nix {"action":"start","id":5,"level":3,"text":"building a","type":105,'
+        '"fields":["/nix/store/a.drv","",1,1]}',
+        '@nix {"action":"start","id":6,"level":3,"text":"building b","type":105,'
+        '"fields":["/nix/store/b.drv","",1,1]}',
+        '@nix {"action":"stop","id":6}',
+        '@nix {"action":"stop","id":5}',
+        '@nix {"action":"stop","id":7}',
+    ]:
+        log.feed(line)
+    assert ended == ["/nix/store/b.drv", "/nix/store/a.drv"]

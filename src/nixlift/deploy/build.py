@@ -10,11 +10,11 @@ from pathlib import Path
 from nixlift import proc
 from nixlift.deploy.copy import copy
 from nixlift.errors import BuildError
-from nixlift.events import Emit, Output
+from nixlift.events import Emit, Output, Progress
 from nixlift.model import Machine
 from nixlift.nix import argv as nix_argv
 from nixlift.nix.argv import NixSettings
-from nixlift.nix.logparse import run_logged
+from nixlift.nix.logparse import NixLog, run_logged
 from nixlift.transport.ssh import SshSession
 
 _BUILD_HINT = "the build log above shows which derivation failed and why"
@@ -64,3 +64,83 @@ async def build_on_target(session: SshSession, machine: Machine, emit: Emit) -> 
         stop_with_connection=True,
     )
     return machine.out_path
+
+
+class SharedBuild:
+    """One nix-store for every machine that needs building: nix then builds a derivation that
+    several systems share once, instead of one process per host waiting for another's lock; and
+    each machine learns from nix's JSON log the moment its own system is built, so its copy starts
+    while the others still build."""
+
+    def __init__(self, machines: Sequence[Machine], settings: NixSettings, gc_roots: Path,
+                 emit: Emit) -> None:
+        self.machines = list(machines)
+        self.settings = settings
+        self.gc_roots = gc_roots
+        self.emit = emit
+        self.log = NixLog()
+        loop = asyncio.get_running_loop()
+        self._built: dict[str, asyncio.Future[None]] = {
+            m.drv_path: loop.create_future() for m in self.machines}
+        self.log.on_build_end = self._ended
+        self._settling: set[asyncio.Task[None]] = set()
+
+    def _ended(self, drv: str) -> None:
+        future = self._built.get(drv)
+        if future is not None and not future.done():
+            task = asyncio.ensure_future(self._settle(drv, future))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, drv: str, future: asyncio.Future[None]) -> None:
+        """nix ended a build of a machine's system: built if its output is there."""
+        machine = next(m for m in self.machines if m.drv_path == drv)
+        built = await asyncio.to_thread(os.path.exists, machine.out_path)
+        if built and not future.done():
+            future.set_result(None)
+
+    async def run(self) -> None:
+        drvs = list(self._built)
+        names = ", ".join(m.name for m in self.machines)
+
+        def relay_all(line: str) -> None:
+            text, counts = self.log.feed(line)
+            for m in self.machines:
+                if self._built[m.drv_path].done():
+                    continue
+                if counts is not None:
+                    self.emit(Progress(m.name, "build", counts.done, counts.expected,
+                                       counts.unit))
+                elif text:
+                    self.emit(Output(m.name, text.splitlines()[-1]))
+
+        try:
+            await proc.run(
+                [*nix_argv.realise_many(drvs, self.gc_roots / ".shared", self.settings),
+                 "--keep-going", "--log-format", "internal-json"],
+                check=False, what=f"building {names}", on_stderr=relay_all)
+        finally:
+            for m in self.machines:
+                future = self._built[m.drv_path]
+                if future.done():
+                    continue
+                if await asyncio.to_thread(os.path.exists, m.out_path):
+                    future.set_result(None)
+                else:
+                    future.set_exception(BuildError(
+                        f"building {m.name} failed", stderr_tail="\n".join(
+                            list(self.log.lines)[-25:]), hint=_BUILD_HINT, host=m.name))
+
+    def covers(self, machine: Machine) -> bool:
+        return machine.drv_path in self._built
+
+    def forget(self) -> None:
+        """Retrieve the failures no host waited for (a stopped rollout), so none is reported
+        as never retrieved."""
+        for future in self._built.values():
+            if future.done() and not future.cancelled():
+                future.exception()
+
+    async def wait(self, machine: Machine) -> str:
+        await asyncio.shield(self._built[machine.drv_path])
+        return machine.out_path

@@ -20,7 +20,7 @@ from typing import TypeVar
 from nixlift import proc
 from nixlift.deploy import activate as activation
 from nixlift.deploy import health, history, hostside, hoststate, reboot
-from nixlift.deploy.build import build, build_on_target, register_built
+from nixlift.deploy.build import SharedBuild, build, build_on_target, register_built
 from nixlift.deploy.copy import copy
 from nixlift.deploy.lock import HostLock, holder_info
 from nixlift.deploy.rollout import FailurePolicy, Rollout, Stopped
@@ -114,6 +114,9 @@ class Deployment:
         self._connect_time: dict[str, float] = {}
         #: the host's state as read when its lock was taken (saves a round trip later)
         self._probes: dict[str, hoststate.Probe] = {}
+        #: one nix-store building every machine that needs it (when there are several)
+        self._shared: SharedBuild | None = None
+        self._shared_task: asyncio.Future[None] | None = None
 
     def interrupt(self) -> None:
         """Ctrl-C: stop starting work, cancel builds and copies, let activations finish."""
@@ -121,6 +124,8 @@ class Deployment:
             self.emit(Notice(None, "interrupted: cancelling builds and copies; activations "
                                    "already running will finish"))
         self.rollout.interrupt()
+        if self._shared_task is not None:
+            self._shared_task.cancel()
 
     async def run(self) -> list[HostResult]:
         machines = self.network.machines
@@ -129,8 +134,14 @@ class Deployment:
             try:
                 # Independent: the handshakes and nix's GC roots overlap.
                 await asyncio.gather(self._connect_all(control), self._register_prebuilt())
+                self._start_shared_build()
                 results = await asyncio.gather(*(self._host(m) for m in machines))
             finally:
+                if self._shared_task is not None:
+                    self._shared_task.cancel()
+                    await asyncio.gather(self._shared_task, return_exceptions=True)
+                if self._shared is not None:
+                    self._shared.forget()
                 await asyncio.gather(*(lock.release() for lock in self._locks))
                 await asyncio.gather(*(s.close() for s in self._sessions.values()))
         return list(results)
@@ -180,6 +191,18 @@ class Deployment:
         if present and not self.rollout.stopping:
             await register_built(present, self.options.settings, self.options.gc_roots)
             self._prebuilt = {m.name for m in present}
+
+    def _start_shared_build(self) -> None:
+        """Several machines to build here: one nix-store for all of them (see SharedBuild).
+        With --keep-result each gets a root of its own name, so each is built by itself."""
+        wanted = [m for m in self.network.machines
+                  if not m.deployment.build_on_target and m.name not in self._prebuilt
+                  and m.name not in self._not_ready]
+        if self.options.keep_roots or len(wanted) < 2 or self.rollout.stopping:
+            return
+        self._shared = SharedBuild(wanted, self.options.settings, self.options.gc_roots,
+                                   self.emit)
+        self._shared_task = asyncio.ensure_future(self._shared.run())
 
     # --- one host ------------------------------------------------------------------------
 
@@ -291,6 +314,9 @@ class _HostRun:
                              lambda: build_on_target(session, m, d.emit))
         elif self.name in d._prebuilt:
             d.emit(Phase(self.name, "build", "already built"))
+        elif d._shared is not None and d._shared.covers(m):
+            shared = d._shared
+            await self._step("build", m.system, lambda: shared.wait(m))
         else:
             await self._step("build", m.system,
                              lambda: build(m, d.options.settings, d.options.gc_roots, d.emit),

@@ -51,6 +51,9 @@ class NixLog:
         self._bytes: dict[int, tuple[int, int]] = {}
         self.paths: Counts | None = None
         self.builds: Counts | None = None
+        #: called with a derivation's path when nix's build of it ends (success or not)
+        self.on_build_end: Callable[[str], None] | None = None
+        self._building: dict[int, str] = {}
 
     @property
     def tail(self) -> str:
@@ -95,12 +98,19 @@ class NixLog:
             if kind == ACT_COPY_PATH:
                 # one line per path would bury everything else in the tail
                 return None, None
+            fields = event.get("fields")
+            if kind == ACT_BUILD and isinstance(fields, list) and fields:
+                self._building[int(event["id"])] = str(fields[0])
             if text and int(event.get("level", 0)) <= SHOWN_LEVEL:
                 self.lines.append(text)
                 return text, None
             return None, None
         if action == "stop":
-            stopped = self._types.pop(int(event.get("id", -1)), 0)
+            ident = int(event.get("id", -1))
+            stopped = self._types.pop(ident, 0)
+            drv = self._building.pop(ident, None)
+            if drv is not None and self.on_build_end is not None:
+                self.on_build_end(drv)
             if stopped == ACT_COPY_PATH and self.paths is not None:
                 self.paths = Counts(self.paths.done + 1, self.paths.expected, "paths")
                 return None, self.paths
