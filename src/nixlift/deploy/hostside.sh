@@ -100,6 +100,8 @@ roll_back() {
 # way. SCRIPT is this file's text: `sh -c` gives a script no name to run itself again by.
 start() {
   script=$1 dir=$2; shift 2
+  # what earlier activations left in /run (long decided: their watchdogs end within minutes)
+  find "$run" -maxdepth 1 -name 'act-*' -mmin +120 -exec rm -rf {} + 2>/dev/null
   mkdir -p "$dir"
   if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
     systemd-run --quiet --collect --unit "nixlift-activate-$(basename "$dir")" \
