@@ -432,8 +432,3 @@ async def confirm_over_new_connection(session: SshSession, directory: str, timeo
             argv=done.argv, returncode=done.returncode, stderr_tail=done.stderr_tail(),
             host=target.name, hint=diagnose(done.stderr))
     return done.stdout.strip()
-
-
-async def deploy(network: Network, options: DeployOptions, emit: Emit) -> list[HostResult]:
-    """Run every selected machine's pipeline; return one result per machine, in order."""
-    return await Deployment(network, options, emit).run()
