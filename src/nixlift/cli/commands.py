@@ -28,7 +28,6 @@ from nixlift.nix import platforms
 from nixlift.nix.argv import NixSettings
 from nixlift.nix.evaluate import evaluate
 from nixlift.selection import Selection
-from nixlift.transport.ssh import SshSession, SshTarget, control_directory
 from nixlift.ui.logdir import LogDir
 
 
@@ -172,23 +171,20 @@ async def cmd_info(args: argparse.Namespace) -> int:
     req = resolve(args)
     network = await evaluate(req.source, req.selection, req.settings)
 
-    async def one(i: int, m: Machine, control: Path) -> dict[str, Any]:
+    probes = await hosts_cmd.on_each(
+        network, args, lambda m, session: hoststate.probe(session, m.out_path))
+    rows: list[dict[str, Any]] = []
+    for m in network.machines:
         row: dict[str, Any] = {**_machine_json(m), "running": None, "profile": None}
-        try:
-            target = SshTarget.for_machine(m, args.connect_timeout)
-            async with SshSession(target, control / str(i)) as session:
-                probe = await hoststate.probe(session, m.out_path)
-        except NixliftError as e:
-            row.update(state="unreachable", error=str(e), hint=e.hint)
-            return row
-        running = probe.state.current_system
-        row.update(running=running, profile=probe.state.profile_system,
-                   state="up to date" if running == m.out_path else
-                   "not deployed" if running is None else "out of date")
-        return row
-
-    async with control_directory() as control:
-        rows = await asyncio.gather(*(one(i, m, control) for i, m in enumerate(network.machines)))
+        found = probes[m.name]
+        if isinstance(found, NixliftError):
+            row.update(state="unreachable", error=str(found), hint=found.hint)
+        else:
+            running = found.state.current_system
+            row.update(running=running, profile=found.state.profile_system,
+                       state="up to date" if running == m.out_path else
+                       "not deployed" if running is None else "out of date")
+        rows.append(row)
     if args.json:
         _print_json({"deployment": network.deployment_name, "machines": rows})
     else:

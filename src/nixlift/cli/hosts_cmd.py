@@ -29,7 +29,7 @@ async def _targets(args: argparse.Namespace) -> Network:
     return await evaluate(req.source, req.selection, req.settings, machines="deployment")
 
 
-async def _on_each(network: Network, args: argparse.Namespace,
+async def on_each(network: Network, args: argparse.Namespace,
                    work: Callable[[Machine, SshSession], Awaitable[T]]
                    ) -> dict[str, T | NixliftError]:
     """Run `work` on every selected host at once; a host's error is its own."""
@@ -60,7 +60,7 @@ def _report_errors(results: dict[str, Any]) -> int:
 
 async def cmd_list_generations(args: argparse.Namespace) -> int:
     network = await _targets(args)
-    results = await _on_each(network, args, lambda m, s: generations.list_generations(s))
+    results = await on_each(network, args, lambda m, s: generations.list_generations(s))
     if args.json:
         json.dump({name: [g.__dict__ for g in r] for name, r in results.items()
                    if not isinstance(r, NixliftError)}, sys.stdout, indent=2)
@@ -80,7 +80,7 @@ async def cmd_list_generations(args: argparse.Namespace) -> int:
 
 async def cmd_history(args: argparse.Namespace) -> int:
     network = await _targets(args)
-    results = await _on_each(network, args, lambda m, s: history.read(s))
+    results = await on_each(network, args, lambda m, s: history.read(s))
     if args.json:
         json.dump({name: r for name, r in results.items() if not isinstance(r, NixliftError)},
                   sys.stdout, indent=2)
@@ -122,7 +122,7 @@ async def cmd_rollback(args: argparse.Namespace) -> int:
         finally:
             await lock.release()
 
-    results = await _on_each(network, args, work)
+    results = await on_each(network, args, work)
     for name, r in results.items():
         if not isinstance(r, NixliftError):
             print(f"[{name}] now runs {r}", file=sys.stderr)
@@ -136,7 +136,7 @@ async def cmd_check(args: argparse.Namespace) -> int:
     async def work(m: Machine, session: SshSession) -> list[health.CheckResult]:
         return await health.run_checks(session, m, which, discard, systemd=not args.pre_deploy)
 
-    results = await _on_each(network, args, work)
+    results = await on_each(network, args, work)
     rows = [r for found in results.values() if not isinstance(found, NixliftError)
             for r in found]
     if args.json:
