@@ -10,11 +10,11 @@ from pathlib import Path
 from nixlift import proc
 from nixlift.deploy.copy import copy
 from nixlift.errors import BuildError
-from nixlift.events import Emit, Output, Progress
+from nixlift.events import Emit, Output
 from nixlift.model import Machine
 from nixlift.nix import argv as nix_argv
 from nixlift.nix.argv import NixSettings
-from nixlift.nix.logparse import NixLog, run_logged
+from nixlift.nix.logparse import NixLog, relay, run_logged
 from nixlift.transport.ssh import SshSession
 
 _BUILD_HINT = "the build log above shows which derivation failed and why"
@@ -44,8 +44,7 @@ async def register_built(machines: Sequence[Machine], settings: NixSettings,
     if not drvs:
         return
     await proc.run(
-        ["nix-store", "--realise", *drvs, "--add-root", str(gc_roots / ".built"),
-         *settings.build_args()],
+        nix_argv.realise_many(drvs, gc_roots / ".built", settings),
         what="registering built systems",
         error=BuildError,
         hint=_BUILD_HINT,
@@ -103,22 +102,15 @@ class SharedBuild:
         drvs = list(self._built)
         names = ", ".join(m.name for m in self.machines)
 
-        def relay_all(line: str) -> None:
-            text, counts = self.log.feed(line)
-            for m in self.machines:
-                if self._built[m.drv_path].done():
-                    continue
-                if counts is not None:
-                    self.emit(Progress(m.name, "build", counts.done, counts.expected,
-                                       counts.unit))
-                elif text:
-                    self.emit(Output(m.name, text.splitlines()[-1]))
+        def waiting() -> list[str]:
+            return [m.name for m in self.machines if not self._built[m.drv_path].done()]
 
         try:
             await proc.run(
                 [*nix_argv.realise_many(drvs, self.gc_roots / ".shared", self.settings),
                  "--keep-going", "--log-format", "internal-json"],
-                check=False, what=f"building {names}", on_stderr=relay_all)
+                check=False, what=f"building {names}",
+                on_stderr=relay(waiting, "build", self.log, self.emit))
         finally:
             for m in self.machines:
                 future = self._built[m.drv_path]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from nixlift import proc
@@ -143,16 +143,19 @@ class NixLog:
         return None, None
 
 
-def relay(host: str, phase: str, log: NixLog, emit: Emit) -> Callable[[str], None]:
-    """A line sink turning nix's internal-json stderr into Output and Progress events."""
+def relay(hosts: Callable[[], Iterable[str]], phase: str, log: NixLog,
+          emit: Emit) -> Callable[[str], None]:
+    """A line sink turning nix's internal-json stderr into Output and Progress events for the
+    hosts the command is working for now (one nix command may build for several)."""
 
     def sink(line: str) -> None:
         text, counts = log.feed(line)
-        if text:
-            for part in text.splitlines():
-                emit(Output(host, part))
-        if counts is not None:
-            emit(Progress(host, phase, counts.done, counts.expected, counts.unit))
+        for host in hosts():
+            if text:
+                for part in text.splitlines():
+                    emit(Output(host, part))
+            if counts is not None:
+                emit(Progress(host, phase, counts.done, counts.expected, counts.unit))
 
     return sink
 
@@ -164,7 +167,7 @@ async def run_logged(argv: Sequence[str], *, host: str, phase: str, emit: Emit,
     and a failure raises `error` with the last lines a person can read (not the JSON)."""
     log = NixLog()
     done = await proc.run([*argv, "--log-format", "internal-json"], env=env, check=False,
-                          host=host, on_stderr=relay(host, phase, log, emit))
+                          host=host, on_stderr=relay(lambda: (host,), phase, log, emit))
     if done.returncode != 0:
         program = argv[0].rsplit("/", 1)[-1]
         raise error(f"{what} failed ({program} exit status {done.returncode})",
