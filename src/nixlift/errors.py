@@ -78,6 +78,10 @@ class ActivationError(CommandError):
     """Setting the profile or switch-to-configuration failed on a host."""
 
 
+class ElevationError(CommandError):
+    """A command could not become root on a host (sudo wants a password, or refused it)."""
+
+
 class RegistryError(NixliftError):
     """The `-d NAME` registry is unreadable or does not hold the name."""
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nixlift.model import HostResult
+from nixlift.model import Goal, HostResult, Stage
 
 
 @dataclass(frozen=True)
 class Phase:
-    """A host entered a phase (evaluate, build, connect, copy, activate, …)."""
+    """A host entered a stage of its work (connect, build, copy, activate, …)."""
 
     host: str
-    phase: str
+    phase: Stage
     detail: str = ""
 
 
@@ -22,7 +22,7 @@ class Plan:
     """The hosts a command will act on, in display order; sent once, before anything else."""
 
     hosts: tuple[str, ...]
-    goal: str
+    goal: Goal
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,10 @@ class Progress:
     """How far a host's build or copy is (from nix's --log-format internal-json)."""
 
     host: str
-    phase: str  # "build" | "copy"
+    phase: Stage  # BUILD or COPY
     done: int
     expected: int
-    unit: str  # "paths" | "bytes"
+    unit: str  # "paths" | "bytes" | "builds"
 
 
 @dataclass(frozen=True)

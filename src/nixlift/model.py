@@ -31,11 +31,29 @@ class Goal(enum.StrEnum):
         return self in (Goal.SWITCH, Goal.BOOT)
 
 
+class Stage(enum.StrEnum):
+    """What a host is doing; the names the live view, plain lines and durations show."""
+
+    CONNECT = "connect"
+    BUILD = "build"
+    PROBE = "probe"
+    COPY = "copy"
+    CHECK = "check"
+    ACTIVATE = "activate"
+    CONFIRM = "confirm"
+    UNCHANGED = "unchanged"
+    REBOOT = "reboot"
+    ROLLBACK = "rollback"
+    WAIT = "wait"
+    EXEC = "exec"
+
+
 @dataclass(frozen=True)
 class DeploymentOptions:
     """The deployment.* options of one machine that nixlift acts on."""
 
-    target_host: str
+    #: None: the machine is only ever deployed on itself (colmena's targetHost = null)
+    target_host: str | None
     target_port: int | None = None
     target_user: str | None = "root"
     ssh_options: tuple[str, ...] = ()
@@ -50,6 +68,7 @@ class DeploymentOptions:
     magic_rollback: bool = True
     confirm_timeout: int = 30
     activation_timeout: int = 240
+    allow_local_deployment: bool = False
     #: everything deployment.* held, as evaluated (secret material removed), for display
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -62,7 +81,7 @@ class DeploymentOptions:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DeploymentOptions:
         return cls(
-            target_host=str(data["targetHost"]),
+            target_host=None if data.get("targetHost") is None else str(data["targetHost"]),
             target_port=data.get("targetPort"),
             target_user=data.get("targetUser", "root"),
             ssh_options=tuple(data.get("sshOptions", ())),
@@ -79,6 +98,7 @@ class DeploymentOptions:
             magic_rollback=bool(data.get("magicRollback", True)),
             confirm_timeout=int(data.get("confirmTimeout", 30)),
             activation_timeout=int(data.get("activationTimeout", 240)),
+            allow_local_deployment=bool(data.get("allowLocalDeployment", False)),
             raw=data,
         )
 
@@ -144,8 +164,8 @@ class HostResult:
     system: str | None = None
     error: str | None = None
     hint: str | None = None
-    #: seconds per phase, in the order they ran
-    durations: tuple[tuple[str, float], ...] = ()
+    #: seconds per stage, in the order they ran
+    durations: tuple[tuple[Stage, float], ...] = ()
     copied: bool = False
     activated: bool = False
     #: the failing command's last output lines

@@ -140,11 +140,11 @@ async def run(
 ) -> Completed:
     """Run argv to completion and return its output.
 
-    `env` is merged over this process's environment. With `keep_stdin_open` the child's stdin
-    is a pipe that stays open until it exits: its end of file tells a remote command that we
-    are gone (see SshSession.run's stop_with_connection). With `check`, a non-zero exit raises
-    `error` (a CommandError subclass) whose message starts with `what` and carries the stderr
-    tail; a timeout raises the same type with returncode None.
+    `env` is merged over this process's environment. `stdin` is written to the child; with
+    `keep_stdin_open` its stdin then stays open until it exits: its end of file tells a remote
+    command that we are gone (see Host.run's stop_with_connection). With `check`, a non-zero
+    exit raises `error` (a CommandError subclass) whose message starts with `what` and carries
+    the stderr tail; a timeout raises the same type with returncode None.
     """
     argv = [str(a) for a in argv]
     require_program(argv[0])
@@ -170,7 +170,8 @@ async def run(
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 proc.stdin.write(stdin)
                 await proc.stdin.drain()
-            proc.stdin.close()
+            if not keep_stdin_open:
+                proc.stdin.close()
         await asyncio.gather(_pump(proc.stdout, out, on_stdout), _pump(proc.stderr, err, on_stderr))
         return await proc.wait()
 

@@ -113,7 +113,11 @@ def test_build_failure_activates_nothing_for_that_host(
     assert hosts["h1"]["status"] == "failed" and "building h1" in hosts["h1"]["error"]
     assert not hosts["h1"]["copied"] and not hosts["h1"]["activated"]
     assert "the-build-broke" in done.stderr  # the build log's tail reaches the person
-    assert activations(sb.host("h1")) == [] and not has_path(sb.host("h1"), hosts["h1"]["system"])
+    # no system is claimed for a host whose system was never built
+    assert hosts["h1"]["system"] is None
+    evaluated = json.loads(nixlift("eval", net, "--json").stdout)["machines"]
+    wanted = next(m["outPath"] for m in evaluated if m["name"] == "h1")
+    assert activations(sb.host("h1")) == [] and not has_path(sb.host("h1"), wanted)
     assert hosts["h2"]["status"] == "ok" and len(activations(sb.host("h2"))) == 1
 
 

@@ -1,20 +1,22 @@
 import pytest
 
+from nixlift.agent.protocol import Probe
 from nixlift.deploy.activate import needs_activation
-from nixlift.deploy.hoststate import parse
 from nixlift.model import Goal, HostState
 
 A = "/nix/store/aaa-nixos-system-a"
 B = "/nix/store/bbb-nixos-system-b"
 
 
-def test_parse_probe_output() -> None:
-    probe = parse(f"current={A}\nprofile={B}\nboot_id=1234\nvalid=1\n")
+def test_parse_probe_answer() -> None:
+    probe = Probe.from_json({"current": A, "profile": B, "boot_id": "1234", "valid": True,
+                             "systemd": False})
     assert probe.state == HostState(A, B, "1234")
-    assert probe.has_system
-    empty = parse("current=\nprofile=\nboot_id=\nvalid=0\n")
+    assert probe.has_system and not probe.systemd
+    empty = Probe.from_json({"current": None, "profile": None, "boot_id": None,
+                             "valid": False, "systemd": True})
     assert empty.state == HostState(None, None, None)
-    assert not empty.has_system
+    assert not empty.has_system and empty.systemd
 
 
 @pytest.mark.parametrize(

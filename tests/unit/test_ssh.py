@@ -2,7 +2,8 @@ import shlex
 from pathlib import Path
 
 from nixlift.model import DeploymentOptions, Machine
-from nixlift.transport.ssh import SshTarget, diagnose, remote_command
+from nixlift.transport.elevate import Elevation, Password
+from nixlift.transport.ssh import SshHost, SshTarget, diagnose, remote_command
 
 
 def machine(**deployment: object) -> Machine:
@@ -13,7 +14,6 @@ def machine(**deployment: object) -> Machine:
 def test_target_from_deployment_options() -> None:
     t = SshTarget.for_machine(machine(target_port=2222, ssh_options=("-F", "/c f")))
     assert t.destination == "root@pi.lan"
-    assert t.elevate == ()
     argv = t.ssh_argv("true")
     assert argv[:3] == ["ssh", "-T", "-x"]
     assert argv[-3:] == ["--", "root@pi.lan", "true"]
@@ -22,10 +22,27 @@ def test_target_from_deployment_options() -> None:
 
 
 def test_non_root_user_elevates() -> None:
-    t = SshTarget.for_machine(machine(target_user="deploy"))
-    assert t.destination == "deploy@pi.lan"
-    assert t.elevate == ("sudo", "-H", "--")
+    host = SshHost.for_machine(machine(target_user="deploy"), Path("/tmp/nl-x/0"))
+    assert host.target.destination == "deploy@pi.lan"
+    assert host.elevation.command == ("sudo", "-H", "--")
+    # sudo never prompts where nobody could answer: -n, or -S with the password on stdin
+    assert host.elevation.wrap(["true"]) == ["sudo", "-n", "-H", "--", "true"]
+    assert host.elevation.stdin_prefix() == b""
+    assert SshHost.for_machine(machine(), Path("/x")).elevation == Elevation()
     assert SshTarget.for_machine(machine(target_user=None)).destination == "pi.lan"
+
+
+def test_elevation_strategies() -> None:
+    secret = Password("s3cret pass")
+    sudo = Elevation.for_user("pi", ("sudo", "-H", "--"), secret)
+    assert sudo.wrap(["id"]) == ["sudo", "-S", "-p", "", "-H", "--", "id"]
+    assert sudo.stdin_prefix() == b"s3cret pass\n"
+    assert "s3cret" not in repr(sudo)
+    assert Elevation.for_user("pi", ("doas",)).wrap(["id"]) == ["doas", "-n", "id"]
+    assert Elevation.for_user("pi", ("run0",)).wrap(["id"]) == ["run0", "--no-ask-password", "id"]
+    custom = Elevation.for_user("pi", ("/usr/local/bin/become", "root"))
+    assert custom.wrap(["id"]) == ["/usr/local/bin/become", "root", "id"]
+    assert Elevation.for_user("root", ("sudo",)).wrap(["id"]) == ["id"]
 
 
 def test_control_master_options_reach_nix_sshopts_without_whitespace_words() -> None:
@@ -35,6 +52,19 @@ def test_control_master_options_reach_nix_sshopts_without_whitespace_words() -> 
     assert "ControlPath=/tmp/nl-x/0" in opts and "ControlMaster=auto" in opts
     assert "BatchMode=yes" in opts and "-p" in opts and "/k" in opts
     assert "/c f" not in t.nix_sshopts()
+
+
+def test_the_users_ssh_options_come_before_nixlifts_defaults() -> None:
+    # ssh takes the first value of an option: the user's ConnectTimeout wins over ours
+    t = SshTarget("pi", "pi.lan", None, "root", ("-o", "ConnectTimeout=3"),
+                  control_path=Path("/tmp/nl-x/0"))
+    args = t.option_args()
+    assert args.index("ConnectTimeout=3") < args.index("ConnectTimeout=10")
+    # but the master connection nixlift relies on is named first
+    assert args.index("ControlPath=/tmp/nl-x/0") < args.index("ConnectTimeout=3")
+    fresh = t.fresh_argv("true")
+    assert fresh[1:7] == ["-T", "-x", "-o", "ControlPath=none", "-o", "ControlMaster=no"]
+    assert "ControlPath=/tmp/nl-x/0" not in fresh
 
 
 def test_remote_command_quotes_every_word() -> None:

@@ -5,30 +5,51 @@ Exit codes: 0 success, 1 some host failed, 2 bad usage or network file, 130 inte
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
-from nixlift.cli import commands
+from nixlift.cli import deploy_cmd, hosts_cmd, network_cmd, remote_cmd
+from nixlift.cli.options import Invocation, from_namespace
 from nixlift.cli.parser import build_parser, split_remote_command
-from nixlift.errors import CommandError, NixliftError
+from nixlift.errors import NixliftError
+from nixlift.ui.format import error_lines
+
+Command = Callable[[Invocation], Coroutine[Any, Any, int]]
+
+COMMANDS: dict[str, Command] = {
+    "deploy": deploy_cmd.cmd_deploy,
+    "build": deploy_cmd.cmd_build,
+    "apply-local": deploy_cmd.cmd_apply_local,
+    "eval": network_cmd.cmd_eval,
+    "info": network_cmd.cmd_info,
+    "create": network_cmd.cmd_create,
+    "list": network_cmd.cmd_list,
+    "delete": network_cmd.cmd_delete,
+    "rollback": hosts_cmd.cmd_rollback,
+    "check": hosts_cmd.cmd_check,
+    "list-generations": hosts_cmd.cmd_list_generations,
+    "history": hosts_cmd.cmd_history,
+    "exec": remote_cmd.cmd_exec,
+    "ssh": remote_cmd.cmd_ssh,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words, remote = split_remote_command(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(words)
-    args.remote_command = remote
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="nixlift: %(message)s",
-        stream=sys.stderr,
-    )
+    debug = "--debug" in words
     try:
-        return asyncio.run(commands.dispatch(args))
+        inv = from_namespace(build_parser().parse_args(words), remote)
+        logging.basicConfig(
+            level=logging.DEBUG if inv.output.debug else logging.WARNING,
+            format="nixlift: %(message)s",
+            stream=sys.stderr,
+        )
+        return asyncio.run(COMMANDS[inv.command](inv))
     except NixliftError as e:
-        report(e, args)
+        report(e, debug=debug)
         return e.exit_code
     except BrokenPipeError:
         # stdout closed early (`nixlift eval --json | head`): not an error of ours
@@ -39,18 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def report(error: NixliftError, args: argparse.Namespace) -> None:
-    where = f"[{error.host}] " if error.host else ""
-    print(f"error: {where}{error.message}", file=sys.stderr)
-    if isinstance(error, CommandError):
-        if error.stderr_tail and error.stderr_tail not in error.message:
-            for line in error.stderr_tail.splitlines()[-15:]:
-                print(f"  | {line}", file=sys.stderr)
-        if args.debug and error.argv:
-            print(f"  command: {' '.join(error.argv)}", file=sys.stderr)
-    if error.hint:
-        print(f"hint: {error.hint}", file=sys.stderr)
-    if args.debug:
+def report(error: NixliftError, *, debug: bool = False) -> None:
+    for line in error_lines(error, debug=debug):
+        print(line, file=sys.stderr)
+    if debug:
         import traceback
 
         traceback.print_exception(error, file=sys.stderr)

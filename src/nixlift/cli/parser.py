@@ -69,16 +69,47 @@ def _rollout_args(p: argparse.ArgumentParser) -> None:
                    help="live table on a terminal, [host] lines otherwise (default auto)")
 
 
+def _goal_and_safety_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("goal", f"a positional GOAL ({', '.join(GOALS)}) or NixOps' flags")
+    for flag, goal in (("--build-only", Goal.BUILD), ("--copy-only", Goal.PUSH),
+                       ("--dry-activate", Goal.DRY_ACTIVATE), ("--test", Goal.TEST),
+                       ("--boot", Goal.BOOT)):
+        g.add_argument(flag, dest="goal_flag", action="store_const", const=goal.value,
+                       help=f"same as the goal '{goal.value}'")
+    g.add_argument("--always-activate", action="store_true",
+                   help="activate even where deployment.alwaysActivate is false")
+    g = p.add_argument_group("safety")
+    g.add_argument("--no-auto-rollback", action="store_true",
+                   help="leave a host whose activation failed as it is (this run only)")
+    g.add_argument("--no-magic-rollback", action="store_true",
+                   help="do not have hosts wait for a confirmation over a new connection "
+                        "(this run only)")
+    g.add_argument("--reboot", action="store_true",
+                   help="make the new system the boot default, reboot, and check the host "
+                        "comes back running it (else go back to the previous one)")
+    g.add_argument("--allow-reboot", action="store_true",
+                   help="reboot hosts whose activation says a reboot is required")
+    g.add_argument("--reboot-timeout", type=int, default=300, metavar="SECONDS",
+                   help="how long a host may take to come back (default 300)")
+    g.add_argument("--no-checks", action="store_true",
+                   help="skip deployment.preDeployChecks and healthChecks (this run only)")
+    g.add_argument("--lock-wait", type=int, default=0, metavar="SECONDS",
+                   help="wait this long for another deployer's lock on a host (default: 0, "
+                        "fail at once naming the holder)")
+
+
 def _connect_timeout(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument("--connect-timeout", type=int, default=10, metavar="SECONDS",
                    help="SSH connect timeout (default 10)")
 
 
-def _hosts_args(p: argparse.ArgumentParser) -> None:
+def _hosts_args(p: argparse.ArgumentParser, *, parallel: int = 0) -> None:
     """Commands that act on the selected hosts themselves (exec, check, rollback, …)."""
     _network_args(p)
     _selection_args(p)
     _connect_timeout(p)
+    p.add_argument("--parallel", type=int, default=parallel, metavar="N",
+                   help=f"hosts at once (0: all; default {parallel or 'all'})")
 
 
 def _output_args(p: argparse.ArgumentParser) -> None:
@@ -117,32 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
     _selection_args(p)
     _build_args(p)
     _output_args(p)
-    g = p.add_argument_group("goal", f"a positional GOAL ({', '.join(GOALS)}) or NixOps' flags")
-    for flag, goal in (("--build-only", Goal.BUILD), ("--copy-only", Goal.PUSH),
-                       ("--dry-activate", Goal.DRY_ACTIVATE), ("--test", Goal.TEST),
-                       ("--boot", Goal.BOOT)):
-        g.add_argument(flag, dest="goal_flag", action="store_const", const=goal.value,
-                       help=f"same as the goal '{goal.value}'")
-    g.add_argument("--always-activate", action="store_true",
-                   help="activate even where deployment.alwaysActivate is false")
-    g = p.add_argument_group("safety")
-    g.add_argument("--no-auto-rollback", action="store_true",
-                   help="leave a host whose activation failed as it is (this run only)")
-    g.add_argument("--no-magic-rollback", action="store_true",
-                   help="do not have hosts wait for a confirmation over a new connection "
-                        "(this run only)")
-    g.add_argument("--reboot", action="store_true",
-                   help="make the new system the boot default, reboot, and check the host "
-                        "comes back running it (else go back to the previous one)")
-    g.add_argument("--allow-reboot", action="store_true",
-                   help="reboot hosts whose activation says a reboot is required")
-    g.add_argument("--reboot-timeout", type=int, default=300, metavar="SECONDS",
-                   help="how long a host may take to come back (default 300)")
-    g.add_argument("--no-checks", action="store_true",
-                   help="skip deployment.preDeployChecks and healthChecks (this run only)")
-    g.add_argument("--lock-wait", type=int, default=0, metavar="SECONDS",
-                   help="wait this long for another deployer's lock on a host (default: 0, "
-                        "fail at once naming the holder)")
+    _goal_and_safety_args(p)
+    _rollout_args(p)
+
+    p = sub.add_parser("apply-local", help="deploy the machine named like this host onto it",
+                       description="Build and activate, on this machine itself and without "
+                                   "SSH, the network's machine named like this host (or "
+                                   "--node NAME); it must set deployment.allowLocalDeployment "
+                                   "(colmena's apply-local). Commands that need root run "
+                                   "through sudo when nixlift does not run as root.")
+    _network_args(p)
+    p.add_argument("--node", metavar="NAME", help="the machine to deploy (default: hostname)")
+    _build_args(p)
+    _output_args(p)
+    _goal_and_safety_args(p)
     _rollout_args(p)
 
     p = sub.add_parser("build", help="build the selected machines' systems, nothing else",
@@ -170,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="set a nix option for evaluation")
     _connect_timeout(p)
+    p.add_argument("--parallel", type=int, default=0, metavar="N",
+                   help="hosts asked at once (0: all, the default)")
     _output_args(p)
 
     p = sub.add_parser("exec", help="run a command on the selected hosts at once",
@@ -177,9 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a command on every selected host in parallel, its "
                                    "output prefixed with the host's name. One argument with "
                                    "spaces is a shell command line (sh -c).")
-    _hosts_args(p)
-    p.add_argument("--parallel", type=int, default=10, metavar="N",
-                   help="hosts at once (0: all; default 10)")
+    _hosts_args(p, parallel=10)
 
     p = sub.add_parser("ssh", help="an interactive shell on one host, with its SSH settings",
                        usage="nixlift ssh MACHINE [NETWORK …] [-d NAME] [-- COMMAND …]",
@@ -233,20 +252,4 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Forget a deployment name. Hosts keep running what they run.")
     p.add_argument("-d", "--deployment", metavar="NAME", required=True)
 
-    p = sub.add_parser("sandbox", help="local stand-in NixOS hosts to try nixlift on",
-                       description="Local sandbox hosts: sshd processes in their own namespaces "
-                                   "with their own /nix, /run and /etc, reached on loopback.")
-    ss = p.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
-    q = ss.add_parser("up", help="start N hosts (h1 … hN) and write an ssh config and a demo "
-                                 "network file")
-    q.add_argument("count", type=int, metavar="N")
-    q.add_argument("--port", type=int, default=2222, help="sshd port (default 2222)")
-    q.add_argument("--dir", metavar="DIR", help="sandbox directory (default: $NIXLIFT_SANDBOX_DIR"
-                                                " or ~/.local/state/nixlift/sandbox)")
-    q = ss.add_parser("down", help="stop the hosts")
-    q.add_argument("--dir", metavar="DIR")
-    q.add_argument("--purge", action="store_true", help="also delete the hosts' files")
-    q = ss.add_parser("status", help="show the hosts and what they run")
-    q.add_argument("--dir", metavar="DIR")
-    _output_args(q)
     return parser

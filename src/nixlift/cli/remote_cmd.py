@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
 import shlex
-import signal
 import sys
+from dataclasses import replace
 
 from nixlift import proc
-from nixlift.cli.source import resolve
-from nixlift.errors import NixliftError, UsageError
+from nixlift.cli.hosts_cmd import on_hosts, targets
+from nixlift.cli.options import Invocation
+from nixlift.deploy.fanout import local_only
+from nixlift.errors import CommandError, NixliftError, UsageError
 from nixlift.model import Machine
-from nixlift.nix.evaluate import evaluate
-from nixlift.selection import Selection
-from nixlift.transport.ssh import SshSession, SshTarget, control_directory
+from nixlift.transport.base import Host
+from nixlift.transport.ssh import SshTarget
 
 
 def remote_words(command: list[str]) -> list[str]:
@@ -26,74 +24,55 @@ def remote_words(command: list[str]) -> list[str]:
     return command
 
 
-async def cmd_exec(args: argparse.Namespace) -> int:
-    command = list(args.remote_command)
+class ExitStatus(CommandError):
+    """The command ran on the host and failed there."""
+
+
+async def cmd_exec(inv: Invocation) -> int:
+    command = list(inv.remote_command)
     if not command:
         raise UsageError("no command given", hint="nixlift exec [--on HOSTS] -- COMMAND …")
-    req = resolve(args)
-    network = await evaluate(req.source, req.selection, req.settings, machines="deployment")
+    network = await targets(inv)
     words = remote_words(command)
-    sem = asyncio.Semaphore(args.parallel) if args.parallel > 0 else None
-    failed: list[str] = []
 
-    async def one(i: int, m: Machine, control_dir: object) -> None:
-        async with contextlib.AsyncExitStack() as stack:
-            if sem is not None:
-                await stack.enter_async_context(sem)
-            target = SshTarget.for_machine(m, args.connect_timeout)
-            try:
-                session = await stack.enter_async_context(
-                    SshSession(target, control / str(i)))
-                done = await session.run(
-                    words, what=shlex.join(words), check=False, stop_with_connection=True,
-                    on_stdout=lambda line: print(f"[{m.name}] {line}", flush=True),
-                    on_stderr=lambda line: print(f"[{m.name}] {line}", file=sys.stderr,
-                                                 flush=True))
-            except NixliftError as e:
-                print(f"[{m.name}] error: {e}" + (f" (hint: {e.hint})" if e.hint else ""),
-                      file=sys.stderr, flush=True)
-                failed.append(m.name)
-                return
-            if done.returncode != 0:
-                print(f"[{m.name}] exit status {done.returncode}", file=sys.stderr, flush=True)
-                failed.append(m.name)
+    async def one(m: Machine, host: Host) -> int:
+        done = await host.run(
+            words, what=shlex.join(words), check=False, stop_with_connection=True,
+            on_stdout=lambda line: print(f"[{m.name}] {line}", flush=True),
+            on_stderr=lambda line: print(f"[{m.name}] {line}", file=sys.stderr, flush=True))
+        if done.returncode != 0:
+            raise ExitStatus(f"exit status {done.returncode}", returncode=done.returncode,
+                             host=m.name)
+        return 0
 
-    loop = asyncio.get_running_loop()
-    async with control_directory() as control:
-        tasks = [asyncio.ensure_future(one(i, m, control))
-                 for i, m in enumerate(network.machines)]
-        interrupted = False
-
-        def interrupt() -> None:
-            nonlocal interrupted
-            interrupted = True
-            for t in tasks:
-                t.cancel()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, interrupt)
-        try:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+    results, interrupted = await on_hosts(inv, network, one)
     if interrupted:
         print("nixlift: interrupted; the remote commands were stopped", file=sys.stderr)
         return 130
-    total = len(network.machines)
+    failed = sorted(name for name, r in results.items() if isinstance(r, NixliftError))
+    for name in failed:
+        error = results[name]
+        assert isinstance(error, NixliftError)
+        if isinstance(error, ExitStatus):
+            print(f"[{name}] {error}", file=sys.stderr)
+        else:
+            print(f"[{name}] error: {error}" + (f" (hint: {error.hint})" if error.hint else ""),
+                  file=sys.stderr)
+    total = len(results)
     print(f"{total - len(failed)} of {total} hosts succeeded"
-          + (f"; failed: {', '.join(sorted(failed))}" if failed else ""), file=sys.stderr)
+          + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
 
 
-async def cmd_ssh(args: argparse.Namespace) -> int:
-    args.on, args.include_machines, args.exclude = [args.host], [], []
-    req = resolve(args)
-    network = await evaluate(req.source, Selection.from_args([args.host], []), req.settings,
-                             machines="deployment")
+async def cmd_ssh(inv: Invocation) -> int:
+    name = inv.machine or ""
+    network = await targets(replace(inv, network=replace(inv.network, on=(name,), exclude=())))
     if len(network.machines) != 1:
-        raise UsageError(f"'{args.host}' names {len(network.machines)} machines; "
+        raise UsageError(f"'{name}' names {len(network.machines)} machines; "
                          "nixlift ssh needs exactly one")
-    target = SshTarget.for_machine(network.machines[0], args.connect_timeout)
-    proc.exec_replace(target.interactive_argv(args.remote_command))
+    machine = network.machines[0]
+    if machine.deployment.target_host is None:
+        raise local_only(machine)
+    target = SshTarget.for_machine(machine, inv.fleet.connect_timeout)
+    proc.exec_replace(target.interactive_argv(inv.remote_command))
     return 0  # not reached: exec replaced this process

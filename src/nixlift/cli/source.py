@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nixlift import registry as reg
-from nixlift.cli.parser import GOALS
+from nixlift.cli.options import NetworkChoice
 from nixlift.errors import UsageError
-from nixlift.model import Goal, Network
+from nixlift.model import Network
 from nixlift.nix.argv import NetworkArgs, NixSettings
 from nixlift.nix.evaluate import NetworkSource
 from nixlift.selection import Selection
@@ -31,47 +30,35 @@ def _abs_include(entry: str) -> str:
     return f"{name}{sep}{Path(path).resolve()}"
 
 
-def split_goal(args: argparse.Namespace) -> Goal | None:
-    """`nixlift deploy ./net.nix boot`: a trailing goal word that is not a file is the goal."""
-    files: list[str] = args.network
-    if files and files[-1] in GOALS and not Path(files[-1]).exists():
-        return Goal(files.pop())
-    return None
-
-
-def resolve(args: argparse.Namespace) -> Request:
-    files: list[str] = list(args.network)
+def resolve(choice: NetworkChoice) -> Request:
+    files = list(choice.files)
     include: list[str] = []
     exprs: list[tuple[str, str]] = []
     strings: list[tuple[str, str]] = []
     if files:
-        name = args.deployment or Path(files[0]).resolve().name.removesuffix(".nix")
+        name = choice.deployment or Path(files[0]).resolve().name.removesuffix(".nix")
         paths = tuple(Path(f) for f in files)
     else:
-        name = args.deployment or os.environ.get("NIXLIFT_DEPLOYMENT") or _only_entry()
+        name = choice.deployment or os.environ.get("NIXLIFT_DEPLOYMENT") or _only_entry()
         entry = reg.Registry().get(name)
         paths = tuple(Path(f) for f in entry.files)
         include += entry.include
         exprs += entry.args
         strings += entry.argstrs
-    if args.nixpkgs:
-        include.insert(0, f"nixpkgs={Path(args.nixpkgs).resolve()}")
-    include += args.search_path
-    exprs += [tuple(a) for a in args.arg]
-    strings += [tuple(a) for a in args.argstr]
+    if choice.nixpkgs:
+        include.insert(0, f"nixpkgs={Path(choice.nixpkgs).resolve()}")
+    include += choice.search_path
+    exprs += choice.args
+    strings += choice.argstrs
     settings = NixSettings(
         include=tuple(_abs_include(i) for i in include),
-        options=tuple((k, v) for k, v in getattr(args, "option", [])),
-        builders=getattr(args, "builders", None),
-        max_jobs=getattr(args, "max_jobs", None),
-        show_trace=args.show_trace,
+        options=choice.nix_options,
+        builders=choice.builders,
+        max_jobs=choice.max_jobs,
+        show_trace=choice.show_trace,
     )
     source = NetworkSource(paths, name, NetworkArgs(tuple(exprs), tuple(strings)))
-    selection = Selection.from_args(
-        [*getattr(args, "on", []), *getattr(args, "include_machines", [])],
-        getattr(args, "exclude", []),
-    )
-    return Request(source, settings, selection)
+    return Request(source, settings, Selection.from_args(choice.on, choice.exclude))
 
 
 def _only_entry() -> str:
@@ -91,5 +78,4 @@ def with_network_config(settings: NixSettings, network: Network) -> NixSettings:
         return settings
     given = {k for k, _ in settings.options}
     extra = tuple((k, v) for k, v in network.nix_config if k not in given)
-    return NixSettings(settings.include, extra + settings.options, settings.builders,
-                       settings.max_jobs, settings.show_trace)
+    return replace(settings, options=extra + settings.options)

@@ -8,14 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nixlift import proc
-from nixlift.deploy.copy import copy
 from nixlift.errors import BuildError
-from nixlift.events import Emit, Output
-from nixlift.model import Machine
+from nixlift.events import Emit, Output, Phase
+from nixlift.model import Machine, Stage
 from nixlift.nix import argv as nix_argv
 from nixlift.nix.argv import NixSettings
 from nixlift.nix.logparse import NixLog, relay, run_logged
-from nixlift.transport.ssh import SshSession
+from nixlift.transport.base import Host
 
 _BUILD_HINT = "the build log above shows which derivation failed and why"
 
@@ -24,7 +23,7 @@ async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: E
     """Realise the machine's toplevel, keeping it alive with a GC root under `gc_roots`."""
     root = gc_roots / machine.name
     await run_logged(nix_argv.realise(machine.drv_path, root, settings), host=machine.name,
-                     phase="build", emit=emit, error=BuildError,
+                     phase=Stage.BUILD, emit=emit, error=BuildError,
                      what=f"building {machine.name}", hint=_BUILD_HINT)
     built = await asyncio.to_thread(os.path.realpath, root)
     if built != machine.out_path:
@@ -51,10 +50,10 @@ async def register_built(machines: Sequence[Machine], settings: NixSettings,
     )
 
 
-async def build_on_target(session: SshSession, machine: Machine, emit: Emit) -> str:
+async def build_on_target(host: Host, machine: Machine, emit: Emit) -> str:
     """deployment.buildOnTarget: send the derivations, let the host build its own system."""
-    await copy(session.target, machine.drv_path, use_substitutes=False, emit=emit)
-    await session.run(
+    await host.copy_to([machine.drv_path], use_substitutes=False, emit=emit)
+    await host.run(
         ["nix-store", "--realise", machine.drv_path],
         what=f"building {machine.name} on the host",
         elevated=True,
@@ -110,7 +109,7 @@ class SharedBuild:
                 [*nix_argv.realise_many(drvs, self.gc_roots / ".shared", self.settings),
                  "--keep-going", "--log-format", "internal-json"],
                 check=False, what=f"building {names}",
-                on_stderr=relay(waiting, "build", self.log, self.emit))
+                on_stderr=relay(waiting, Stage.BUILD, self.log, self.emit))
         finally:
             for m in self.machines:
                 future = self._built[m.drv_path]
@@ -136,3 +135,61 @@ class SharedBuild:
     async def wait(self, machine: Machine) -> str:
         await asyncio.shield(self._built[machine.drv_path])
         return machine.out_path
+
+
+class LocalBuilds:
+    """Every system a deploy builds on this machine, for the hosts' sequences to wait on:
+    systems already in the store are only registered (one nix call for all), several to build
+    share one nix-store (SharedBuild), and with --keep-result each is built on its own (a GC
+    root of its own name), `build_parallel` at a time."""
+
+    def __init__(self, machines: Sequence[Machine], settings: NixSettings, gc_roots: Path,
+                 emit: Emit, *, keep_roots: bool, build_parallel: int) -> None:
+        self.machines = [m for m in machines if not m.deployment.build_on_target]
+        self.settings = settings
+        self.gc_roots = gc_roots
+        self.emit = emit
+        self.keep_roots = keep_roots
+        self._slots = asyncio.Semaphore(max(1, build_parallel))
+        self._prebuilt: set[str] = set()
+        self._shared: SharedBuild | None = None
+        self._shared_task: asyncio.Future[None] | None = None
+
+    async def register_prebuilt(self) -> None:
+        """Systems already in the store need no build: GC roots for all of them in one call."""
+        if self.keep_roots:
+            return
+        present = [m for m in self.machines
+                   if await asyncio.to_thread(os.path.exists, m.out_path)]
+        if present:
+            await register_built(present, self.settings, self.gc_roots)
+            self._prebuilt = {m.name for m in present}
+
+    def start(self, skip: Sequence[str] = ()) -> None:
+        """Several machines to build: one nix-store for all of them, starting now."""
+        wanted = [m for m in self.machines if m.name not in self._prebuilt and m.name not in skip]
+        if self.keep_roots or len(wanted) < 2:
+            return
+        self._shared = SharedBuild(wanted, self.settings, self.gc_roots, self.emit)
+        self._shared_task = asyncio.ensure_future(self._shared.run())
+
+    async def wait(self, machine: Machine) -> None:
+        if machine.name in self._prebuilt:
+            self.emit(Phase(machine.name, Stage.BUILD, "already built"))
+            return
+        if self._shared is not None and self._shared.covers(machine):
+            await self._shared.wait(machine)
+            return
+        async with self._slots:
+            await build(machine, self.settings, self.gc_roots, self.emit)
+
+    def cancel(self) -> None:
+        if self._shared_task is not None:
+            self._shared_task.cancel()
+
+    async def close(self) -> None:
+        if self._shared_task is not None:
+            self._shared_task.cancel()
+            await asyncio.gather(self._shared_task, return_exceptions=True)
+        if self._shared is not None:
+            self._shared.forget()

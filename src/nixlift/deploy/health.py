@@ -13,8 +13,8 @@ from typing import Any
 
 from nixlift.errors import NixliftError
 from nixlift.events import Emit, Phase
-from nixlift.model import Machine
-from nixlift.transport.ssh import SshSession
+from nixlift.model import Machine, Stage
+from nixlift.transport.base import Host
 
 
 class HealthCheckError(NixliftError):
@@ -51,12 +51,12 @@ async def _retry(host: str, kind: str, description: str, period: int, timeout: i
         await asyncio.sleep(period)
 
 
-def _cmd_check(session: SshSession, check: dict[str, Any]
+def _cmd_check(host: Host, check: dict[str, Any]
                ) -> Callable[[float], Awaitable[str | None]]:
     async def attempt(left: float) -> str | None:
         try:
-            done = await session.run(check["cmd"], what="a health check", check=False,
-                                     timeout=left, stop_with_connection=True)
+            done = await host.run(check["cmd"], what="a health check", check=False,
+                                  timeout=left, stop_with_connection=True)
         except NixliftError as e:
             return str(e)
         if done.returncode == 0:
@@ -68,7 +68,7 @@ def _cmd_check(session: SshSession, check: dict[str, Any]
 
 
 def http_url(machine: Machine, check: dict[str, Any]) -> str:
-    host = check.get("host") or machine.deployment.target_host
+    host = check.get("host") or machine.deployment.target_host or "localhost"
     return f"{check.get('scheme', 'http')}://{host}:{check.get('port', 80)}{check.get('path', '/')}"
 
 
@@ -111,16 +111,16 @@ echo "$state"
 """
 
 
-async def _systemd(session: SshSession, timeout: int) -> CheckResult | None:
+async def _systemd(host: Host, timeout: int) -> CheckResult | None:
     """Where the host runs systemd: wait for it to settle and name failed units (from JSON)."""
     start = time.monotonic()
-    done = await session.run(["sh", "-c", _SYSTEMD, "nixlift-systemd", str(timeout)],
-                             what="asking systemd", check=False, timeout=timeout + 10)
+    done = await host.run(["sh", "-c", _SYSTEMD, "nixlift-systemd", str(timeout)],
+                          what="asking systemd", check=False, timeout=timeout + 10)
     state, _, rest = done.stdout.partition("\n")
     if state == "no-systemd":
         return None
     took = round(time.monotonic() - start, 2)
-    name = session.target.name
+    name = host.name
     if state in ("running", ""):
         return CheckResult(name, "systemd", "system state", state == "running", 1, took,
                            "" if state else "no answer from systemctl")
@@ -132,7 +132,7 @@ async def _systemd(session: SshSession, timeout: int) -> CheckResult | None:
     return CheckResult(name, "systemd", "system state", False, 1, took, detail)
 
 
-async def run_checks(session: SshSession, machine: Machine, which: str, emit: Emit,
+async def run_checks(host: Host, machine: Machine, which: str, emit: Emit,
                      *, systemd: bool = False) -> list[CheckResult]:
     """Run all of the machine's `which` checks ("healthChecks" or "preDeployChecks") at once."""
     checks = machine.deployment.raw.get(which) or {}
@@ -140,15 +140,15 @@ async def run_checks(session: SshSession, machine: Machine, which: str, emit: Em
     jobs: list[Awaitable[CheckResult | None]] = []
     for c in checks.get("cmd", []):
         desc = c.get("description") or " ".join(c["cmd"])
-        jobs.append(_retry(name, "cmd", desc, c["period"], c["timeout"], _cmd_check(session, c)))
+        jobs.append(_retry(name, "cmd", desc, c["period"], c["timeout"], _cmd_check(host, c)))
     for c in checks.get("http", []):
         desc = c.get("description") or http_url(machine, c)
         jobs.append(_retry(name, "http", desc, c["period"], c["timeout"], _http_check(machine, c)))
     if systemd:
-        jobs.append(_systemd(session, 60))
+        jobs.append(_systemd(host, 60))
     if not jobs:
         return []
-    emit(Phase(name, "check", f"{len(jobs)} check{'s' if len(jobs) != 1 else ''}"))
+    emit(Phase(name, Stage.CHECK, f"{len(jobs)} check{'s' if len(jobs) != 1 else ''}"))
     results = await asyncio.gather(*jobs)
     return [r for r in results if r is not None]
 

@@ -1,18 +1,15 @@
-"""A deploy history kept on each host (/nix/var/nixlift/history.jsonl): who put what there."""
+"""The deploy history kept on each host (/nix/var/nixlift/history.jsonl): who put what there."""
 
 from __future__ import annotations
 
 import getpass
-import json
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
 from nixlift import proc
-from nixlift.deploy import hostside
 from nixlift.errors import CommandError
-from nixlift.transport.ssh import SshSession
 
 
 async def network_commit(files: tuple[Path, ...]) -> str | None:
@@ -43,20 +40,3 @@ def entry(*, deployment: str, commit: str | None, system: str | None, goal: str,
         "result": result,
         "error": error,
     }
-
-
-async def append(session: SshSession, record: dict[str, Any]) -> None:
-    await session.run(hostside.argv("record", json.dumps(record, sort_keys=True)),
-                      what="recording the deploy", elevated=True)
-
-
-async def read(session: SshSession) -> list[dict[str, Any]]:
-    done = await session.run(hostside.argv("show_history"), what="reading the deploy history",
-                             elevated=True)
-    records = []
-    for line in done.stdout.splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a full disk or a crash: the rest still counts
-    return records

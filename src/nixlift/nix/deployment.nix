@@ -85,9 +85,12 @@ in
       description = "NixOps' backend; only `none` (an existing machine reached over SSH) is supported.";
     };
     targetHost = mkOption {
-      type = types.str;
+      type = types.nullOr types.str;
       default = name;
-      description = "Address or SSH host alias of the machine; defaults to the machine's name.";
+      description = ''
+        Address or SSH host alias of the machine; defaults to the machine's name. null: the
+        machine is only deployed on itself (`nixlift apply-local`, colmena).
+      '';
     };
     targetPort = mkOption {
       type = types.nullOr types.port;
@@ -134,7 +137,7 @@ in
     allowLocalDeployment = mkOption {
       type = types.bool;
       default = false;
-      description = "Allow deploying to the machine nixlift runs on (colmena).";
+      description = "Allow `nixlift apply-local` to deploy this machine onto the machine nixlift runs on (colmena).";
     };
     replaceUnknownProfiles = mkOption {
       type = types.bool;

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from nixlift import proc
 from nixlift.errors import CommandError
 from nixlift.events import Emit, Output, Progress
+from nixlift.model import Stage
 
 PREFIX = "@nix "
 # nix colours its messages even in JSON; a tail shown later or written to a file wants text
@@ -143,7 +144,7 @@ class NixLog:
         return None, None
 
 
-def relay(hosts: Callable[[], Iterable[str]], phase: str, log: NixLog,
+def relay(hosts: Callable[[], Iterable[str]], phase: Stage, log: NixLog,
           emit: Emit) -> Callable[[str], None]:
     """A line sink turning nix's internal-json stderr into Output and Progress events for the
     hosts the command is working for now (one nix command may build for several)."""
@@ -160,7 +161,7 @@ def relay(hosts: Callable[[], Iterable[str]], phase: str, log: NixLog,
     return sink
 
 
-async def run_logged(argv: Sequence[str], *, host: str, phase: str, emit: Emit,
+async def run_logged(argv: Sequence[str], *, host: str, phase: Stage, emit: Emit,
                      error: type[CommandError], what: str, hint: str,
                      env: Mapping[str, str] | None = None) -> proc.Completed:
     """Run a nix command with --log-format internal-json: its progress and lines become events,

@@ -13,13 +13,18 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from nixlift import proc
-from nixlift.errors import CommandError, SshError
-from nixlift.model import Machine
+from nixlift.errors import CommandError, CopyError, SshError
+from nixlift.events import Emit
+from nixlift.model import Machine, Stage
+from nixlift.nix import argv as nix_argv
+from nixlift.nix.logparse import run_logged
+from nixlift.transport.elevate import Elevation, Password
 
 #: seconds a master connection stays up with no command using it
 CONTROL_PERSIST = 120
@@ -50,6 +55,14 @@ def diagnose(stderr: str) -> str:
     return "try `ssh` to the host by hand with the same options to see what is wrong"
 
 
+def _is_ssh_failure(stderr: str) -> bool:
+    return (
+        any(p.search(stderr) for p, _ in _DIAGNOSES)
+        or any(s in stderr for s in ("ssh:", "Connection closed", "kex_", "Connection reset"))
+        or not stderr.strip()
+    )
+
+
 @dataclass(frozen=True)
 class SshTarget:
     """How to reach one host. Derive variants with dataclasses.replace."""
@@ -60,35 +73,25 @@ class SshTarget:
     user: str | None = None
     options: tuple[str, ...] = ()
     connect_timeout: int = 10
-    #: prefix for commands that need root when `user` is not root
-    elevate: tuple[str, ...] = ()
-    control_path: Path | None = field(default=None, compare=False)
+    control_path: Path | None = None
 
     @classmethod
     def for_machine(cls, machine: Machine, connect_timeout: int = 10) -> SshTarget:
         d = machine.deployment
-        user = d.target_user
-        return cls(
-            name=machine.name,
-            host=d.target_host,
-            port=d.target_port,
-            user=user,
-            options=d.ssh_options,
-            connect_timeout=connect_timeout,
-            elevate=() if user in (None, "root") else d.privilege_escalation,
-        )
+        if d.target_host is None:
+            raise ValueError(f"{machine.name} has no targetHost: it is not reached over SSH")
+        return cls(name=machine.name, host=d.target_host, port=d.target_port,
+                   user=d.target_user, options=d.ssh_options, connect_timeout=connect_timeout)
 
     @property
     def destination(self) -> str:
         return f"{self.user}@{self.host}" if self.user else self.host
 
     def option_args(self) -> list[str]:
-        """Options shared by every ssh invocation for this host (ours, then the user's)."""
-        args = [
-            "-o", "BatchMode=yes",
-            "-o", f"ConnectTimeout={self.connect_timeout}",
-            "-o", "ServerAliveInterval=15",
-        ]
+        """Options of every ssh invocation for this host. ssh takes the first value given for
+        an option, so the user's deployment.sshOptions come before nixlift's defaults and win;
+        only the master connection's options, which nixlift relies on, come first."""
+        args: list[str] = []
         if self.control_path is not None:
             args += [
                 "-o", f"ControlPath={self.control_path}",
@@ -96,32 +99,37 @@ class SshTarget:
                 "-o", "ControlMaster=auto",
                 "-o", f"ControlPersist={CONTROL_PERSIST}",
             ]
+        args += list(self.options)
         if self.port is not None:
             args += ["-p", str(self.port)]
-        return args + list(self.options)
+        args += [
+            "-o", "BatchMode=yes",
+            "-o", f"ConnectTimeout={self.connect_timeout}",
+            "-o", "ServerAliveInterval=15",
+        ]
+        return args
 
     def ssh_argv(self, remote_command: str | None) -> list[str]:
         argv = ["ssh", "-T", "-x", *self.option_args(), "--", self.destination]
         return argv if remote_command is None else [*argv, remote_command]
 
-    def interactive_argv(self, command: Sequence[str] = ()) -> list[str]:
-        """`nixlift ssh`: the same host, port, user and options, but a person at the keyboard
-        (a terminal, passwords and host key prompts allowed)."""
-        argv = ["ssh", "-o", f"ConnectTimeout={self.connect_timeout}"]
-        if self.port is not None:
-            argv += ["-p", str(self.port)]
-        return [*argv, *self.options, "--", self.destination, *command]
-
     def fresh_argv(self, remote_command: str) -> list[str]:
         """ssh over a NEW connection, never a multiplexed one (not even one the user's ssh config
         would pick): proof that the host still lets someone log in."""
-        target = replace(self, control_path=None)
-        argv = target.ssh_argv(remote_command)
-        i = argv.index("--")
-        return [*argv[:i], "-o", "ControlPath=none", "-o", "ControlMaster=no", *argv[i:]]
+        plain = replace(self, control_path=None)
+        return ["ssh", "-T", "-x", "-o", "ControlPath=none", "-o", "ControlMaster=no",
+                *plain.option_args(), "--", self.destination, remote_command]
+
+    def interactive_argv(self, command: Sequence[str] = ()) -> list[str]:
+        """`nixlift ssh`: the same host, port, user and options, but a person at the keyboard
+        (a terminal, passwords and host key prompts allowed)."""
+        argv = ["ssh", *self.options, "-o", f"ConnectTimeout={self.connect_timeout}"]
+        if self.port is not None:
+            argv += ["-p", str(self.port)]
+        return [*argv, "--", self.destination, *command]
 
     def nix_sshopts(self) -> str:
-        """NIX_SSHOPTS for nix-copy-closure. Nix 2.8 splits it on whitespace without quoting
+        """NIX_SSHOPTS for nix's own ssh. Nix 2.8 splits it on whitespace without quoting
         rules, so options containing whitespace cannot travel this way; the master connection
         (opened with every option) carries them."""
         return " ".join(a for a in self.option_args() if not re.search(r"\s", a))
@@ -148,77 +156,57 @@ def remote_command(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
-class SshSession:
-    """A host's master connection, opened on entry and closed on exit."""
+def stopping_with_connection(argv: Sequence[str]) -> list[str]:
+    """argv wrapped so that it ends when our side of the connection does."""
+    return ["sh", "-c", _STOP_WITH_CONNECTION, "nixlift-run", *argv]
 
-    def __init__(self, target: SshTarget, control_path: Path) -> None:
+
+class SshHost:
+    """A host reached over SSH; its master connection lives from `open` to `close`."""
+
+    is_local = False
+
+    def __init__(self, target: SshTarget, control_path: Path, elevation: Elevation) -> None:
+        self.name = target.name
         self.target = replace(target, control_path=control_path)
+        self.elevation = elevation
 
-    async def __aenter__(self) -> SshSession:
-        await self.run_raw("true", what="connecting", timeout=self.target.connect_timeout + 20)
+    @classmethod
+    def for_machine(cls, machine: Machine, control_path: Path, *, connect_timeout: int = 10,
+                    password: Password | None = None) -> SshHost:
+        d = machine.deployment
+        return cls(SshTarget.for_machine(machine, connect_timeout), control_path,
+                   Elevation.for_user(d.target_user, d.privilege_escalation, password))
+
+    @property
+    def destination(self) -> str:
+        port = f":{self.target.port}" if self.target.port else ""
+        return f"{self.target.destination}{port}"
+
+    async def __aenter__(self) -> Self:
+        await self.open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()
 
+    async def open(self) -> None:
+        await self._ssh(self.target.ssh_argv("true"), what="connecting",
+                        timeout=self.target.connect_timeout + 20)
+
     async def close(self) -> None:
-        if self.target.control_path is None or not self.target.control_path.exists():
+        path = self.target.control_path
+        if path is None or not path.exists():
             return
         argv = ["ssh", *self.target.option_args(), "-O", "exit", "--", self.target.destination]
         with contextlib.suppress(CommandError):
             await proc.run(argv, check=False, timeout=10)
 
-    async def run_raw(
-        self,
-        command: str,
-        *,
-        what: str,
-        timeout: float | None = None,
-        check: bool = True,
-        error: type[CommandError] = CommandError,
-        stdin: bytes | None = None,
-        keep_stdin_open: bool = False,
-        on_stderr: proc.LineSink | None = None,
-        on_stdout: proc.LineSink | None = None,
-    ) -> proc.Completed:
-        """Run a command string (already quoted) on the host. ssh's own failures (exit 255 with
-        a connection diagnosis) become SshError, the command's failures `error`."""
-        done = await proc.run(
-            self.target.ssh_argv(command),
-            timeout=timeout,
-            check=False,
-            stdin=stdin,
-            keep_stdin_open=keep_stdin_open,
-            on_stderr=on_stderr,
-            on_stdout=on_stdout,
-            error=SshError,
-            what=f"{what} on {self.target.name}",
-            host=self.target.name,
-        )
-        if done.returncode == 255 and _is_ssh_failure(done.stderr):
-            raise SshError(
-                f"cannot reach {self.target.name} ({self.target.destination}"
-                f"{':' + str(self.target.port) if self.target.port else ''}) over SSH",
-                argv=done.argv,
-                returncode=255,
-                stderr_tail=done.stderr_tail(),
-                hint=diagnose(done.stderr),
-                host=self.target.name,
-            )
-        if check and done.returncode != 0:
-            raise error(
-                f"{what} on {self.target.name} failed with exit status {done.returncode}",
-                argv=done.argv,
-                returncode=done.returncode,
-                stderr_tail=done.stderr_tail(),
-                host=self.target.name,
-            )
-        return done
+    async def reopen(self, connect_timeout: int) -> None:
+        await self.close()
+        self.target = replace(self.target, connect_timeout=connect_timeout)
+        await self.open()
 
     async def run(
         self,
@@ -226,37 +214,74 @@ class SshSession:
         *,
         what: str,
         elevated: bool = False,
+        stdin: bytes | None = None,
+        keep_stdin_open: bool = False,
+        stop_with_connection: bool = False,
+        fresh_connection: bool = False,
         timeout: float | None = None,
         check: bool = True,
         error: type[CommandError] = CommandError,
-        on_stderr: proc.LineSink | None = None,
         on_stdout: proc.LineSink | None = None,
-        stop_with_connection: bool = False,
-        keep_stdin_open: bool = False,
+        on_stderr: proc.LineSink | None = None,
     ) -> proc.Completed:
-        """Run argv on the host. With `stop_with_connection`, the command is stopped when this
-        side is (a cancelled task, Ctrl-C); never use it for activation, which must finish."""
-        words = [*self.target.elevate, *argv] if elevated else list(argv)
+        words = self.elevation.wrap(list(argv)) if elevated else list(argv)
         if stop_with_connection:
-            words = ["sh", "-c", _STOP_WITH_CONNECTION, "nixlift-run", *words]
-        return await self.run_raw(
-            remote_command(words),
-            what=what,
-            timeout=timeout,
-            check=check,
-            error=error,
-            keep_stdin_open=stop_with_connection or keep_stdin_open,
-            on_stderr=on_stderr,
-            on_stdout=on_stdout,
-        )
+            words = stopping_with_connection(words)
+        command = remote_command(words)
+        ssh = self.target.fresh_argv(command) if fresh_connection \
+            else self.target.ssh_argv(command)
+        return await self._ssh(
+            ssh, what=what, timeout=timeout, check=check, error=error, stdin=stdin,
+            keep_stdin_open=keep_stdin_open or stop_with_connection,
+            on_stdout=on_stdout, on_stderr=on_stderr)
 
+    async def _ssh(
+        self,
+        argv: list[str],
+        *,
+        what: str,
+        timeout: float | None = None,
+        check: bool = True,
+        error: type[CommandError] = CommandError,
+        stdin: bytes | None = None,
+        keep_stdin_open: bool = False,
+        on_stdout: proc.LineSink | None = None,
+        on_stderr: proc.LineSink | None = None,
+    ) -> proc.Completed:
+        """ssh's own failures (exit 255 with a connection diagnosis) become SshError, the
+        command's failures `error`."""
+        done = await proc.run(argv, timeout=timeout, check=False, stdin=stdin,
+                              keep_stdin_open=keep_stdin_open, on_stderr=on_stderr,
+                              on_stdout=on_stdout, error=SshError, what=f"{what} on {self.name}",
+                              host=self.name)
+        if done.returncode == 255 and _is_ssh_failure(done.stderr):
+            raise SshError(
+                f"cannot reach {self.name} ({self.destination}) over SSH",
+                argv=done.argv, returncode=255, stderr_tail=done.stderr_tail(),
+                hint=diagnose(done.stderr), host=self.name)
+        if check and done.returncode != 0:
+            raise error(
+                f"{what} on {self.name} failed with exit status {done.returncode}",
+                argv=done.argv, returncode=done.returncode, stderr_tail=done.stderr_tail(),
+                host=self.name)
+        return done
 
-def _is_ssh_failure(stderr: str) -> bool:
-    return (
-        any(p.search(stderr) for p, _ in _DIAGNOSES)
-        or any(s in stderr for s in ("ssh:", "Connection closed", "kex_", "Connection reset"))
-        or not stderr.strip()
-    )
+    async def copy_to(self, paths: Sequence[str], *, use_substitutes: bool, emit: Emit) -> None:
+        await run_logged(
+            nix_argv.copy_closure(self.target.destination, paths, use_substitutes=use_substitutes),
+            env={"NIX_SSHOPTS": self.nix_sshopts()}, host=self.name, phase=Stage.COPY, emit=emit,
+            error=CopyError, what=f"copying to {self.name}",
+            hint="check free space on the host (df /nix) and that the SSH user may write its "
+                 "Nix store (root, or a trusted user)")
+
+    def nix_sshopts(self) -> str:
+        return self.target.nix_sshopts()
+
+    def store_url(self) -> str:
+        return f"ssh://{self.target.destination}"
+
+    def interactive_argv(self, command: Sequence[str] = ()) -> list[str]:
+        return self.target.interactive_argv(command)
 
 
 @contextlib.asynccontextmanager

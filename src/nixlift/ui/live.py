@@ -28,7 +28,7 @@ from rich.text import Text
 
 from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
 from nixlift.model import HostResult, Status
-from nixlift.ui.plain import describe
+from nixlift.ui.format import describe
 
 STATUS_STYLE: dict[Status, str] = {
     Status.OK: "bold green",

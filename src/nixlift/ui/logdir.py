@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
-from nixlift.ui.plain import describe
+from nixlift.ui.format import describe, failure_lines
 
 
 class LogDir:
@@ -41,11 +41,8 @@ class LogDir:
         elif isinstance(event, Finished):
             r = event.result
             self._write(r.name, f"== {describe(r)}")
-            if r.detail:
-                for line in r.detail.splitlines():
-                    self._write(r.name, f"| {line}")
-            if r.hint:
-                self._write(r.name, f"hint: {r.hint}")
+            for line in failure_lines(r, detail_lines=10_000):
+                self._write(r.name, line)
         elif isinstance(event, Progress):
             pass  # counters belong on a screen, not in a log
 

@@ -6,16 +6,18 @@ import sys
 from typing import TextIO
 
 from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
-from nixlift.model import HostResult, Status
+from nixlift.model import HostResult, Stage
+from nixlift.ui.format import closing_lines, describe
 
 _PHASE_WORDS = {
-    "build": "building",
-    "connect": "connecting to",
-    "copy": "copying",
-    "activate": "activating:",
-    "unchanged": "unchanged:",
-    "wait": "waiting",
-    "probe": "reading the host's state",
+    Stage.BUILD: "building",
+    Stage.CONNECT: "connecting to",
+    Stage.COPY: "copying",
+    Stage.ACTIVATE: "activating:",
+    Stage.UNCHANGED: "unchanged:",
+    Stage.WAIT: "waiting",
+    Stage.PROBE: "reading the host's state",
+    Stage.ROLLBACK: "rolling back",
 }
 
 
@@ -28,7 +30,7 @@ class PlainRenderer:
         if isinstance(event, Plan):
             return
         if isinstance(event, Phase):
-            if event.phase == "probe" and not self.verbose:
+            if event.phase is Stage.PROBE and not self.verbose:
                 return
             word = _PHASE_WORDS.get(event.phase, event.phase)
             self._line(event.host, f"{word} {event.detail}".rstrip())
@@ -55,36 +57,7 @@ def format_counts(p: Progress) -> str:
     return f"{p.done}/{p.expected} {p.unit}"
 
 
-def describe(result: HostResult) -> str:
-    took = sum(d for _, d in result.durations)
-    words = {
-        Status.OK: "done",
-        Status.UNCHANGED: "done (already up to date, nothing activated)",
-        Status.REBOOT_REQUIRED: "done; REBOOT REQUIRED to finish switching",
-        Status.FAILED: "FAILED",
-        Status.ROLLED_BACK: "FAILED, ROLLED BACK",
-        Status.SKIPPED: "skipped",
-    }[result.status]
-    text = f"{words} in {took:.1f} s" if result.status is not Status.SKIPPED else words
-    if result.error:
-        text += f": {result.error}"
-    return text
-
-
 def summary(results: list[HostResult], stream: TextIO = sys.stderr) -> None:
-    """The closing lines: every host's outcome, failures with their output tail and a hint."""
-    ok = sum(r.succeeded for r in results)
-    print(f"{ok} of {len(results)} hosts succeeded", file=stream)
-    for r in results:
-        if r.succeeded:
-            continue
-        print(f"  {r.name}: {describe(r)}", file=stream)
-        if r.detail:
-            for line in r.detail.splitlines()[-10:]:
-                print(f"    | {line}", file=stream)
-        if r.hint:
-            print(f"    hint: {r.hint}", file=stream)
-    reboot = [r.name for r in results if r.status is Status.REBOOT_REQUIRED]
-    if reboot:
-        print(f"  reboot required on: {', '.join(reboot)}", file=stream)
+    for line in closing_lines(results):
+        print(line, file=stream)
     stream.flush()

@@ -1,0 +1,457 @@
+# nixlift's agent: the program nixlift runs on a host, as root. POSIX sh, coreutils, util-linux.
+#
+# Installed once per boot as /run/nixlift/agent-HASH (see nixlift/agent/protocol.py, which also
+# holds the typed Python side of every action) and started as `sh AGENT`. It reads one request
+# on stdin, a JSON object written one `"key": value` per line (json.dumps with indent=0), acts,
+# and writes one JSON object on one line to stdout. String values it uses are plain (nixlift
+# sends only store paths, its own directories and words there); values it only keeps (lock
+# information, history records, reasons) are taken and given back as raw JSON.
+#
+# Everything nixlift does to a host that needs root is here: activation detached from the SSH
+# session, automatic and magic rollback, the lock, the history, generations, boot entries.
+# Values arrive through `take`/`read_request`, which assign them with eval:
+# shellcheck disable=SC2154,SC2034
+set -u
+umask 077
+profile=/nix/var/nix/profiles/system
+run=/run/nixlift
+history=/nix/var/nixlift/history.jsonl
+
+# --- the protocol -------------------------------------------------------------------------------
+
+# answer TEXT: the one line of JSON this call prints
+answer() { printf '%s\n' "$1"; }
+
+fail() {
+  printf '{"error": %s}\n' "$(quote "$1")"
+  exit 1
+}
+
+# quote TEXT: TEXT as a JSON string (for short texts: reasons, messages)
+quote() {
+  printf '%s\n' "$1" > "$run/.quote.$$"
+  text_file "$run/.quote.$$"
+  rm -f "$run/.quote.$$"
+}
+
+# text_file FILE: the contents of FILE as a JSON string ("" when there is none). Control
+# characters go (a tab becomes a space), backslashes and quotes are escaped, lines are joined.
+text_file() {
+  if [ ! -s "$1" ]; then printf '""'; return; fi
+  printf '"'
+  tr '\011' ' ' < "$1" | tr -d '\000-\010\013-\037\177' \
+    | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/$/\\n/' | tr -d '\n'
+  printf '"'
+}
+
+# path_or_null TEXT: a store path (or another plain path) as JSON, null when empty
+path_or_null() {
+  case "$1" in
+    "") printf 'null' ;;
+    *[!A-Za-z0-9/+._?=:@-]*) printf 'null' ;;
+    *) printf '"%s"' "$1" ;;
+  esac
+}
+
+bool() { if [ "$1" = 1 ]; then printf true; else printf false; fi; }
+
+read_request() {
+  while IFS= read -r line; do
+    case "$line" in
+      "{") continue ;;
+      "}") return 0 ;;
+    esac
+    line=${line%,}
+    key=${line#\"}
+    key=${key%%\"*}
+    case "$key" in
+      ""|*[!a-z_]*) fail "malformed request line" ;;
+    esac
+    value=${line#*\": }
+    eval "req_$key=\$value"
+  done
+  fail "the request ended early"
+}
+
+# raw KEY: the value of KEY as sent (JSON text), or null
+raw() { eval "printf '%s' \"\${req_$1-null}\""; }
+
+# take NAME [NAME…]: each request string NAME into the variable NAME (refusing escaped text)
+take() {
+  for name; do
+    eval "v=\${req_$name-null}"
+    case "$v" in
+      null) v= ;;
+      true) v=1 ;;
+      false) v=0 ;;
+      \"*\")
+        v=${v#\"}
+        v=${v%\"}
+        case "$v" in *\\*|*\"*) fail "$name: unexpected text" ;; esac ;;
+      *[!0-9]*) fail "$name: unexpected value" ;;
+    esac
+    eval "$name=\$v"
+  done
+}
+
+# --- what the host runs ---------------------------------------------------------------------------
+
+systemd_runs() { [ -d /run/systemd/system ]; }
+
+probe() {
+  take system
+  valid=0
+  if [ -n "$system" ] && nix-store --check-validity "$system" 2>/dev/null; then valid=1; fi
+  systemd=0
+  systemd_runs && systemd=1
+  boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
+  printf '{"current": %s, "profile": %s, "boot_id": %s, "valid": %s, "systemd": %s}' \
+    "$(path_or_null "$(readlink /run/current-system 2>/dev/null)")" \
+    "$(path_or_null "$(readlink -e "$profile" 2>/dev/null)")" \
+    "$(path_or_null "$boot_id")" "$(bool "$valid")" "$(bool "$systemd")"
+}
+
+# --- activation, detached from the SSH session ------------------------------------------------
+
+# nixos_system SYSTEM: refuse what is not a NixOS system before touching the profile
+nixos_system() {
+  [ -e "$1/nixos-version" ] && [ -x "$1/bin/switch-to-configuration" ]
+}
+
+finish_status() {
+  printf '%s\n' "$2" > "$1/status.tmp"
+  mv "$1/status.tmp" "$1/status"
+}
+
+# decide DIR OUTCOME REASON: the activation's end, with what the host runs now
+decide() {
+  {
+    printf '{"outcome": "%s", "reason": %s, "running": %s}\n' "$2" "$3" \
+      "$(path_or_null "$(readlink /run/current-system 2>/dev/null)")"
+  } > "$1/outcome.tmp"
+  mv "$1/outcome.tmp" "$1/outcome"
+}
+
+# activate DIR SYSTEM GOAL SET_PROFILE AUTO MAGIC CONFIRM LIMIT (detached; see start)
+# DIR/status gets switch-to-configuration's exit status as soon as activation ends, DIR/outcome
+# the decision at the end. With MAGIC it waits CONFIRM seconds for DIR/canary to be deleted by
+# the deployer over a new connection, and rolls back if it is not (or DIR/abort appears).
+activate() {
+  dir=$1 sys=$2 goal=$3 set_profile=$4 auto=$5 magic=$6 confirm=$7 limit=$8
+  exec 8>>"$run/activation.lock"
+  flock 8
+  printf '%s\n' "$(readlink "$profile" 2>/dev/null)" > "$dir/previous-link"
+  printf '%s\n' "$(readlink /run/current-system 2>/dev/null)" > "$dir/previous-system"
+  if [ "$set_profile" = 1 ] && ! nix-env -p "$profile" --set "$sys" >"$dir/log" 2>&1; then
+    finish_status "$dir" 91
+    decide "$dir" failed '"setting the system profile failed"'
+    return
+  fi
+  # A hanging activation is stopped (status 124) and, like a failing one, rolled back.
+  if command -v timeout >/dev/null 2>&1; then
+    timeout "$limit" "$sys/bin/switch-to-configuration" "$goal" >>"$dir/log" 2>&1
+  else
+    "$sys/bin/switch-to-configuration" "$goal" >>"$dir/log" 2>&1
+  fi
+  rc=$?
+  [ "$rc" = 124 ] && echo "nixlift: switch-to-configuration took longer than $limit s" >>"$dir/log"
+  finish_status "$dir" "$rc"
+  if [ "$rc" != 0 ] && [ "$rc" != 100 ]; then
+    reason="\"switch-to-configuration $goal exited with $rc\""
+    [ "$rc" = 124 ] && reason="\"switch-to-configuration $goal took longer than $limit s\""
+    if [ "$auto" = 1 ]; then go_back "$dir" "$goal" "$set_profile" "$reason"
+    else decide "$dir" failed "$reason"
+    fi
+    return
+  fi
+  if [ "$magic" != 1 ]; then
+    decide "$dir" activated null
+    return
+  fi
+  : > "$dir/canary"
+  waited=0
+  while [ -e "$dir/canary" ] && [ ! -e "$dir/abort" ] && [ "$waited" -lt "$((confirm * 50))" ]; do
+    sleep 0.02
+    waited=$((waited + 1))
+  done
+  if [ -e "$dir/abort" ]; then
+    rm -f "$dir/canary"
+    go_back "$dir" "$goal" "$set_profile" "$(cat "$dir/abort")"
+  elif [ -e "$dir/canary" ]; then
+    rm -f "$dir/canary"
+    go_back "$dir" "$goal" "$set_profile" "\"not confirmed within $confirm s\""
+  else
+    decide "$dir" confirmed null
+  fi
+}
+
+# go_back DIR GOAL SET_PROFILE REASON: the one rollback. The profile points where it pointed
+# before (the failed generation removed), and what ran before runs again: the previous system,
+# or, when /run/current-system was missing, the previous profile generation. The decision says
+# what the host runs afterwards, whatever happened.
+go_back() {
+  dir=$1 goal=$2 set_profile=$3 reason=$4
+  prev_link=$(cat "$dir/previous-link") prev_system=$(cat "$dir/previous-system")
+  echo "nixlift: rolling back" >>"$dir/log"
+  if [ "$set_profile" = 1 ]; then
+    failed_link=$(readlink "$profile" 2>/dev/null)
+    if [ -n "$prev_link" ]; then
+      ln -sfn "$prev_link" "$profile.nixlift-tmp" && mv -T "$profile.nixlift-tmp" "$profile"
+    else
+      rm -f "$profile"
+    fi
+    if [ -n "$failed_link" ] && [ "$failed_link" != "$prev_link" ]; then
+      rm -f "/nix/var/nix/profiles/$failed_link"
+    fi
+  fi
+  target=$prev_system
+  if [ -z "$target" ] && [ -n "$prev_link" ]; then
+    target=$(readlink -e "$profile" 2>/dev/null)
+  fi
+  again=switch
+  case "$goal" in test|boot) again=$goal ;; esac
+  if [ -n "$target" ] && nixos_system "$target"; then
+    if "$target/bin/switch-to-configuration" "$again" >>"$dir/log" 2>&1; then
+      decide "$dir" rolled-back "$reason"
+    else
+      decide "$dir" rollback-failed "$reason"
+    fi
+  elif [ "$goal" != boot ] && [ -z "$target" ]; then
+    # nothing ran before and there is no generation to go back to: take the failed system's
+    # name off /run/current-system, so nothing claims it runs
+    rm -f /run/current-system
+    decide "$dir" rolled-back "$reason"
+  elif [ "$goal" = boot ]; then
+    decide "$dir" rolled-back "$reason"
+  else
+    decide "$dir" rollback-failed "$reason"
+  fi
+}
+
+# start: run `activate` detached, so a dropped connection cannot stop it half way, then wait
+# for switch-to-configuration's status (a little longer than the host's own time limit).
+start() {
+  take dir system goal set_profile auto_rollback magic confirm_timeout activation_timeout
+  case "$dir" in "$run"/act-*) ;; *) fail "dir must be under $run" ;; esac
+  case "$goal" in switch|boot|test|dry-activate) ;; *) fail "unknown goal $goal" ;; esac
+  if ! nixos_system "$system"; then
+    answer "{\"refused\": \"not-nixos\", \"system\": $(path_or_null "$system")}"
+    return
+  fi
+  # what earlier activations left in /run (long decided: their watchdogs end within minutes)
+  find "$run" -maxdepth 1 -name 'act-*' -mmin +120 -exec rm -rf {} + 2>/dev/null
+  mkdir -p "$dir"
+  set -- "$dir" "$system" "$goal" "$set_profile" "$auto_rollback" "$magic" "$confirm_timeout" \
+    "$activation_timeout"
+  if systemd_runs && command -v systemd-run >/dev/null 2>&1; then
+    systemd-run --quiet --collect --unit "nixlift-activate-${dir##*/}" \
+      sh "$self" activate "$@"
+  else
+    setsid nohup sh "$self" activate "$@" </dev/null >/dev/null 2>&1 &
+  fi
+  waited=0 limit=$((activation_timeout + 15))
+  while [ ! -e "$dir/status" ] && [ "$waited" -lt "$((limit * 50))" ]; do
+    sleep 0.02
+    waited=$((waited + 1))
+  done
+  status=null
+  [ -e "$dir/status" ] && status=$(cat "$dir/status")
+  systemd=0
+  systemd_runs && systemd=1
+  answer "{\"status\": $status, \"systemd\": $(bool "$systemd"), \"log\": $(text_file "$dir/log")}"
+}
+
+# await DIR TIMEOUT: the decision, once there is one (or undecided)
+await_decision() {
+  waited=0
+  while [ ! -e "$1/outcome" ] && [ "$waited" -lt "$(($2 * 50))" ]; do
+    sleep 0.02
+    waited=$((waited + 1))
+  done
+  if [ -e "$1/outcome" ]; then
+    cat "$1/outcome"
+  else
+    answer '{"outcome": "undecided", "reason": null, "running": null}'
+  fi
+}
+
+decision() {
+  take dir timeout
+  await_decision "$dir" "$timeout"
+}
+
+# confirm: magic rollback's proof, sent over a new connection: delete the canary, then report
+# the watchdog's decision (one round trip instead of two)
+confirm() {
+  take dir
+  rm "$dir/canary" 2>/dev/null || { answer '{"outcome": "no-canary"}'; return; }
+  await_decision "$dir" 30
+}
+
+# abort: the deployer saw a health check fail: roll back now, not at the timeout
+abort() {
+  take dir
+  raw reason > "$dir/abort.tmp"
+  mv "$dir/abort.tmp" "$dir/abort"
+  await_decision "$dir" 60
+}
+
+# undo: roll back an activation that has ended (no watchdog waits)
+undo() {
+  take dir goal set_profile
+  exec 8>>"$run/activation.lock"
+  flock 8
+  go_back "$dir" "$goal" "$set_profile" "$(raw reason)"
+  cat "$dir/outcome"
+}
+
+# activation_log DIR: what the activation and its rollback printed
+activation_log() {
+  take dir
+  answer "{\"log\": $(text_file "$dir/log")}"
+}
+
+# --- the lock: held while our connection (and this process's stdin) lasts ---------------------
+
+lock() {
+  take wait system
+  exec 9>>"$run/lock"
+  if ! flock -w "$wait" 9; then
+    holder=$(cat "$run/lock.info" 2>/dev/null)
+    answer "{\"busy\": true, \"holder\": ${holder:-null}}"
+    exit 75
+  fi
+  # an activation still running from a deployer that went away holds this one
+  exec 8>>"$run/activation.lock"
+  if ! flock -w "$wait" 8; then
+    answer '{"busy": true, "holder": {"what": "an activation started by an earlier deploy is still running"}}'
+    exit 75
+  fi
+  flock -u 8
+  raw info > "$run/lock.info"
+  answer "{\"locked\": true, \"probe\": $(probe)}"
+  cat >/dev/null
+  rm -f "$run/lock.info"
+}
+
+# --- history and generations ------------------------------------------------------------------
+
+record() {
+  mkdir -p "${history%/*}"
+  raw entry >> "$history"
+  printf '\n' >> "$history"
+  answer '{}'
+}
+
+show_history() {
+  answer "{\"history\": $(text_file "$history")}"
+}
+
+generations() {
+  printf '{"profile": %s, "running": %s, "generations": [' \
+    "$(path_or_null "$(readlink "$profile" 2>/dev/null)")" \
+    "$(path_or_null "$(readlink /run/current-system 2>/dev/null)")"
+  sep=
+  for link in /nix/var/nix/profiles/system-*-link; do
+    [ -L "$link" ] || continue
+    printf '%s{"link": %s, "created": %s, "system": %s}' "$sep" "$(path_or_null "${link##*/}")" \
+      "$(stat -c %Y "$link")" "$(path_or_null "$(readlink "$link")")"
+    sep=", "
+  done
+  answer ']}'
+}
+
+# switch_generation: make the profile point at an existing generation and activate it
+# (manual rollback)
+switch_generation() {
+  take link
+  case "$link" in system-*-link) ;; *) fail "not a generation: $link" ;; esac
+  [ -L "/nix/var/nix/profiles/$link" ] || fail "there is no generation $link"
+  exec 8>>"$run/activation.lock"
+  flock 8
+  log=$run/.switch.$$
+  ln -sfn "$link" "$profile.nixlift-tmp" && mv -T "$profile.nixlift-tmp" "$profile"
+  if "$profile/bin/switch-to-configuration" switch >"$log" 2>&1; then outcome=switched
+  else outcome=failed
+  fi
+  answer "{\"outcome\": \"$outcome\", \"running\": $(path_or_null "$(readlink /run/current-system 2>/dev/null)"), \"log\": $(text_file "$log")}"
+  rm -f "$log"
+}
+
+# --- boot entries -----------------------------------------------------------------------------
+
+# set_boot: SYSTEM becomes the profile and the boot default (going back after a bad reboot)
+set_boot() {
+  take system
+  nixos_system "$system" || fail "$system is not a NixOS system"
+  log=$run/.boot.$$
+  if nix-env -p "$profile" --set "$system" >"$log" 2>&1 \
+    && "$system/bin/switch-to-configuration" boot >>"$log" 2>&1; then ok=true
+  else ok=false
+  fi
+  answer "{\"ok\": $ok, \"log\": $(text_file "$log")}"
+  rm -f "$log"
+}
+
+# systemd-boot names its entries after profile generations
+entry_of() {
+  for link in /nix/var/nix/profiles/system-*-link; do
+    if [ "$(readlink "$link")" = "$1" ]; then
+      n=${link##*/system-}
+      echo "nixos-generation-${n%-link}.conf"
+      return 0
+    fi
+  done
+  return 1
+}
+
+has_systemd_boot() {
+  command -v bootctl >/dev/null 2>&1 && bootctl is-installed >/dev/null 2>&1
+}
+
+# boot_once: boot NEW on the next boot only, OLD after that (until boot_default NEW). Says
+# which mechanism did it, or "none" when the boot loader has no one-shot entry.
+boot_once() {
+  take new old
+  how=none
+  if has_systemd_boot; then
+    new_entry=$(entry_of "$new") && old_entry=$(entry_of "$old") \
+      && bootctl set-default "$old_entry" >/dev/null && bootctl set-oneshot "$new_entry" >/dev/null \
+      && how="systemd-boot"
+  fi
+  answer "{\"mechanism\": \"$how\"}"
+}
+
+boot_default() {
+  take system
+  if has_systemd_boot; then
+    entry=$(entry_of "$system") || fail "no boot entry for $system"
+    bootctl set-default "$entry" >/dev/null || fail "bootctl set-default $entry failed"
+  fi
+  answer '{}'
+}
+
+# reboot: detached and delayed, so this call returns (and its session closes) before the host goes
+reboot_host() {
+  nohup sh -c 'sleep 1; reboot' >/dev/null 2>&1 </dev/null &
+  answer '{}'
+}
+
+# --- main ---------------------------------------------------------------------------------------
+
+self=$0
+if [ "${1-}" = activate ]; then
+  shift
+  activate "$@"
+  exit 0
+fi
+read_request
+take action
+case "$action" in
+  probe) answer "$(probe)" ;;
+  lock|start|decision|confirm|abort|undo|activation_log|record|generations|switch_generation|\
+  set_boot|boot_once|boot_default) "$action" ;;
+  history) show_history ;;
+  reboot) reboot_host ;;
+  *) fail "unknown action '$action'" ;;
+esac

@@ -1,0 +1,363 @@
+"""The typed side of nixlift's agent (agent.sh): its calls, their answers, their outcomes.
+
+Every call runs `sh -c BOOT` as root on the host through Host.run. BOOT skips what sudo may have
+left on stdin (up to a marker line), then runs the agent installed as
+`/run/nixlift/agent-HASH`; when that file is missing (first use since the host booted, or a
+new nixlift), the call is made again with the script on stdin, which BOOT installs first: the
+script travels at most once per host per run, and not at all while the host still has it.
+Requests go on stdin, never in argv.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from nixlift import proc
+from nixlift.errors import ActivationError, CommandError, ElevationError, NixliftError
+from nixlift.model import HostState
+from nixlift.transport.base import Host
+
+DIRECTORY = "/run/nixlift"
+MARKER = b"@nixlift-agent\n"
+#: the bootstrap's "no agent installed" status
+MISSING = 97
+#: the lock's "someone else holds it" status
+BUSY = 75
+
+_BOOT = """umask 077
+while IFS= read -r l; do [ "$l" = @nixlift-agent ] && break; done
+a=/run/nixlift/agent-$1
+if [ "$2" -gt 0 ]; then
+  mkdir -p /run/nixlift && chmod 0700 /run/nixlift || exit 1
+  dd bs="$2" count=1 iflag=fullblock of="$a.$$" 2>/dev/null && mv -f "$a.$$" "$a" || exit 1
+  for f in /run/nixlift/agent-*; do [ "$f" = "$a" ] || rm -f "$f"; done
+elif [ ! -f "$a" ]; then
+  echo '{"missing": true}'
+  exit 97
+fi
+exec sh "$a"
+"""
+
+#: request fields the agent keeps and gives back as JSON, never reads itself
+_RAW_FIELDS = frozenset({"info", "entry", "reason"})
+_KEY = re.compile(r"[a-z_]+")
+_PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
+
+
+@cache
+def script() -> bytes:
+    return resources.files("nixlift.agent").joinpath("agent.sh").read_bytes()
+
+
+@cache
+def version() -> str:
+    return hashlib.sha256(script()).hexdigest()[:16]
+
+
+def encode_request(action: str, fields: Mapping[str, object]) -> bytes:
+    """The request as agent.sh reads it: one `"key": value` per line, values on one line."""
+    lines = ["{"]
+    for key, value in {"action": action, **fields}.items():
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"agent request key {key!r}")
+        if isinstance(value, str) and key not in _RAW_FIELDS and not _PLAIN.fullmatch(value):
+            raise ValueError(f"agent request field {key} must be plain text: {value!r}")
+        lines.append(f'"{key}": {json.dumps(value, ensure_ascii=False)},')
+    lines[-1] = lines[-1].removesuffix(",")
+    return ("\n".join([*lines, "}"]) + "\n").encode()
+
+
+def decode_answer(stdout: str) -> dict[str, Any]:
+    """The answer: the last line that holds a JSON object."""
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if isinstance(data, dict):
+                return data
+            break
+    raise AgentError("the host's agent gave no answer", stderr_tail=stdout[-2000:])
+
+
+class AgentError(CommandError):
+    """The agent could not do what it was asked."""
+
+
+class Outcome(enum.StrEnum):
+    """How an activation ended, as the host decided it."""
+
+    ACTIVATED = "activated"  # switched; nobody waits for a confirmation
+    CONFIRMED = "confirmed"  # switched and confirmed over a new connection
+    ROLLED_BACK = "rolled-back"
+    ROLLBACK_FAILED = "rollback-failed"
+    FAILED = "failed"  # switch-to-configuration failed and rollback is off
+    UNDECIDED = "undecided"  # no decision within the wait
+    NO_CANARY = "no-canary"  # the confirmation came after the host had decided
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason: str | None = None
+    #: what /run/current-system names after the decision
+    running: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Decision:
+        reason = data.get("reason")
+        return cls(Outcome(data.get("outcome", "undecided")),
+                   None if reason is None else str(reason), data.get("running"))
+
+
+@dataclass(frozen=True)
+class Probe:
+    state: HostState
+    #: whether the system we want to deploy is already in the host's store
+    has_system: bool
+    systemd: bool = False
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Probe:
+        return cls(HostState(data.get("current"), data.get("profile"), data.get("boot_id")),
+                   bool(data.get("valid")), bool(data.get("systemd")))
+
+
+@dataclass(frozen=True)
+class Started:
+    """switch-to-configuration's end (None: still running past the host's time limit)."""
+
+    status: int | None
+    systemd: bool
+    log: str
+    #: the system is not a NixOS system: nothing was touched
+    refused: bool = False
+
+
+@dataclass(frozen=True)
+class Generation:
+    number: int
+    link: str
+    created: int  # unix time of the profile link
+    system: str
+    current: bool  # the profile points at it (the boot default)
+    running: bool  # /run/current-system is its system
+
+
+_LINK = re.compile(r"^system-(\d+)-link$")
+
+
+def parse_generations(data: Mapping[str, Any]) -> list[Generation]:
+    current = data.get("profile") or ""
+    running = data.get("running") or ""
+    found = []
+    for g in data.get("generations") or []:
+        m = _LINK.match(str(g.get("link") or ""))
+        if m and g.get("system"):
+            found.append(Generation(int(m.group(1)), g["link"], int(g.get("created") or 0),
+                                    g["system"], g["link"] == current, g["system"] == running))
+    return sorted(found, key=lambda g: g.number)
+
+
+@dataclass(frozen=True)
+class Switched:
+    ok: bool
+    running: str | None
+    log: str
+
+
+class Agent:
+    """The calls nixlift makes to its agent on one host."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    async def call(
+        self,
+        action: str,
+        fields: Mapping[str, object] | None = None,
+        *,
+        what: str,
+        timeout: float | None = None,
+        fresh_connection: bool = False,
+        error: type[CommandError] = AgentError,
+        busy_ok: bool = False,
+    ) -> dict[str, Any]:
+        request = encode_request(action, fields or {})
+        done = await self._run(request, what=what, timeout=timeout,
+                               fresh_connection=fresh_connection)
+        if done.returncode == MISSING and '"missing"' in done.stdout:
+            done = await self._run(request, what=what, timeout=timeout,
+                                   fresh_connection=fresh_connection, install=True)
+        if done.returncode == BUSY and busy_ok:
+            return decode_answer(done.stdout)
+        if done.returncode != 0:
+            raise self._failure(done, what, error)
+        return decode_answer(done.stdout)
+
+    async def _run(self, request: bytes, *, what: str, timeout: float | None,
+                   fresh_connection: bool, install: bool = False,
+                   keep_stdin_open: bool = False,
+                   on_stdout: proc.LineSink | None = None) -> proc.Completed:
+        body = script() if install else b""
+        stdin = self.host.elevation.stdin_prefix() + MARKER + body + request
+        return await self.host.run(
+            ["sh", "-c", _BOOT, "nixlift-agent", version(), str(len(body))],
+            what=what, elevated=True, stdin=stdin, keep_stdin_open=keep_stdin_open,
+            fresh_connection=fresh_connection, timeout=timeout, check=False,
+            on_stdout=on_stdout)
+
+    def _failure(self, done: proc.Completed, what: str,
+                 error: type[CommandError]) -> CommandError:
+        name = self.host.name
+        stderr = done.stderr
+        if "a password is required" in stderr or "a terminal is required" in stderr:
+            return ElevationError(
+                f"{what} on {name} needs root, and {self.host.elevation.program} wants a "
+                "password", argv=done.argv, returncode=done.returncode,
+                stderr_tail=done.stderr_tail(), host=name,
+                hint="give it with --ask-sudo-password (one prompt for every host), or allow "
+                     "the SSH user sudo without a password (NOPASSWD) on the host")
+        if "incorrect password" in stderr or "Sorry, try again" in stderr:
+            return ElevationError(
+                f"the sudo password was not accepted on {name}", argv=done.argv,
+                returncode=done.returncode, host=name,
+                hint="nothing was changed on it; run again and give the right password")
+        message = what
+        with contextlib.suppress(AgentError):
+            answer = decode_answer(done.stdout)
+            if "error" in answer:
+                message = f"{what}: {answer['error']}"
+        return error(f"{message} on {name} failed with exit status {done.returncode}",
+                     argv=done.argv, returncode=done.returncode,
+                     stderr_tail=done.stderr_tail(), host=name)
+
+    # --- typed calls -----------------------------------------------------------------------
+
+    async def probe(self, system: str | None) -> Probe:
+        return Probe.from_json(await self.call("probe", {"system": system or ""},
+                                               what="reading the host's state"))
+
+    async def start(self, directory: str, system: str, goal: str, *, set_profile: bool,
+                    auto_rollback: bool, magic: bool, confirm_timeout: int,
+                    activation_timeout: int) -> Started:
+        """Activate detached from this connection and wait for switch-to-configuration."""
+        answer = await self.call("start", {
+            "dir": directory, "system": system, "goal": goal, "set_profile": set_profile,
+            "auto_rollback": auto_rollback, "magic": magic,
+            "confirm_timeout": confirm_timeout, "activation_timeout": activation_timeout,
+        }, what="activating", error=ActivationError, timeout=activation_timeout + 30)
+        if answer.get("refused"):
+            return Started(None, False, "", refused=True)
+        status = answer.get("status")
+        return Started(None if status is None else int(status), bool(answer.get("systemd")),
+                       str(answer.get("log") or ""))
+
+    async def decision(self, directory: str, timeout: int) -> Decision:
+        return Decision.from_json(await self.call(
+            "decision", {"dir": directory, "timeout": timeout},
+            what="waiting for the host's decision", error=ActivationError,
+            timeout=timeout + 30))
+
+    async def confirm(self, directory: str, timeout: int) -> Decision:
+        """Magic rollback's proof: over a NEW login that can act as root, delete the canary."""
+        return Decision.from_json(await self.call(
+            "confirm", {"dir": directory}, what="confirming over a new connection",
+            fresh_connection=True, timeout=timeout + 30))
+
+    async def abort(self, directory: str, reason: str) -> Decision:
+        return Decision.from_json(await self.call(
+            "abort", {"dir": directory, "reason": reason}, what="aborting the activation",
+            error=ActivationError, timeout=90))
+
+    async def undo(self, directory: str, goal: str, set_profile: bool, reason: str) -> Decision:
+        return Decision.from_json(await self.call(
+            "undo", {"dir": directory, "goal": goal, "set_profile": set_profile,
+                     "reason": reason}, what="rolling back", error=ActivationError))
+
+    async def activation_log(self, directory: str) -> str:
+        answer = await self.call("activation_log", {"dir": directory},
+                                 what="reading the activation's output")
+        return str(answer.get("log") or "")
+
+    async def record(self, entry: Mapping[str, Any]) -> None:
+        await self.call("record", {"entry": dict(entry)}, what="recording the deploy")
+
+    async def history(self) -> list[dict[str, Any]]:
+        answer = await self.call("history", what="reading the deploy history")
+        records = []
+        for line in str(answer.get("history") or "").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a full disk or a crash: the rest still counts
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    async def generations(self) -> list[Generation]:
+        return parse_generations(await self.call("generations", what="listing generations"))
+
+    async def switch_generation(self, link: str) -> Switched:
+        answer = await self.call("switch_generation", {"link": link},
+                                 what=f"switching to {link}", error=ActivationError)
+        return Switched(answer.get("outcome") == "switched", answer.get("running"),
+                        str(answer.get("log") or ""))
+
+    async def set_boot(self, system: str) -> Switched:
+        answer = await self.call("set_boot", {"system": system},
+                                 what="making the previous system the boot default",
+                                 error=ActivationError)
+        return Switched(bool(answer.get("ok")), None, str(answer.get("log") or ""))
+
+    async def boot_once(self, new: str, old: str) -> str:
+        answer = await self.call("boot_once", {"new": new, "old": old},
+                                 what="setting a one-shot boot entry")
+        return str(answer.get("mechanism") or "none")
+
+    async def boot_default(self, system: str) -> None:
+        await self.call("boot_default", {"system": system},
+                        what="making the new system the boot default")
+
+    async def reboot(self) -> None:
+        await self.call("reboot", what="rebooting")
+
+    async def hold_lock(self, info: Mapping[str, Any], wait: int,
+                        system: str | None) -> tuple[asyncio.Task[proc.Completed],
+                                                     dict[str, Any]]:
+        """Take the host's lock: returns the task holding it (cancel it to let go) and the
+        agent's first answer (`locked` with the host's state, or `busy` with the holder)."""
+        request = encode_request("lock", {"info": dict(info), "wait": wait,
+                                          "system": system or ""})
+        for install in (False, True):
+            first: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+            def line(text: str, first: asyncio.Future[dict[str, Any]] = first) -> None:
+                if not first.done() and text.startswith("{"):
+                    with contextlib.suppress(json.JSONDecodeError):
+                        first.set_result(json.loads(text))
+
+            task = asyncio.ensure_future(self._run(
+                request, what="locking the host", timeout=None, fresh_connection=False,
+                install=install, keep_stdin_open=True, on_stdout=line))
+            pending: set[asyncio.Future[Any]] = {first, task}
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if first.done() and not first.result().get("missing"):
+                return task, first.result()
+            done = await task
+            if done.returncode != MISSING:
+                raise self._failure(done, "locking the host", AgentError)
+        raise NixliftError(f"the agent could not be installed on {self.host.name}",
+                           host=self.host.name)

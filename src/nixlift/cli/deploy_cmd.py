@@ -1,0 +1,126 @@
+"""`nixlift deploy`, `build` and `apply-local`: evaluate, check where it can be built, run the
+pipeline, report."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from nixlift.cli.options import Invocation
+from nixlift.cli.output import print_json, result_json
+from nixlift.cli.screen import interrupts, screen
+from nixlift.cli.source import Request, resolve, with_network_config
+from nixlift.deploy import history
+from nixlift.deploy.fanout import Reach
+from nixlift.deploy.options import DeployOptions
+from nixlift.deploy.pipeline import Deployment
+from nixlift.deploy.rollout import FailurePolicy
+from nixlift.errors import UsageError
+from nixlift.model import Goal, Network, Status
+from nixlift.nix import platforms
+from nixlift.nix.argv import NixSettings
+from nixlift.nix.evaluate import evaluate
+from nixlift.selection import Selection
+
+
+async def evaluate_checked(inv: Invocation, req: Request | None = None
+                           ) -> tuple[Network, NixSettings]:
+    """Evaluate; refuse machines this machine cannot build before anything else happens."""
+    req = req or resolve(inv.network)
+    network = await evaluate(req.source, req.selection, req.settings)
+    settings = with_network_config(req.settings, network)
+    if not platforms.all_native(network, settings):
+        platforms.check(await platforms.probe(settings), network.machines)
+    return network, settings
+
+
+async def cmd_deploy(inv: Invocation) -> int:
+    network, settings = await evaluate_checked(inv)
+    return await run_deployment(inv, network, settings, Reach(inv.fleet.connect_timeout))
+
+
+async def cmd_build(inv: Invocation) -> int:
+    return await cmd_deploy(inv)
+
+
+async def cmd_apply_local(inv: Invocation) -> int:
+    """colmena's apply-local: deploy the machine named like this host (or --node) onto this
+    machine itself, without SSH; the machine must allow it (deployment.allowLocalDeployment)."""
+    node = inv.machine or socket.gethostname().split(".", 1)[0]
+    req = resolve(inv.network)
+    req = replace(req, selection=Selection.from_args([node], []))
+    network, settings = await evaluate_checked(inv, req)
+    machine = network.machines[0]
+    if not machine.deployment.allow_local_deployment:
+        raise UsageError(
+            f"machine '{machine.name}' does not allow local deployment",
+            hint="set deployment.allowLocalDeployment = true in its configuration")
+    reach = Reach(inv.fleet.connect_timeout, local=frozenset({machine.name}))
+    return await run_deployment(inv, network, settings, reach)
+
+
+async def run_deployment(inv: Invocation, network: Network, settings: NixSettings,
+                         reach: Reach) -> int:
+    goal = inv.goal
+    keep = inv.network.keep_result
+    roots = _gc_root_dir(network.deployment_name) if keep else Path(
+        tempfile.mkdtemp(prefix="nixlift-roots-"))
+    fleet, safety = inv.fleet, inv.safety
+    options = DeployOptions(
+        goal=goal,
+        settings=settings,
+        gc_roots=roots,
+        keep_roots=keep,
+        force_activate=safety.always_activate,
+        reach=reach,
+        parallel=fleet.parallel,
+        policy=FailurePolicy.parse(fleet.fail_fast, fleet.max_failures),
+        skip_unreachable=fleet.skip_unreachable,
+        lock_wait=fleet.lock_wait,
+        auto_rollback=safety.auto_rollback,
+        magic_rollback=safety.magic_rollback,
+        health_checks=safety.health_checks,
+        reboot=safety.reboot,
+        allow_reboot=safety.allow_reboot,
+        reboot_timeout=safety.reboot_timeout,
+        commit=await history.network_commit(network.files) if goal.activates else None,
+        **({"build_parallel": fleet.build_parallel} if fleet.build_parallel else {}),
+    )
+    label = network.description or network.deployment_name
+    count = len(network.machines)
+    print(f"{goal.value}: {label} ({count} machine{'s' if count != 1 else ''})",
+          file=sys.stderr)
+    with screen(inv.output) as shown:
+        deployment = Deployment(network, options, shown.emit)
+        try:
+            with interrupts(deployment.interrupt):
+                results = await deployment.run()
+        finally:
+            if not keep:
+                shutil.rmtree(roots, ignore_errors=True)
+    shown.summary(results)
+    if inv.output.json:
+        print_json({
+            "deployment": network.deployment_name,
+            "goal": goal.value,
+            "hosts": [result_json(r) for r in results],
+        })
+    elif goal is Goal.BUILD:
+        for r in results:
+            if r.succeeded and r.system:
+                print(r.system)
+    if deployment.interrupted:
+        return 130
+    return 0 if all(r.succeeded or r.status is Status.SKIPPED for r in results) else 1
+
+
+def _gc_root_dir(deployment: str) -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    path = Path(state) / "nixlift" / "gcroots" / deployment
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,110 @@
+"""Commands about the network itself and its names: eval, info, create, list, delete."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from nixlift import registry as reg
+from nixlift.agent.protocol import Agent
+from nixlift.cli.options import Invocation
+from nixlift.cli.output import machine_json, print_json, print_table, short_path, target_text
+from nixlift.cli.screen import interrupts
+from nixlift.cli.source import resolve
+from nixlift.deploy.fanout import Fleet, Reach
+from nixlift.errors import NixliftError, UsageError
+from nixlift.nix.evaluate import evaluate
+from nixlift.selection import Selection
+
+
+async def cmd_eval(inv: Invocation) -> int:
+    req = resolve(inv.network)
+    network = await evaluate(req.source, req.selection, req.settings)
+    if inv.output.json:
+        print_json({
+            "deployment": network.deployment_name,
+            "description": network.description,
+            "machines": [machine_json(m) for m in network.machines],
+        })
+        return 0
+    if network.description:
+        print(f"# {network.description}", file=sys.stderr)
+    rows = [(m.name, m.system, target_text(m), m.drv_path) for m in network.machines]
+    print_table(("MACHINE", "SYSTEM", "TARGET", "DRV"), rows)
+    return 0
+
+
+async def cmd_info(inv: Invocation) -> int:
+    req = resolve(inv.network)
+    network = await evaluate(req.source, req.selection, req.settings)
+    async with Fleet(network.machines, Reach(inv.fleet.connect_timeout),
+                     parallel=inv.fleet.parallel) as fleet:
+        with interrupts(fleet.interrupt):
+            probes = await fleet.each(lambda m, host: Agent(host).probe(m.out_path))
+    rows: list[dict[str, Any]] = []
+    for m in network.machines:
+        row: dict[str, Any] = {**machine_json(m), "running": None, "profile": None}
+        found = probes[m.name]
+        if isinstance(found, NixliftError):
+            row.update(state="unreachable", error=str(found), hint=found.hint)
+        else:
+            running = found.state.current_system
+            row.update(running=running, profile=found.state.profile_system,
+                       state="up to date" if running == m.out_path else
+                       "not deployed" if running is None else "out of date")
+        rows.append(row)
+    if inv.output.json:
+        print_json({"deployment": network.deployment_name, "machines": rows})
+    else:
+        print_table(
+            ("MACHINE", "TARGET", "SYSTEM", "RUNNING", "BUILDS", "STATE"),
+            [(r["name"], r["target"], r["system"], short_path(r["running"]),
+              short_path(r["outPath"]), r["state"]) for r in rows],
+        )
+        for r in rows:
+            if r["state"] == "unreachable":
+                print(f"{r['name']}: {r['error']}\n  hint: {r['hint']}", file=sys.stderr)
+    if fleet.rollout.interrupted:
+        return 130
+    return 1 if any(r["state"] == "unreachable" for r in rows) else 0
+
+
+async def cmd_create(inv: Invocation) -> int:
+    choice = inv.network
+    if not choice.deployment:
+        raise UsageError("create needs a name: nixlift create NETWORK.nix -d NAME")
+    req = resolve(choice)
+    # Evaluate the names now, so a wrong file is found at create time, not at the first deploy.
+    network = await evaluate(req.source, Selection(), req.settings, machines="none")
+    entry = reg.Registry().put(reg.Entry(
+        name=choice.deployment,
+        files=tuple(str(f.resolve()) for f in req.source.files),
+        args=req.source.args.exprs,
+        argstrs=req.source.args.strings,
+        include=req.settings.include,
+    ))
+    print(f"registered '{entry.name}': {', '.join(entry.files)} "
+          f"(machines: {', '.join(network.all_names)})", file=sys.stderr)
+    print(entry.name)
+    return 0
+
+
+async def cmd_list(inv: Invocation) -> int:
+    entries = reg.Registry().entries()
+    if inv.output.json:
+        print_json([{"name": e.name, **e.to_json()} for e in entries])
+    elif entries:
+        print_table(("NAME", "FILES", "CREATED"),
+                    [(e.name, " ".join(e.files), e.created) for e in entries])
+    else:
+        print("no deployments registered (nixlift create NETWORK.nix -d NAME)", file=sys.stderr)
+    return 0
+
+
+async def cmd_delete(inv: Invocation) -> int:
+    name = inv.network.deployment
+    if not name:
+        raise UsageError("delete needs a name: nixlift delete -d NAME")
+    reg.Registry().delete(name)
+    print(f"forgot '{name}' (its hosts are untouched)", file=sys.stderr)
+    return 0

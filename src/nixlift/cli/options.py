@@ -1,0 +1,163 @@
+"""The command line as data: argparse's Namespace is read here, once, into frozen values; no
+Namespace travels further."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nixlift.cli.parser import GOALS
+from nixlift.errors import UsageError
+from nixlift.model import Goal
+
+
+@dataclass(frozen=True)
+class Output:
+    verbose: bool = False
+    debug: bool = False
+    json: bool = False
+    #: "auto" | "live" | "plain"
+    progress: str = "auto"
+    log_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class NetworkChoice:
+    """Which network, with which arguments and nix settings."""
+
+    files: tuple[str, ...] = ()
+    deployment: str | None = None
+    args: tuple[tuple[str, str], ...] = ()
+    argstrs: tuple[tuple[str, str], ...] = ()
+    search_path: tuple[str, ...] = ()
+    nixpkgs: str | None = None
+    show_trace: bool = False
+    nix_options: tuple[tuple[str, str], ...] = ()
+    builders: str | None = None
+    max_jobs: str | None = None
+    keep_result: bool = False
+    #: --on / --include, and --exclude: names, globs, @tags
+    on: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FleetChoice:
+    """How many hosts at once, and what a failure does to the rest."""
+
+    connect_timeout: int = 10
+    parallel: int = 10
+    build_parallel: int | None = None
+    fail_fast: bool = False
+    max_failures: str | None = None
+    skip_unreachable: bool = False
+    lock_wait: int = 0
+
+
+@dataclass(frozen=True)
+class Safety:
+    always_activate: bool = False
+    auto_rollback: bool = True
+    magic_rollback: bool = True
+    health_checks: bool = True
+    reboot: bool = False
+    allow_reboot: bool = False
+    reboot_timeout: int = 300
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One run of the command line."""
+
+    command: str
+    output: Output = field(default_factory=Output)
+    network: NetworkChoice = field(default_factory=NetworkChoice)
+    fleet: FleetChoice = field(default_factory=FleetChoice)
+    safety: Safety = field(default_factory=Safety)
+    goal: Goal = Goal.SWITCH
+    #: exec / ssh: the words after `--`
+    remote_command: tuple[str, ...] = ()
+    #: ssh: the machine; apply-local: --node
+    machine: str | None = None
+    #: rollback --to
+    to: int | None = None
+    #: history --last
+    last: int = 0
+    #: check --pre-deploy
+    pre_deploy: bool = False
+
+
+def _pairs(values: list[list[str]] | None) -> tuple[tuple[str, str], ...]:
+    return tuple((a, b) for a, b in values or [])
+
+
+def _goal(command: str, files: list[str], flag: str | None) -> Goal:
+    """`nixlift deploy ./net.nix boot`: a trailing goal word that is not a file is the goal;
+    NixOps' --build-only, --test, … say the same; both at once must agree."""
+    if command == "build":
+        return Goal.BUILD
+    if command not in ("deploy", "apply-local"):
+        return Goal.SWITCH
+    positional = None
+    if files and files[-1] in GOALS and not Path(files[-1]).exists():
+        positional = Goal(files.pop())
+    if positional is not None and flag and positional.value != flag:
+        raise UsageError(f"two goals given: '{positional.value}' and --{flag}")
+    return positional or (Goal(flag) if flag else Goal.SWITCH)
+
+
+def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocation:
+    got = vars(ns)
+    files = list(got.get("network") or [])
+    goal = _goal(ns.command, files, got.get("goal_flag"))
+    log_dir = got.get("log_dir")
+    return Invocation(
+        command=ns.command,
+        output=Output(
+            verbose=bool(got.get("verbose")),
+            debug=bool(got.get("debug")),
+            json=bool(got.get("json")),
+            progress=str(got.get("progress") or "auto"),
+            log_dir=Path(log_dir) if log_dir else None,
+        ),
+        network=NetworkChoice(
+            files=tuple(files),
+            deployment=got.get("deployment"),
+            args=_pairs(got.get("arg")),
+            argstrs=_pairs(got.get("argstr")),
+            search_path=tuple(got.get("search_path") or ()),
+            nixpkgs=got.get("nixpkgs"),
+            show_trace=bool(got.get("show_trace")),
+            nix_options=_pairs(got.get("option")),
+            builders=got.get("builders"),
+            max_jobs=got.get("max_jobs"),
+            keep_result=bool(got.get("keep_result")),
+            on=(*(got.get("on") or ()), *(got.get("include_machines") or ())),
+            exclude=tuple(got.get("exclude") or ()),
+        ),
+        fleet=FleetChoice(
+            connect_timeout=int(got.get("connect_timeout") or 10),
+            parallel=int(got.get("parallel", 10)),
+            build_parallel=got.get("build_parallel"),
+            fail_fast=bool(got.get("fail_fast")),
+            max_failures=got.get("max_failures"),
+            skip_unreachable=bool(got.get("skip_unreachable")),
+            lock_wait=int(got.get("lock_wait") or 0),
+        ),
+        safety=Safety(
+            always_activate=bool(got.get("always_activate")),
+            auto_rollback=not got.get("no_auto_rollback"),
+            magic_rollback=not got.get("no_magic_rollback"),
+            health_checks=not got.get("no_checks"),
+            reboot=bool(got.get("reboot")),
+            allow_reboot=bool(got.get("allow_reboot")),
+            reboot_timeout=int(got.get("reboot_timeout") or 300),
+        ),
+        goal=goal,
+        remote_command=tuple(remote_command),
+        machine=got.get("host") or got.get("node"),
+        to=got.get("to"),
+        last=int(got.get("last") or 0),
+        pre_deploy=bool(got.get("pre_deploy")),
+    )

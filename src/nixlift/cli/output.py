@@ -1,0 +1,64 @@
+"""Data on stdout: JSON documents and plain tables; and how machines and results look there."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from nixlift.model import HostResult, Machine, Status
+
+
+def print_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    table = [header, *[tuple(str(c) for c in r) for r in rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def target_text(m: Machine) -> str:
+    d = m.deployment
+    if d.target_host is None:
+        return "(this machine)"
+    user = f"{d.target_user}@" if d.target_user else ""
+    port = f":{d.target_port}" if d.target_port else ""
+    return f"{user}{d.target_host}{port}"
+
+
+def machine_json(m: Machine) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "system": m.system,
+        "hostPlatform": m.host_platform,
+        "target": target_text(m),
+        "deployment": m.deployment.raw,
+        "drvPath": m.drv_path,
+        "outPath": m.out_path,
+    }
+
+
+def result_json(r: HostResult) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "status": r.status.value,
+        "succeeded": r.succeeded,
+        "system": r.system,
+        "copied": r.copied,
+        "activated": r.activated,
+        "durations": {str(stage): seconds for stage, seconds in r.durations},
+        "error": r.error,
+        "hint": r.hint,
+        "rebootRequired": r.status is Status.REBOOT_REQUIRED,
+    }
+
+
+def short_path(path: str | None) -> str:
+    if not path:
+        return "-"
+    base = path.rsplit("/", 1)[-1]
+    return base[:8] + "…" + base[32:] if len(base) > 33 else base

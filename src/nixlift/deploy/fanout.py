@@ -1,0 +1,162 @@
+"""Working on many hosts at once, the same way for every command: one connection per host, at
+most `--parallel` hosts at a time, the failure policy, and Ctrl-C.
+
+`Fleet` owns the connections (opened on demand, all closed at the end), the rollout (failure
+count, stop, interruption) and the `--parallel` slots. `Fleet.each` runs one piece of work per
+host for the commands that read or change hosts one by one (info, check, history,
+list-generations, rollback, exec); a deploy uses the same Fleet for its own pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeVar
+
+from nixlift.deploy.rollout import FailurePolicy, Rollout, Stopped
+from nixlift.errors import NixliftError, UsageError
+from nixlift.events import Emit, Phase, discard
+from nixlift.model import Machine, Stage
+from nixlift.transport.base import Host
+from nixlift.transport.elevate import Password
+from nixlift.transport.local import LocalHost
+from nixlift.transport.ssh import SshHost
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How hosts are reached."""
+
+    connect_timeout: int = 10
+    #: --ask-sudo-password: given to the escalation command of every host that needs one
+    password: Password | None = None
+    #: machines deployed on this machine itself (apply-local), not over SSH
+    local: frozenset[str] = frozenset()
+
+
+def local_only(machine: Machine) -> UsageError:
+    return UsageError(
+        f"machine '{machine.name}' has deployment.targetHost = null: it is only deployed on "
+        "itself", host=machine.name,
+        hint="run `nixlift apply-local` on that machine (with deployment.allowLocalDeployment "
+             "= true), or give it a targetHost")
+
+
+class Fleet:
+    def __init__(self, machines: Sequence[Machine], reach: Reach = Reach(), *,
+                 parallel: int = 10, policy: FailurePolicy | None = None,
+                 emit: Emit = discard) -> None:
+        self.machines = tuple(machines)
+        self.reach = reach
+        self.emit = emit
+        self.rollout = Rollout(policy or FailurePolicy(), len(self.machines))
+        self._slots = asyncio.Semaphore(parallel) if parallel > 0 else None
+        self._hosts: dict[str, Host] = {}
+        self._opened: list[Host] = []
+        self._control: Path | None = None
+
+    async def __aenter__(self) -> Self:
+        # A short private directory for control sockets (socket paths are limited to ~100 bytes)
+        self._control = Path(tempfile.mkdtemp(prefix="nl-", dir="/tmp"))
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await asyncio.gather(*(h.close() for h in self._opened), return_exceptions=True)
+        if self._control is not None:
+            shutil.rmtree(self._control, ignore_errors=True)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop starting work and cancel what may be cancelled."""
+        self.rollout.interrupt()
+
+    def host(self, machine: Machine) -> Host:
+        """The machine's Host (not connected yet)."""
+        found = self._hosts.get(machine.name)
+        if found is not None:
+            return found
+        d = machine.deployment
+        host: Host
+        if machine.name in self.reach.local:
+            host = LocalHost(machine.name, escalation=d.privilege_escalation,
+                             password=self.reach.password)
+        elif d.target_host is None:
+            raise local_only(machine)
+        else:
+            assert self._control is not None, "a Fleet is used inside `async with`"
+            host = SshHost.for_machine(
+                machine, self._control / str(len(self._hosts)),
+                connect_timeout=self.reach.connect_timeout, password=self.reach.password)
+        self._hosts[machine.name] = host
+        return host
+
+    async def connect(self, machine: Machine) -> Host:
+        """The machine's Host, connected (once; later calls return it as it is)."""
+        host = self.host(machine)
+        if host in self._opened:
+            return host
+        self.emit(Phase(machine.name, Stage.CONNECT, host.destination))
+        await self.rollout.interruptible("connecting", host.open)
+        self._opened.append(host)
+        return host
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """One of the `--parallel` places for work on a host."""
+        if self._slots is None:
+            yield
+        else:
+            async with self._slots:
+                yield
+
+    @property
+    def slots_full(self) -> bool:
+        return self._slots is not None and self._slots.locked()
+
+    async def each(self, work: Callable[[Machine, Host], Awaitable[T]], *,
+                   interruptible: bool = True) -> dict[str, T | NixliftError]:
+        """Run `work` for every machine, `--parallel` at a time; a host's error is its own and
+        counts for the failure policy. `interruptible` work is cancelled by Ctrl-C (work that
+        activates a system is not: it always runs to its end)."""
+
+        async def one(machine: Machine) -> T | NixliftError:
+            try:
+                self.rollout.may_start(machine.name)
+                async with self.slot():
+                    self.rollout.may_start(machine.name)
+                    host = await self.connect(machine)
+                    if interruptible:
+                        return await self.rollout.interruptible(
+                            machine.name, lambda: work(machine, host))
+                    return await work(machine, host)
+            except Stopped as e:
+                return e
+            except NixliftError as e:
+                self.rollout.failed()
+                return e
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(m)) for m in self.machines]
+        return {m.name: t.result() for m, t in zip(self.machines, tasks, strict=True)}
+
+
+async def on_each(machines: Sequence[Machine], work: Callable[[Machine, Host], Awaitable[T]],
+                  *, reach: Reach = Reach(), parallel: int = 10,
+                  interruptible: bool = True,
+                  fleet_ready: Callable[[Fleet], None] | None = None,
+                  ) -> tuple[dict[str, T | NixliftError], Fleet]:
+    """A Fleet for `machines`, `work` on each of them; `fleet_ready` sees the Fleet first
+    (to hook Ctrl-C to it)."""
+    async with Fleet(machines, reach, parallel=parallel) as fleet:
+        if fleet_ready is not None:
+            fleet_ready(fleet)
+        return await fleet.each(work, interruptible=interruptible), fleet
+

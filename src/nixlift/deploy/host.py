@@ -1,0 +1,270 @@
+"""One host's deploy, as an explicit sequence: build → probe → copy → pre-deploy checks →
+activate (→ health checks, confirmation) → reboot → record.
+
+Everything the sequence needs is passed in: the machine, the run's options, what connecting gave
+(`Ready`), the Fleet (slots, failure policy, interruption) and where its build comes from. Each
+step either continues or ends the sequence with a typed status; errors become a status in one
+place (`_verdict`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from nixlift.agent.protocol import Agent, Probe
+from nixlift.deploy import activate as activation
+from nixlift.deploy import health, history, reboot
+from nixlift.deploy.build import build_on_target
+from nixlift.deploy.fanout import Fleet
+from nixlift.deploy.options import DeployOptions
+from nixlift.deploy.rollout import Stopped
+from nixlift.errors import NixliftError, SshError
+from nixlift.events import Emit, Notice, Phase
+from nixlift.model import Goal, HostResult, HostState, Machine, Stage, Status
+from nixlift.transport.base import Host
+
+T = TypeVar("T")
+
+
+class Builds(Protocol):
+    """Where machines' systems are built (here: nix on this machine, shared by the run)."""
+
+    async def wait(self, machine: Machine) -> None:
+        """Return once the machine's system is in this machine's store (or raise BuildError)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What connecting gave one host before anything was built."""
+
+    host: Host | None = None
+    agent: Agent | None = None
+    #: the host's state as read under its lock (a deploy that activates takes one)
+    probe: Probe | None = None
+    #: why it cannot be worked on (unreachable, locked by someone else, stopped)
+    problem: NixliftError | None = None
+    connect_seconds: float | None = None
+
+
+class RolledBackError(NixliftError):
+    """The host went back to the system it ran before: the deploy of this host failed."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a host's deploy ended."""
+
+    status: Status
+    error: str | None = None
+    hint: str | None = None
+    detail: str | None = None
+
+
+def _verdict(error: NixliftError, skip_unreachable: bool) -> Verdict:
+    """The one place an error becomes a host's status."""
+    if isinstance(error, Stopped) or (isinstance(error, SshError) and skip_unreachable):
+        status = Status.SKIPPED
+    elif isinstance(error, RolledBackError):
+        status = Status.ROLLED_BACK
+    else:
+        status = Status.FAILED
+    return Verdict(status, str(error), error.hint or None,
+                   getattr(error, "stderr_tail", "") or None)
+
+
+class HostSequence:
+    def __init__(self, machine: Machine, options: DeployOptions, ready: Ready, *,
+                 fleet: Fleet, builds: Builds, deployment_name: str, emit: Emit) -> None:
+        self.machine = machine
+        self.options = options
+        self.ready = ready
+        self.fleet = fleet
+        self.builds = builds
+        self.deployment_name = deployment_name
+        self.emit = emit
+        self.name = machine.name
+        self.durations: list[tuple[Stage, float]] = []
+        if ready.connect_seconds is not None:
+            self.durations.append((Stage.CONNECT, ready.connect_seconds))
+        self.copied = False
+        self.activated = False
+        self.built = False
+        #: whether this deploy changed or checked the host (worth a line in its history)
+        self.touched = False
+
+    # --- the sequence ----------------------------------------------------------------------
+
+    async def run(self) -> HostResult:
+        try:
+            end = await self._sequence()
+        except NixliftError as e:
+            end = _verdict(e, self.options.skip_unreachable)
+        result = HostResult(
+            self.name, end.status, self.machine.out_path if self.built else None,
+            error=end.error, hint=end.hint, durations=tuple(self.durations),
+            copied=self.copied, activated=self.activated, detail=end.detail)
+        await self._record(result)
+        return result
+
+    async def _sequence(self) -> Verdict:
+        m, goal = self.machine, self.options.goal
+        if self.ready.problem is not None:
+            raise self.ready.problem
+        host, agent = self.ready.host, self.ready.agent
+        await self._build(host)
+        if host is None or agent is None or not goal.copies:
+            return Verdict(Status.OK)
+        probe = self.ready.probe
+        if probe is None or m.deployment.build_on_target:
+            probe = await self._step(Stage.PROBE, "", lambda: agent.probe(m.out_path))
+        if not probe.has_system:
+            await self._step(Stage.COPY, m.out_path, lambda: host.copy_to(
+                [m.out_path], use_substitutes=m.deployment.use_substitutes, emit=self.emit),
+                slot=True)
+            self.copied = self.touched = True
+        if not goal.activates:
+            return Verdict(Status.OK)
+        always = self.options.force_activate or m.deployment.always_activate
+        if not activation.needs_activation(goal, m.out_path, probe.state, always):
+            self.emit(Phase(self.name, Stage.UNCHANGED, "already runs this system"))
+            return Verdict(Status.UNCHANGED)
+        return await self._activate(host, agent, probe.state)
+
+    async def _build(self, host: Host | None) -> None:
+        m = self.machine
+        if m.deployment.build_on_target:
+            if host is None:
+                raise Stopped("building on the host not started: no connection")
+            await self._step(Stage.BUILD, f"{m.system}, on the host",
+                             lambda: build_on_target(host, m, self.emit))
+        else:
+            await self._step(Stage.BUILD, m.system, lambda: self.builds.wait(m))
+        self.built = True
+
+    async def _activate(self, host: Host, agent: Agent, before: HostState) -> Verdict:
+        options, m = self.options, self.machine
+        # --reboot: the new system becomes the boot default and runs after the reboot
+        goal = Goal.BOOT if options.reboot and options.goal.sets_profile else options.goal
+        if options.health_checks and goal is not Goal.DRY_ACTIVATE:
+            results = await self._step(Stage.CHECK, "pre-deploy checks", lambda: health.run_checks(
+                host, m, "preDeployChecks", self.emit))
+            health.require_passing(results, "pre-deploy check")
+        rollout = self.fleet.rollout
+        rollout.may_start("activation")
+        async with self.fleet.slot():
+            # Checked again after waiting for a slot: a stop meanwhile means never beginning.
+            rollout.may_start("activation")
+            self.emit(Phase(self.name, Stage.ACTIVATE, goal.value))
+            self.activated = self.touched = True
+            dep = m.deployment
+            safety = activation.Safety(
+                auto_rollback=dep.auto_rollback and options.auto_rollback,
+                magic_rollback=dep.magic_rollback and options.magic_rollback,
+                confirm_timeout=dep.confirm_timeout,
+                activation_timeout=dep.activation_timeout,
+            )
+
+            async def verify(systemd: bool) -> tuple[str, str] | None:
+                if goal not in (Goal.SWITCH, Goal.TEST) or not options.health_checks:
+                    return None
+                try:
+                    health.require_passing(await health.run_checks(
+                        host, m, "healthChecks", self.emit, systemd=systemd))
+                except health.HealthCheckError as e:
+                    return str(e), e.hint
+                return None
+
+            with self._clock(Stage.ACTIVATE):
+                # Not interruptible: once begun, an activation (and its checks and
+                # confirmation) runs to its end, so a host is never left half switched.
+                result = await activation.activate(agent, m.out_path, goal, safety, before,
+                                                   self.emit, verify)
+            if not result.succeeded:
+                return Verdict(result.status, result.error, result.hint, result.detail)
+            required = result.status is Status.REBOOT_REQUIRED
+            if (goal is Goal.BOOT and options.reboot) or (required and options.allow_reboot):
+                with self._clock(Stage.REBOOT):
+                    await self._reboot(agent, before, safety)
+                return Verdict(Status.OK)
+        if result.status is Status.REBOOT_REQUIRED:
+            self.emit(Notice(self.name, "activated; switch-to-configuration asks for a reboot"))
+        return Verdict(result.status)
+
+    async def _reboot(self, agent: Agent, before: HostState,
+                      safety: activation.Safety) -> None:
+        """Reboot into the new system and check it; if it does not come back healthy, go back
+        to the system that was the boot default before and reboot into that."""
+        m, options = self.machine, self.options
+        timeout = options.reboot_timeout
+        previous = before.profile_system
+        once = "none"
+        if previous is not None and previous != m.out_path and safety.auto_rollback:
+            # Boot the new system once; the default stays the old one until the new one is
+            # found healthy, so a host that never comes back falls back by itself.
+            once = await agent.boot_once(m.out_path, previous)
+        back_once = False
+        try:
+            await reboot.reboot(agent, self.emit, timeout=timeout, expect=m.out_path)
+            back_once = True
+            if options.health_checks:
+                health.require_passing(await health.run_checks(
+                    agent.host, m, "healthChecks", self.emit, systemd=True))
+            if once != "none":
+                await agent.boot_default(m.out_path)
+        except (reboot.RebootError, health.HealthCheckError) as e:
+            if once != "none" and isinstance(e, reboot.RebootError):
+                e.hint = (f"it was booted once through {once}'s one-shot entry: its next "
+                          f"boot starts {previous} again")
+            if not safety.auto_rollback or previous is None or not back_once:
+                raise  # never came back: nothing to roll back with
+            try:
+                self.emit(Phase(self.name, Stage.ROLLBACK, f"back to {previous}"))
+                await agent.set_boot(previous)
+                await reboot.reboot(agent, self.emit, timeout=timeout, expect=previous)
+            except NixliftError:
+                raise e from None
+            raise RolledBackError(f"{e}; {self.name} rebooted into its previous system",
+                                  host=self.name, hint=e.hint) from None
+
+    async def _record(self, result: HostResult) -> None:
+        """Append to the host's own history; a deploy that could not write it still counts."""
+        agent = self.ready.agent
+        if agent is None or not self.touched:
+            return
+        record = history.entry(deployment=self.deployment_name, commit=self.options.commit,
+                               system=self.machine.out_path, goal=self.options.goal.value,
+                               result=result.status.value, error=result.error)
+        try:
+            await agent.record(record)
+        except NixliftError as e:
+            self.emit(Notice(self.name, f"could not record the deploy in its history: {e}"))
+
+    # --- steps -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _clock(self, stage: Stage) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.durations.append((stage, round(time.monotonic() - start, 3)))
+
+    async def _step(self, stage: Stage, detail: str, work: Callable[[], Awaitable[T]],
+                    *, slot: bool = False) -> T:
+        """A stage that a stop prevents and an interruption cuts short."""
+        rollout = self.fleet.rollout
+        rollout.may_start(stage.value)
+        if slot and self.fleet.slots_full:
+            self.emit(Phase(self.name, Stage.WAIT, f"for a {stage.value} slot"))
+        async with contextlib.AsyncExitStack() as stack:
+            if slot:
+                await stack.enter_async_context(self.fleet.slot())
+            self.emit(Phase(self.name, stage, detail))
+            with self._clock(stage):
+                return await rollout.interruptible(stage.value, work)
+        raise AssertionError("unreachable")  # pragma: no cover
