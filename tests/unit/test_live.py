@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from nixlift.events import Finished, Notice, Output, Phase, Plan, Progress
-from nixlift.model import HostResult, Status
+from nixlift.model import Goal, HostResult, Stage, Status
 from nixlift.ui.live import (
     LiveRenderer,
     clean_line,
@@ -39,8 +39,14 @@ class Clock:
 
 def terminal(height: int = HEIGHT) -> tuple[Console, io.StringIO]:
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=True, width=WIDTH, height=height,
-                      color_system="standard", legacy_windows=False)
+    console = Console(
+        file=buf,
+        force_terminal=True,
+        width=WIDTH,
+        height=height,
+        color_system="standard",
+        legacy_windows=False,
+    )
     return console, buf
 
 
@@ -57,8 +63,9 @@ def visible(screen: pyte.HistoryScreen) -> list[str]:
 
 def scrollback(screen: pyte.HistoryScreen) -> list[str]:
     """Everything a person can scroll back to, then the screen."""
-    old = ["".join(line[x].data for x in range(screen.columns)).rstrip()
-           for line in screen.history.top]
+    old = [
+        "".join(line[x].data for x in range(screen.columns)).rstrip() for line in screen.history.top
+    ]
     return old + visible(screen)
 
 
@@ -90,8 +97,7 @@ def test_format_progress(done: int, expected: int, unit: str, text: str) -> None
 
 @pytest.mark.parametrize(
     ("n", "text"),
-    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (3_250_000, "3.1 MiB"),
-     (2**40, "1.0 TiB")],
+    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (3_250_000, "3.1 MiB"), (2**40, "1.0 TiB")],
 )
 def test_format_bytes(n: int, text: str) -> None:
     assert format_bytes(n) == text
@@ -123,15 +129,15 @@ def test_scripted_deploy_as_a_terminal_shows_it() -> None:
     live = LiveRenderer(console, tail_lines=5, auto_refresh=False, clock=clock)
     results: list[HostResult] = []
     with live:
-        live(Plan(("web-1", "web-2", "db-1", "cache-1", "edge-1"), "switch"))
-        live(Phase("web-1", "build", "x86_64-linux"))
-        live(Phase("web-2", "build", "x86_64-linux"))
+        live(Plan(("web-1", "web-2", "db-1", "cache-1", "edge-1"), Goal.SWITCH))
+        live(Phase("web-1", Stage.BUILD, "x86_64-linux"))
+        live(Phase("web-2", Stage.BUILD, "x86_64-linux"))
         live(Output("web-2", "building \x1b[1m/nix/store/" + "b" * 32 + "-foo.drv\x1b[0m"))
-        live(Progress("web-2", "build", 3, 10, "paths"))
+        live(Progress("web-2", Stage.BUILD, 3, 10, "paths"))
         clock.tick(2)
-        live(Phase("web-1", "copy", SYSTEM))
-        live(Progress("web-1", "copy", 3_250_000, 20_971_520, "bytes"))
-        live(Phase("db-1", "connect", "root@db-1"))
+        live(Phase("web-1", Stage.COPY, SYSTEM))
+        live(Progress("web-1", Stage.COPY, 3_250_000, 20_971_520, "bytes"))
+        live(Phase("db-1", Stage.CONNECT, "root@db-1"))
         clock.tick(1)
         live.refresh()
 
@@ -148,27 +154,46 @@ def test_scripted_deploy_as_a_terminal_shows_it() -> None:
         assert row(screen, "db-1").endswith("1.0s")
         assert row(screen, "edge-1").split() == ["edge-1", "pending"]
 
-        live(Phase("db-1", "activate", "switch"))
+        live(Phase("db-1", Stage.ACTIVATE, "switch"))
         for i in range(12):
             live(Output("db-1", f"activation line {i}"))
         clock.tick(1.5)
-        results.append(HostResult(
-            "db-1", Status.FAILED, system=SYSTEM,
-            error="switch-to-configuration exited with 4",
-            hint="look at `journalctl -b` on db-1",
-            durations=(("connect", 0.5), ("activate", 2.0)),
-        ))
+        results.append(
+            HostResult(
+                "db-1",
+                Status.FAILED,
+                system=SYSTEM,
+                error="switch-to-configuration exited with 4",
+                hint="look at `journalctl -b` on db-1",
+                durations=((Stage.CONNECT, 0.5), (Stage.ACTIVATE, 2.0)),
+            )
+        )
         live(Finished(results[-1]))
         live(Notice("web-1", "activated; switch-to-configuration asks for a reboot"))
-        results.append(HostResult("web-1", Status.REBOOT_REQUIRED, system=SYSTEM,
-                                  durations=(("build", 1.0), ("copy", 2.0), ("activate", 1.2))))
+        results.append(
+            HostResult(
+                "web-1",
+                Status.REBOOT_REQUIRED,
+                system=SYSTEM,
+                durations=((Stage.BUILD, 1.0), (Stage.COPY, 2.0), (Stage.ACTIVATE, 1.2)),
+            )
+        )
         live(Finished(results[-1]))
-        live(Phase("cache-1", "connect", "root@cache-1"))
-        results.append(HostResult("cache-1", Status.UNCHANGED, system=SYSTEM,
-                                  durations=(("connect", 0.3),)))
+        live(Phase("cache-1", Stage.CONNECT, "root@cache-1"))
+        results.append(
+            HostResult(
+                "cache-1", Status.UNCHANGED, system=SYSTEM, durations=((Stage.CONNECT, 0.3),)
+            )
+        )
         live(Finished(results[-1]))
-        results.append(HostResult("web-2", Status.OK, system=SYSTEM,
-                                  durations=(("build", 3.0), ("copy", 1.0), ("activate", 0.5))))
+        results.append(
+            HostResult(
+                "web-2",
+                Status.OK,
+                system=SYSTEM,
+                durations=((Stage.BUILD, 3.0), (Stage.COPY, 1.0), (Stage.ACTIVATE, 0.5)),
+            )
+        )
         live(Finished(results[-1]))
         results.append(HostResult("edge-1", Status.SKIPPED, error="interrupted"))
         live(Finished(results[-1]))
@@ -182,7 +207,7 @@ def test_scripted_deploy_as_a_terminal_shows_it() -> None:
     # printed above the rows, so it stays in the scrollback: the failure with its tail
     block = lines.index("✗ db-1: FAILED in 2.5 s: switch-to-configuration exited with 4")
     assert lines[block + 1] == "  hint: look at `journalctl -b` on db-1"
-    assert lines[block + 2:block + 7] == [f"  │ activation line {i}" for i in range(7, 12)]
+    assert lines[block + 2 : block + 7] == [f"  │ activation line {i}" for i in range(7, 12)]
     assert "web-1: activated; switch-to-configuration asks for a reboot" in lines
 
     # the last frame of the rows: every host with its final status and its time, frozen
@@ -201,7 +226,15 @@ def test_scripted_deploy_as_a_terminal_shows_it() -> None:
 
     # the summary table and its closing lines
     assert lines[header].split() == [
-        "host", "result", "system", "build", "connect", "copy", "activate", "error"]
+        "host",
+        "result",
+        "system",
+        "build",
+        "connect",
+        "copy",
+        "activate",
+        "error",
+    ]
     summary = lines[header:]
     assert row(summary, "db-1").split()[1:3] == ["failed", "aaaaaaaa…-nix…"]
     assert row(summary, "db-1").split()[3:6] == ["0.5s", "2.0s", "switch-to-configura"]
@@ -211,13 +244,15 @@ def test_scripted_deploy_as_a_terminal_shows_it() -> None:
     web1 = row(summary, "web-1")
     for phase, time in (("build", "1.0s"), ("copy", "2.0s"), ("activate", "1.2s")):
         end = lines[header].index(phase) + len(phase)
-        assert web1[end - len(time):end] == time
+        assert web1[end - len(time) : end] == time
     assert row(summary, "edge-1").split()[1:] == ["skipped", "interrupted"]
     assert "3 of 5 hosts succeeded" in summary
     assert "reboot required on: web-1" in summary
     # and the screen itself (what is visible without scrolling) ends with them
-    assert visible(play(buf.getvalue()))[-3:-1] == ["3 of 5 hosts succeeded",
-                                                   "reboot required on: web-1"]
+    assert visible(play(buf.getvalue()))[-3:-1] == [
+        "3 of 5 hosts succeeded",
+        "reboot required on: web-1",
+    ]
 
 
 def test_failure_without_detail_shows_kept_tail_and_detail_wins_when_given() -> None:
@@ -231,25 +266,29 @@ def test_failure_without_detail_shows_kept_tail_and_detail_wins_when_given() -> 
         live(Finished(HostResult("b", Status.FAILED, error="bang", detail="d1\nd2\nd3\nd4")))
     lines = scrollback(play(buf.getvalue()))
     a = lines.index("✗ a: FAILED in 0.0 s: boom")
-    assert lines[a + 1:a + 4] == ["  │ kept 2", "  │ kept 3", "  │ kept 4"]
+    assert lines[a + 1 : a + 4] == ["  │ kept 2", "  │ kept 3", "  │ kept 4"]
     b = lines.index("✗ b: FAILED in 0.0 s: bang")
-    assert lines[b + 1:b + 4] == ["  │ d2", "  │ d3", "  │ d4"]
+    assert lines[b + 1 : b + 4] == ["  │ d2", "  │ d3", "  │ d4"]
 
 
 def test_progress_belongs_to_its_phase() -> None:
     console, buf = terminal()
     live = LiveRenderer(console, auto_refresh=False, clock=Clock())
     with live:
-        live(Phase("a", "build"))
-        live(Progress("a", "build", 1, 4, "paths"))
-        live(Progress("a", "copy", 2048, 4096, "bytes"))  # ahead of its Phase: kept for it
+        live(Phase("a", Stage.BUILD))
+        live(Progress("a", Stage.BUILD, 1, 4, "paths"))
+        live(Progress("a", Stage.COPY, 2048, 4096, "bytes"))  # ahead of its Phase: kept for it
         live.refresh()
         assert row(visible(play(buf.getvalue())), "a").split()[1:3] == ["build", "1/4"]
-        live(Phase("a", "copy", "to a"))
+        live(Phase("a", Stage.COPY, "to a"))
         live.refresh()
         assert row(visible(play(buf.getvalue())), "a").split()[1:5] == [
-            "copy", "2.0/4.0", "KiB", "to"]
-        live(Phase("a", "activate", "switch"))
+            "copy",
+            "2.0/4.0",
+            "KiB",
+            "to",
+        ]
+        live(Phase("a", Stage.ACTIVATE, "switch"))
         live.refresh()
     assert row(visible(play(buf.getvalue())), "a").split()[1:3] == ["activate", "switch"]
 
@@ -258,11 +297,11 @@ def test_hosts_without_a_plan_get_rows_as_they_come_and_a_plan_orders_them() -> 
     console, buf = terminal()
     live = LiveRenderer(console, auto_refresh=False, clock=Clock())
     with live:
-        live(Phase("z", "build"))
+        live(Phase("z", Stage.BUILD))
         live(Output("y", "hello"))
         live.refresh()
         assert [x.split()[0] for x in visible(play(buf.getvalue()))[2:4]] == ["z", "y"]
-        live(Plan(("y", "x"), "boot"))
+        live(Plan(("y", "x"), Goal.BOOT))
         live.refresh()
     screen = visible(play(buf.getvalue()))
     assert screen[0].startswith("boot  3 hosts")
@@ -284,13 +323,13 @@ def test_two_hundred_hosts_fit_the_terminal() -> None:
     live = LiveRenderer(console, auto_refresh=False, clock=clock)
     hosts = tuple(f"host-{i:03d}" for i in range(200))
     with live:
-        live(Plan(hosts, "switch"))
+        live(Plan(hosts, Goal.SWITCH))
         for h in hosts[:150]:
-            live(Phase(h, "activate", "switch"))
-            live(Finished(HostResult(h, Status.OK, durations=(("activate", 1.0),))))
+            live(Phase(h, Stage.ACTIVATE, "switch"))
+            live(Finished(HostResult(h, Status.OK, durations=((Stage.ACTIVATE, 1.0),))))
         for h in hosts[150:170]:
-            live(Phase(h, "copy", SYSTEM))
-            live(Progress(h, "copy", 5, 9, "paths"))
+            live(Phase(h, Stage.COPY, SYSTEM))
+            live(Progress(h, Stage.COPY, 5, 9, "paths"))
         clock.tick(3)
         live.refresh()
 
@@ -321,15 +360,15 @@ def test_two_hundred_hosts_fit_the_terminal() -> None:
 def test_tiny_terminals_never_overflow(height: int) -> None:
     console, _ = terminal(height)
     live = LiveRenderer(console, auto_refresh=False, clock=Clock())
-    live(Plan(tuple(f"h{i}" for i in range(10)), "test"))
-    live(Phase("h3", "build"))
+    live(Plan(tuple(f"h{i}" for i in range(10)), Goal.TEST))
+    live(Phase("h3", Stage.BUILD))
     assert frame_height(live) <= max(height - 1, 1)
 
 
 def test_auto_refresh_starts_and_stops_cleanly() -> None:
     console, buf = terminal()
     with LiveRenderer(console, refresh_per_second=50) as live:
-        live(Plan(("a",), "switch"))
+        live(Plan(("a",), Goal.SWITCH))
         live(Finished(HostResult("a", Status.OK)))
     lines = visible(play(buf.getvalue()))
     assert row(lines, "a").split()[1] == "ok"
@@ -338,7 +377,7 @@ def test_auto_refresh_starts_and_stops_cleanly() -> None:
 def test_notice_without_host_and_events_before_enter_do_not_draw() -> None:
     console, buf = terminal()
     live = LiveRenderer(console, auto_refresh=False, clock=Clock())
-    live(Plan(("a",), "switch"))
+    live(Plan(("a",), Goal.SWITCH))
     live.refresh()  # not started: nothing drawn
     assert buf.getvalue() == ""
     live(Notice(None, "hello"))
@@ -350,15 +389,22 @@ def test_summary_and_rows_stay_within_the_width(width: int) -> None:
     buf = io.StringIO()
     console = Console(file=buf, width=width, height=HEIGHT, color_system=None)
     results = [
-        HostResult("a-rather-long-host-name-in-a-big-network", Status.FAILED, system=SYSTEM,
-                   error="could not connect: ssh: connect to host 10.0.0.1 port 22: refused",
-                   hint="is the host up?", durations=(("connect", 10.0),)),
-        HostResult("b", Status.OK, system=SYSTEM, durations=(("build", 61.0), ("copy", 2.5))),
+        HostResult(
+            "a-rather-long-host-name-in-a-big-network",
+            Status.FAILED,
+            system=SYSTEM,
+            error="could not connect: ssh: connect to host 10.0.0.1 port 22: refused",
+            hint="is the host up?",
+            durations=((Stage.CONNECT, 10.0),),
+        ),
+        HostResult(
+            "b", Status.OK, system=SYSTEM, durations=((Stage.BUILD, 61.0), (Stage.COPY, 2.5))
+        ),
     ]
     live = LiveRenderer(console, auto_refresh=False, clock=Clock())
-    live(Plan(tuple(r.name for r in results), "switch"))
-    live(Phase("b", "copy", SYSTEM))
-    live(Progress("b", "copy", 10, 20, "paths"))
+    live(Plan(tuple(r.name for r in results), Goal.SWITCH))
+    live(Phase("b", Stage.COPY, SYSTEM))
+    live(Progress("b", Stage.COPY, 10, 20, "paths"))
     lines = console.render_lines(live.renderable(), console.options, pad=False)
     assert len(lines) == 4
     assert all(sum(seg.cell_length for seg in line) <= width for line in lines)

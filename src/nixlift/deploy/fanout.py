@@ -50,13 +50,18 @@ def local_only(machine: Machine) -> UsageError:
              "= true), or give it a targetHost")
 
 
+#: makes the Host of a machine (tests give fakes; nixlift uses ssh or this machine)
+HostMaker = Callable[[Machine], Host]
+
+
 class Fleet:
     def __init__(self, machines: Sequence[Machine], reach: Reach = Reach(), *,
                  parallel: int = 10, policy: FailurePolicy | None = None,
-                 emit: Emit = discard) -> None:
+                 emit: Emit = discard, make_host: HostMaker | None = None) -> None:
         self.machines = tuple(machines)
         self.reach = reach
         self.emit = emit
+        self._make_host = make_host
         self.rollout = Rollout(policy or FailurePolicy(), len(self.machines))
         self._slots = asyncio.Semaphore(parallel) if parallel > 0 else None
         self._hosts: dict[str, Host] = {}
@@ -85,7 +90,9 @@ class Fleet:
             return found
         d = machine.deployment
         host: Host
-        if machine.name in self.reach.local:
+        if self._make_host is not None:
+            host = self._make_host(machine)
+        elif machine.name in self.reach.local:
             host = LocalHost(machine.name, escalation=d.privilege_escalation,
                              password=self.reach.password)
         elif d.target_host is None:

@@ -14,7 +14,7 @@ import time
 
 from nixlift.agent.protocol import Agent
 from nixlift.deploy.build import LocalBuilds
-from nixlift.deploy.fanout import Fleet
+from nixlift.deploy.fanout import Fleet, HostMaker
 from nixlift.deploy.host import HostSequence, Ready
 from nixlift.deploy.lock import HostLock, holder_info
 from nixlift.deploy.options import DeployOptions
@@ -26,15 +26,16 @@ from nixlift.model import HostResult, Machine, Network
 class Deployment:
     """One run of the pipeline over a network's selected machines."""
 
-    def __init__(self, network: Network, options: DeployOptions, emit: Emit) -> None:
+    def __init__(self, network: Network, options: DeployOptions, emit: Emit, *,
+                 make_host: HostMaker | None = None, builds: LocalBuilds | None = None) -> None:
         self.network = network
         self.options = options
         self.emit = emit
         self.fleet = Fleet(network.machines, options.reach, parallel=options.parallel,
-                           policy=options.policy, emit=emit)
-        self.builds = LocalBuilds(network.machines, options.settings, options.gc_roots, emit,
-                                  keep_roots=options.keep_roots,
-                                  build_parallel=options.build_parallel)
+                           policy=options.policy, emit=emit, make_host=make_host)
+        self.builds = builds or LocalBuilds(
+            network.machines, options.settings, options.gc_roots, emit,
+            keep_roots=options.keep_roots, build_parallel=options.build_parallel)
         self._locks: list[HostLock] = []
 
     @property

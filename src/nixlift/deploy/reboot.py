@@ -10,6 +10,11 @@ from nixlift.errors import NixliftError, SshError
 from nixlift.events import Emit, Phase
 from nixlift.model import Stage
 
+#: seconds before the first attempt to reach the host again (it goes down a second after asked)
+SETTLE = 1.5
+#: seconds between attempts
+RETRY = 1.0
+
 
 class RebootError(NixliftError):
     """The host did not come back, or came back running something else."""
@@ -27,7 +32,7 @@ async def reboot(agent: Agent, emit: Emit, *, timeout: int, expect: str | None) 
     await agent.reboot()
     await host.close()
     deadline = time.monotonic() + timeout
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(SETTLE)
     last_error: NixliftError | None = None
     emit(Phase(host.name, Stage.REBOOT, "waiting for the host to come back"))
     while time.monotonic() < deadline:
@@ -36,7 +41,7 @@ async def reboot(agent: Agent, emit: Emit, *, timeout: int, expect: str | None) 
             probe = await agent.probe(None)
         except SshError as e:
             last_error = e
-            await asyncio.sleep(1)
+            await asyncio.sleep(RETRY)
             continue
         if probe.state.boot_id and probe.state.boot_id != before:
             if expect is not None and probe.state.current_system != expect:
@@ -45,7 +50,7 @@ async def reboot(agent: Agent, emit: Emit, *, timeout: int, expect: str | None) 
                     f", not {expect}", host=host.name,
                     hint="its boot entry is not the new system: check the bootloader")
             return
-        await asyncio.sleep(1)  # not gone yet, or no boot id to tell: try again
+        await asyncio.sleep(RETRY)  # not gone yet, or no boot id to tell: try again
     raise RebootError(
         f"{host.name} did not come back within {timeout} s after rebooting"
         + (f" (last: {last_error})" if last_error else ""), host=host.name,

@@ -1,0 +1,166 @@
+"""nixlift's agent on real sandbox hosts: sent once, kept root-only, refusing what is not a NixOS
+system, rolling back truthfully; and a deploy onto the machine nixlift runs on (apply-local)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shlex
+import stat
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from conftest import SandboxFactory
+from netkit import activations, current_system, deploy_json, nixlift, profile_system, write_network
+
+from nixlift.agent.protocol import Agent, Started
+from nixlift.model import DeploymentOptions, Machine
+from nixlift.sandbox import Sandbox
+from nixlift.transport.ssh import SshHost
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+
+# `run [h1]: ssh … nixlift-agent HASH LENGTH`: a call that carries the script has LENGTH > 0
+_SENT = re.compile(r"nixlift-agent [0-9a-f]{16} [1-9][0-9]*'")
+
+
+def machine(sb: Sandbox, name: str = "h1") -> Machine:
+    d = DeploymentOptions(target_host=name, ssh_options=("-F", str(sb.ssh_config)))
+    return Machine(name, "x86_64-linux", "x86_64-linux", d, "", "")
+
+
+async def with_agent(sb: Sandbox, tmp: Path, work: Callable[[Agent], Awaitable[T]]) -> T:
+    async with SshHost.for_machine(machine(sb), tmp / "c") as host:
+        return await work(Agent(host))
+
+
+def test_the_agent_is_sent_once_and_only_root_may_read_it(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    net = write_network(tmp_path, sb, "  h1 = { ... }: { };")
+    first = nixlift("--debug", "deploy", net)
+    assert first.returncode == 0, first.stderr
+    assert len(_SENT.findall(first.stderr)) == 1  # the first call of the run installs it
+    again = nixlift("--debug", "deploy", net)
+    assert again.returncode == 0, again.stderr
+    assert _SENT.findall(again.stderr) == []  # still there: never sent again
+    h1 = sb.host("h1")
+    run = h1.path("/run/nixlift")
+    assert stat.S_IMODE(run.stat().st_mode) == 0o700
+    for entry in run.iterdir():
+        if entry.is_file():
+            assert stat.S_IMODE(entry.stat().st_mode) & 0o077 == 0, entry
+    assert [p.name for p in run.glob("agent-*")] == [f"agent-{_hash(first.stderr)}"]
+
+
+def _hash(debug: str) -> str:
+    found = re.search(r"nixlift-agent ([0-9a-f]{16}) ", debug)
+    assert found is not None
+    return found.group(1)
+
+
+def test_what_is_not_a_nixos_system_is_refused_before_the_profile_is_touched(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+
+    async def work(agent: Agent) -> Started:
+        return await agent.start(
+            "/run/nixlift/act-notnixos",
+            "/nix/store/not-a-system",
+            "switch",
+            set_profile=True,
+            auto_rollback=True,
+            magic=False,
+            confirm_timeout=30,
+            activation_timeout=30,
+        )
+
+    started = asyncio.run(with_agent(sb, tmp_path, work))
+    assert started.refused
+    h1 = sb.host("h1")
+    assert profile_system(h1) is None and current_system(h1) is None
+
+
+def test_a_rollback_without_current_system_activates_the_previous_generation(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    good_net = write_network(
+        tmp_path / "good", sb, '  h1 = { ... }: { environment.etc."v".text = "good"; };'
+    )
+    done, hosts = deploy_json(good_net)
+    assert done.returncode == 0, done.stderr
+    good = hosts["h1"]["system"]
+    h1 = sb.host("h1")
+    h1.path("/run/current-system").unlink()  # as after a boot that did not set it
+    bad = write_network(
+        tmp_path / "bad", sb, "  h1 = { ... }: { standin.activation.exitCode = 4; };"
+    )
+    done, hosts = deploy_json(bad)
+    assert done.returncode == 1
+    assert hosts["h1"]["status"] == "rolled-back"
+    # the report says what the host runs: the previous generation, activated again
+    assert f"it runs {good}" in hosts["h1"]["error"]
+    assert current_system(h1) == good and profile_system(h1) == good
+    assert activations(h1)[-1]["system"] == good
+
+
+def test_apply_local_deploys_onto_the_machine_it_runs_on(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """nixlift run inside a sandbox host (its own /nix and /run) deploys that host, no SSH."""
+    sb = sandbox_factory(1)
+    net = write_network(
+        tmp_path,
+        sb,
+        """
+  h1 = { ... }: { deployment.targetHost = null; deployment.allowLocalDeployment = true;
+                  environment.etc."where".text = "local"; };
+  h2 = { ... }: { deployment.targetHost = null; };
+""",
+    )
+    inside = [
+        INSIDE_PYTHON,
+        "-m",
+        "nixlift",
+        "apply-local",
+        str(net),
+        "--json",
+        "--progress",
+        "plain",
+    ]
+    done = _inside(sb, inside)
+    assert done.returncode == 0, done.stderr
+    [host] = json.loads(done.stdout)["hosts"]
+    assert host["name"] == "h1" and host["status"] == "ok" and host["activated"]
+    assert current_system(sb.host("h1")) == host["system"]
+    # a machine without allowLocalDeployment is refused, and one without targetHost cannot be
+    # deployed over SSH
+    refused = _inside(sb, [*inside[:4], str(net), "--node", "h2"])
+    assert refused.returncode == 2 and "allowLocalDeployment" in refused.stderr
+    over_ssh = nixlift("deploy", net, "--on", "h2")
+    assert over_ssh.returncode == 1 and "apply-local" in over_ssh.stderr
+
+
+#: a sandbox host has its own empty /root, so the venv's interpreter (under /root/.pyenv here)
+#: is not there: Debian's python3 runs nixlift from the source tree instead
+INSIDE_PYTHON = "/usr/bin/python3"
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _inside(sb: Sandbox, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    if not Path(INSIDE_PYTHON).exists():
+        pytest.skip(f"{INSIDE_PYTHON} is missing (scripts/install.sh installs it)")
+    env = f"NIX_CONFIG='substituters =' PYTHONPATH={shlex.quote(str(SRC))}"
+    command = f"cd / && {env} {shlex.join(argv)}"
+    return subprocess.run(
+        sb.ssh_argv("h1", command), capture_output=True, text=True, timeout=300, check=False
+    )

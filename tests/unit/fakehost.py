@@ -1,0 +1,219 @@
+"""A fake Host for the per-host sequence: it records every command and every agent call (the
+request as the real agent would read it from stdin) and answers as a scripted host would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from nixlift import proc
+from nixlift.agent import protocol
+from nixlift.errors import CommandError, SshError
+from nixlift.events import Emit
+from nixlift.transport.elevate import Elevation
+
+OLD = "/nix/store/" + "o" * 32 + "-nixos-system-old"
+NEW = "/nix/store/" + "n" * 32 + "-nixos-system-new"
+
+
+def decode_request(stdin: bytes) -> dict[str, Any]:
+    """The request part of an agent call's stdin, read the way agent.sh reads it."""
+    text = stdin.decode()
+    _, _, rest = text.partition(protocol.MARKER.decode())
+    lines = rest.splitlines()
+    start = lines.index("{")
+    request: dict[str, Any] = {}
+    for line in lines[start + 1 :]:
+        if line == "}":
+            return request
+        key, _, value = line.removesuffix(",").partition(": ")
+        request[json.loads(key)] = json.loads(value)
+    raise AssertionError("the request has no end")
+
+
+@dataclass
+class Script:
+    """How the fake host behaves."""
+
+    current: str | None = OLD
+    profile: str | None = OLD
+    has_system: bool = False
+    #: switch-to-configuration's status; None: still running at the time limit
+    status: int | None = 0
+    refused: bool = False
+    #: the new login of magic rollback fails (the system locked SSH out)
+    locked_out: bool = False
+    #: what the host runs after a rollback
+    running_after_rollback: str | None = OLD
+    rollback_outcome: str = "rolled-back"
+    #: exit status of health check commands
+    check_status: int = 0
+    #: the host never comes back from a reboot
+    never_back: bool = False
+    systemd: bool = False
+
+
+@dataclass
+class FakeHost:
+    name: str = "h1"
+    script: Script = field(default_factory=Script)
+    elevation: Elevation = field(default_factory=Elevation)
+    is_local: bool = False
+    #: ("agent", action, fields) / ("run", argv) / ("copy", paths) / ("open",) / ("close",)
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    boot_id: str = "boot-1"
+    up: bool = True
+    #: the boot loader's entry for the next boot only
+    oneshot: str | None = None
+
+    @property
+    def destination(self) -> str:
+        return f"root@{self.name}"
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        self.calls.append(("open",))
+        if not self.up:
+            raise SshError(f"cannot reach {self.name}", host=self.name, hint="is it up?")
+
+    async def close(self) -> None:
+        self.calls.append(("close",))
+
+    async def reopen(self, connect_timeout: int) -> None:
+        await self.close()
+        await self.open()
+
+    def actions(self) -> list[str]:
+        """The agent calls and other commands, in order, as short words."""
+        words = []
+        for call in self.calls:
+            if call[0] == "agent":
+                words.append(call[1] + (" (new login)" if call[3] else ""))
+            elif call[0] in ("run", "copy"):
+                words.append(call[0])
+        return words
+
+    def agent_calls(self, action: str) -> list[dict[str, Any]]:
+        return [c[2] for c in self.calls if c[0] == "agent" and c[1] == action]
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        what: str,
+        elevated: bool = False,
+        stdin: bytes | None = None,
+        keep_stdin_open: bool = False,
+        stop_with_connection: bool = False,
+        fresh_connection: bool = False,
+        timeout: float | None = None,
+        check: bool = True,
+        error: type[CommandError] = CommandError,
+        on_stdout: proc.LineSink | None = None,
+        on_stderr: proc.LineSink | None = None,
+    ) -> proc.Completed:
+        if list(argv[:2]) == ["sh", "-c"] and argv[3] == "nixlift-agent":
+            assert elevated, "the agent always runs as root"
+            assert stdin is not None
+            request = decode_request(stdin)
+            action = request.pop("action")
+            self.calls.append(("agent", action, request, fresh_connection))
+            if fresh_connection and self.script.locked_out:
+                raise SshError(
+                    f"cannot reach {self.name}", host=self.name, hint="authentication failed"
+                )
+            answer = self._answer(action, request)
+            line = json.dumps(answer)
+            if action == "lock":
+                assert on_stdout is not None and keep_stdin_open
+                on_stdout(line)
+                await asyncio.Event().wait()  # held until cancelled
+            return proc.Completed(tuple(argv), 0, line + "\n", "")
+        self.calls.append(("run", list(argv)))
+        if "nixlift-systemd" in argv:
+            return proc.Completed(tuple(argv), 0, "no-systemd\n", "")
+        status = self.script.check_status
+        return proc.Completed(tuple(argv), status, "", "" if status == 0 else "check failed\n")
+
+    async def copy_to(self, paths: Sequence[str], *, use_substitutes: bool, emit: Emit) -> None:
+        self.calls.append(("copy", list(paths)))
+
+    def nix_sshopts(self) -> str:
+        return ""
+
+    def store_url(self) -> str:
+        return f"ssh://{self.destination}"
+
+    def _probe(self) -> dict[str, Any]:
+        s = self.script
+        return {
+            "current": s.current,
+            "profile": s.profile,
+            "boot_id": self.boot_id,
+            "valid": s.has_system,
+            "systemd": s.systemd,
+        }
+
+    def _decision(self, outcome: str, reason: str | None = None) -> dict[str, Any]:
+        s = self.script
+        if outcome == "rolled-back":
+            outcome = s.rollback_outcome
+            s.current = s.running_after_rollback
+        return {"outcome": outcome, "reason": reason, "running": s.current}
+
+    def _answer(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        s = self.script
+        if action == "probe":
+            return self._probe()
+        if action == "lock":
+            return {"locked": True, "probe": self._probe()}
+        if action == "start":
+            if s.refused:
+                return {"refused": "not-nixos", "system": request["system"]}
+            if s.status in (0, 100) and request["goal"] in ("switch", "test"):
+                s.current = request["system"]
+            if request["set_profile"]:
+                s.profile = request["system"]
+            return {"status": s.status, "systemd": s.systemd, "log": "activating...\n"}
+        if action == "decision":
+            if s.status in (0, 100) and not s.locked_out:
+                return self._decision("confirmed")
+            return self._decision("rolled-back", "it failed")
+        if action == "confirm":
+            return self._decision("confirmed")
+        if action in ("abort", "undo"):
+            return self._decision("rolled-back", request["reason"])
+        if action == "activation_log":
+            return {"log": "activating...\nrolling back\n"}
+        if action == "boot_once":
+            self.oneshot = request["new"]
+            s.profile = request["old"]
+            return {"mechanism": "systemd-boot"}
+        if action == "boot_default":
+            s.profile = request["system"]
+            return {}
+        if action == "reboot":
+            self.boot_id += "+"
+            s.current, self.oneshot = self.oneshot or s.profile, None
+            if s.never_back:
+                self.up = False
+            return {}
+        if action == "set_boot":
+            s.profile = request["system"]
+            return {"ok": True, "log": ""}
+        return {}

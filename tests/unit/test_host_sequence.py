@@ -1,0 +1,288 @@
+"""One host's deploy, goal by goal and failure by failure, against a fake Host: the exact agent
+calls each case makes, in order, and the status and words it ends with."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakehost import NEW, OLD, FakeHost, Script
+
+from nixlift.deploy import reboot
+from nixlift.deploy.build import LocalBuilds
+from nixlift.deploy.options import DeployOptions
+from nixlift.deploy.pipeline import Deployment
+from nixlift.events import Event, Finished, Phase
+from nixlift.model import DeploymentOptions, Goal, HostResult, Machine, Network, Stage, Status
+from nixlift.nix.argv import NixSettings
+
+
+class Built(LocalBuilds):
+    """Every system is built already: no nix is run."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            [], NixSettings(), Path("/tmp"), lambda _: None, keep_roots=False, build_parallel=1
+        )
+
+    async def register_prebuilt(self) -> None:
+        return None
+
+    def start(self, skip: object = ()) -> None:
+        return None
+
+    async def wait(self, machine: Machine) -> None:
+        return None
+
+
+def machine(**deployment: Any) -> Machine:
+    raw = deployment.pop("raw", {})
+    options = DeploymentOptions(target_host="h1", raw=raw, **deployment)
+    return Machine("h1", "x86_64-linux", "x86_64-linux", options, "/nix/store/x.drv", NEW)
+
+
+def deploy(
+    goal: Goal, script: Script, m: Machine | None = None, **options: Any
+) -> tuple[HostResult, FakeHost, list[Event]]:
+    host = FakeHost(script=script)
+    m = m or machine()
+    network = Network("net", "", (), (m,), ("h1",))
+    events: list[Event] = []
+    deployment = Deployment(
+        network,
+        DeployOptions(goal=goal, **options),
+        events.append,
+        make_host=lambda _: host,
+        builds=Built(),
+    )
+    [result] = asyncio.run(deployment.run())
+    assert events[-1] == Finished(result)
+    return result, host, events
+
+
+def test_switch_locks_copies_activates_confirms_over_a_new_login_and_records() -> None:
+    result, host, events = deploy(Goal.SWITCH, Script())
+    assert result.status is Status.OK and result.copied and result.activated
+    assert result.system == NEW
+    assert host.actions() == ["lock", "copy", "start", "confirm (new login)", "record"]
+    [start] = host.agent_calls("start")
+    assert start == {
+        "dir": start["dir"],
+        "system": NEW,
+        "goal": "switch",
+        "set_profile": True,
+        "auto_rollback": True,
+        "magic": True,
+        "confirm_timeout": 30,
+        "activation_timeout": 240,
+    }
+    assert start["dir"].startswith("/run/nixlift/act-")
+    assert host.agent_calls("confirm") == [{"dir": start["dir"]}]
+    [record] = host.agent_calls("record")
+    assert record["entry"]["goal"] == "switch" and record["entry"]["result"] == "ok"
+    stages = [e.phase for e in events if isinstance(e, Phase)]
+    assert stages == [
+        Stage.CONNECT,
+        Stage.BUILD,
+        Stage.COPY,
+        Stage.CHECK,
+        Stage.ACTIVATE,
+        Stage.CONFIRM,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("goal", "set_profile", "auto", "magic"),
+    [
+        (Goal.BOOT, True, True, False),
+        (Goal.TEST, False, True, True),
+        (Goal.DRY_ACTIVATE, False, False, False),
+    ],
+)
+def test_each_goal_asks_the_agent_for_what_it_means(
+    goal: Goal, set_profile: bool, auto: bool, magic: bool
+) -> None:
+    result, host, _ = deploy(goal, Script(has_system=True))
+    assert result.status is Status.OK and not result.copied
+    [start] = host.agent_calls("start")
+    assert (start["goal"], start["set_profile"], start["auto_rollback"], start["magic"]) == (
+        goal.value,
+        set_profile,
+        auto,
+        magic,
+    )
+    confirm = ["confirm (new login)"] if magic else []
+    assert host.actions() == ["lock", "start", *confirm, "record"]
+
+
+def test_push_copies_and_build_touches_no_host() -> None:
+    result, host, _ = deploy(Goal.PUSH, Script())
+    assert result.status is Status.OK and result.copied and not result.activated
+    # no lock without an activation; the state is read once, then the copy
+    assert host.actions() == ["probe", "copy", "record"]
+    result, host, _ = deploy(Goal.BUILD, Script())
+    assert result.status is Status.OK and result.system == NEW
+    assert host.calls == []
+
+
+def test_a_host_on_the_system_is_left_be_without_always_activate() -> None:
+    script = Script(current=NEW, profile=NEW, has_system=True)
+    result, host, _ = deploy(Goal.SWITCH, script, machine(always_activate=False))
+    assert result.status is Status.UNCHANGED and not result.activated
+    assert host.actions() == ["lock"]  # nothing changed, nothing to record
+
+
+def test_failed_activation_is_rolled_back_by_the_host_and_said_so() -> None:
+    result, host, _ = deploy(Goal.SWITCH, Script(status=4))
+    assert result.status is Status.ROLLED_BACK
+    assert host.actions() == ["lock", "copy", "start", "decision", "activation_log", "record"]
+    assert result.error is not None
+    assert (
+        "exited with 4" in result.error
+        and f"rolled back to the previous system {OLD}" in result.error
+    )
+    assert result.detail is not None and "rolling back" in result.detail
+    assert host.agent_calls("record")[0]["entry"]["result"] == "rolled-back"
+
+
+def test_without_auto_rollback_a_failure_stays_a_failure() -> None:
+    result, host, _ = deploy(Goal.SWITCH, Script(status=4), auto_rollback=False)
+    assert result.status is Status.FAILED
+    assert result.error == "switch-to-configuration switch on h1 failed with exit status 4"
+    assert host.agent_calls("start")[0]["auto_rollback"] is False
+    assert "decision" not in host.actions()
+
+
+def test_a_hanging_activation_is_reported() -> None:
+    result, _, _ = deploy(Goal.SWITCH, Script(status=None))
+    assert result.status is Status.FAILED
+    assert result.error == "switch-to-configuration switch on h1 did not finish within 240 s"
+
+
+def test_a_rollback_that_left_the_new_system_running_is_not_called_a_rollback() -> None:
+    result, _, _ = deploy(Goal.SWITCH, Script(status=4, running_after_rollback=NEW))
+    assert result.status is Status.FAILED
+    assert result.error is not None and f"rolling h1 back failed too: it runs {NEW}" in result.error
+    result, _, _ = deploy(Goal.SWITCH, Script(status=4, rollback_outcome="rollback-failed"))
+    assert result.status is Status.FAILED and "back failed too" in str(result.error)
+    # a host that ran nothing before runs nothing after: said as it is
+    result, _, _ = deploy(
+        Goal.SWITCH, Script(current=None, profile=None, status=4, running_after_rollback=None)
+    )
+    assert result.status is Status.ROLLED_BACK
+    assert "it runs no system now (none ran before)" in str(result.error)
+
+
+def test_a_lockout_rolls_the_host_back() -> None:
+    result, host, _ = deploy(Goal.SWITCH, Script(locked_out=True))
+    assert result.status is Status.ROLLED_BACK
+    assert "rolled itself back" in str(result.error)
+    assert result.hint is not None and "reachable over SSH" in result.hint
+    assert host.actions() == [
+        "lock",
+        "copy",
+        "start",
+        "confirm (new login)",
+        "decision",
+        "activation_log",
+        "record",
+    ]
+
+
+def test_without_magic_rollback_nobody_logs_in_anew() -> None:
+    result, host, _ = deploy(Goal.SWITCH, Script(), magic_rollback=False)
+    assert result.status is Status.OK
+    assert host.agent_calls("start")[0]["magic"] is False
+    assert host.actions() == ["lock", "copy", "start", "record"]
+
+
+HEALTH = {
+    "healthChecks": {
+        "cmd": [
+            {"cmd": ["test", "-e", "/x"], "description": "x exists", "period": 1, "timeout": 1}
+        ],
+        "http": [],
+    }
+}
+
+
+def test_a_failing_health_check_aborts_the_waiting_watchdog() -> None:
+    result, host, _ = deploy(Goal.SWITCH, Script(check_status=1), machine(raw=HEALTH))
+    assert result.status is Status.ROLLED_BACK
+    assert "health check 'x exists' on h1 failed" in str(result.error)
+    assert host.actions() == ["lock", "copy", "start", "run", "abort", "activation_log", "record"]
+    assert host.agent_calls("abort")[0]["reason"].startswith("health check failed:")
+
+
+def test_a_failing_health_check_without_magic_rollback_undoes_the_activation() -> None:
+    result, host, _ = deploy(
+        Goal.SWITCH, Script(check_status=1), machine(raw=HEALTH), magic_rollback=False
+    )
+    assert result.status is Status.ROLLED_BACK
+    assert "undo" in host.actions() and "abort" not in host.actions()
+
+
+def test_pre_deploy_checks_keep_a_host_from_activating() -> None:
+    raw = {"preDeployChecks": HEALTH["healthChecks"]}
+    result, host, _ = deploy(Goal.SWITCH, Script(check_status=1), machine(raw=raw))
+    assert result.status is Status.FAILED and "pre-deploy check" in str(result.error)
+    assert "start" not in host.actions()
+
+
+def test_something_that_is_not_a_nixos_system_is_refused() -> None:
+    result, host, _ = deploy(Goal.SWITCH, Script(refused=True))
+    assert result.status is Status.FAILED and "is not a NixOS system" in str(result.error)
+    assert host.actions() == ["lock", "copy", "start", "record"]
+
+
+def test_reboot_boots_once_then_makes_the_new_system_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reboot, "SETTLE", 0)
+    monkeypatch.setattr(reboot, "RETRY", 0)
+    result, host, _ = deploy(Goal.SWITCH, Script(), reboot=True)
+    assert result.status is Status.OK, result.error
+    assert host.agent_calls("start")[0]["goal"] == "boot"
+    assert host.agent_calls("boot_once") == [{"new": NEW, "old": OLD}]
+    # (the run after the reboot asks systemd whether the host is healthy)
+    assert host.actions() == [
+        "lock",
+        "copy",
+        "start",
+        "boot_once",
+        "probe",
+        "reboot",
+        "probe",
+        "run",
+        "boot_default",
+        "record",
+    ]
+
+
+def test_a_host_that_never_comes_back_is_said_to_fall_back_on_its_next_boot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reboot, "SETTLE", 0)
+    monkeypatch.setattr(reboot, "RETRY", 0.01)
+    result, host, _ = deploy(Goal.SWITCH, Script(never_back=True), reboot=True, reboot_timeout=1)
+    assert result.status is Status.FAILED and "did not come back" in str(result.error)
+    assert result.hint is not None and "one-shot entry" in result.hint and OLD in result.hint
+    assert "boot_default" not in host.actions() and "set_boot" not in host.actions()
+
+
+def test_an_unreachable_host_fails_or_is_skipped() -> None:
+    host = FakeHost(script=Script(), up=False)
+    network = Network("net", "", (), (machine(),), ("h1",))
+    for skip, status in ((False, Status.FAILED), (True, Status.SKIPPED)):
+        deployment = Deployment(
+            network,
+            DeployOptions(skip_unreachable=skip),
+            lambda _: None,
+            make_host=lambda _: host,
+            builds=Built(),
+        )
+        [result] = asyncio.run(deployment.run())
+        assert result.status is status and result.system is None
+        assert "cannot reach h1" in str(result.error)

@@ -1,0 +1,86 @@
+"""The package's import rules, checked on the source (imports inside functions included):
+
+    cli → deploy → agent → transport → nix → the leaves (model, errors, events, proc, …)
+
+Nothing outside cli/ imports cli/; only cli/ imports ui/, and ui/ sees only events, model and
+errors; the product never imports the test bed.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "nixlift"
+
+LEAVES = {"model", "errors", "events", "proc", "selection", "registry", "__init__"}
+#: what each part may import besides itself and the leaves
+ALLOWED: dict[str, set[str]] = {
+    "nix": set(),
+    "transport": {"nix"},
+    "agent": {"transport"},
+    "deploy": {"agent", "transport", "nix"},
+    "ui": set(),
+    "cli": {"deploy", "agent", "transport", "nix", "ui"},
+    # `python -m nixlift`
+    "__main__": {"cli"},
+}
+
+
+def part_of(module: str) -> str:
+    """`nixlift.deploy.host` → `deploy`; `nixlift.model` → `model`."""
+    return module.split(".")[1] if module.count(".") else "__init__"
+
+
+def imports() -> list[tuple[Path, str]]:
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found += [(path, alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.append((path, node.module))
+    return found
+
+
+def own_part(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def test_every_part_imports_only_what_it_may() -> None:
+    wrong = []
+    for path, module in imports():
+        if module.startswith("nixlift_testbed"):
+            wrong.append(f"{path.name}: the product imports the test bed ({module})")
+            continue
+        if not module.startswith("nixlift.") and module != "nixlift":
+            continue
+        mine, theirs = own_part(path), part_of(module)
+        if theirs == mine:
+            continue
+        if mine in LEAVES:
+            ok = theirs in LEAVES
+        elif mine == "ui":
+            ok = theirs in {"events", "model", "errors"}
+        else:
+            ok = theirs in LEAVES or theirs in ALLOWED[mine]
+        if not ok:
+            wrong.append(f"{path.relative_to(SRC)} imports {module}")
+    assert wrong == []
+
+
+@pytest.mark.parametrize("part", ["cli", "ui"])
+def test_cli_and_ui_are_imported_only_from_cli(part: str) -> None:
+    users = {own_part(p) for p, m in imports() if part_of(m) == part and m.startswith("nixlift.")}
+    assert users <= {"cli", part, "__main__"}
+
+
+def test_the_leaves_stay_leaves() -> None:
+    # model, errors and events are what everything shares: they import nothing else of nixlift
+    for path, module in imports():
+        if own_part(path) in {"model", "errors", "events"} and module.startswith("nixlift."):
+            assert part_of(module) in {"model", "errors", "events"}, (path, module)
