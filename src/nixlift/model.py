@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,14 @@ class Stage(enum.StrEnum):
     ROLLBACK = "rollback"
     WAIT = "wait"
     EXEC = "exec"
+    KEYS = "keys"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Key material held in memory only: never shown by repr, never written to a log."""
+
+    value: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,8 @@ class Machine:
     deployment: DeploymentOptions
     drv_path: str
     out_path: str
+    #: deployment.keys.<name>.text, when evaluated for an upload (never shown, never compared)
+    key_texts: Mapping[str, Secret] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -170,6 +181,9 @@ class HostResult:
     activated: bool = False
     #: the failing command's last output lines
     detail: str | None = None
+    #: names of the keys and secrets written to the host, and of those already in place
+    keys_written: tuple[str, ...] = ()
+    keys_unchanged: tuple[str, ...] = ()
 
     @property
     def succeeded(self) -> bool:

@@ -18,7 +18,7 @@ import signal
 import subprocess
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nixlift.errors import CommandError, MissingProgramError
@@ -41,6 +41,8 @@ class Completed:
     returncode: int
     stdout: str
     stderr: str
+    #: stdout as bytes, for `binary_stdout` (key material: kept exactly, never shown)
+    data: bytes = field(default=b"", repr=False)
 
     def stderr_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
         return "\n".join(self.stderr.rstrip("\n").splitlines()[-lines:])
@@ -137,8 +139,10 @@ async def run(
     host: str | None = None,
     cwd: str | Path | None = None,
     redact: Sequence[str] = (),
+    binary_stdout: bool = False,
 ) -> Completed:
-    """Run argv to completion and return its output.
+    """Run argv to completion and return its output (stdout as bytes in `data` with
+    `binary_stdout`).
 
     `env` is merged over this process's environment. `stdin` is written to the child; with
     `keep_stdin_open` its stdin then stays open until it exits: its end of file tells a remote
@@ -164,6 +168,11 @@ async def run(
     )
     out: list[str] = []
     err: deque[str] = deque(maxlen=2000)
+    data = bytearray()
+
+    async def read_all(stream: asyncio.StreamReader | None) -> None:
+        while stream is not None and (chunk := await stream.read(65536)):
+            data.extend(chunk)
 
     async def communicate() -> int:
         if stdin is not None and proc.stdin is not None:
@@ -172,7 +181,8 @@ async def run(
                 await proc.stdin.drain()
             if not keep_stdin_open:
                 proc.stdin.close()
-        await asyncio.gather(_pump(proc.stdout, out, on_stdout), _pump(proc.stderr, err, on_stderr))
+        reading = read_all(proc.stdout) if binary_stdout else _pump(proc.stdout, out, on_stdout)
+        await asyncio.gather(reading, _pump(proc.stderr, err, on_stderr))
         return await proc.wait()
 
     label = what or f"'{Path(argv[0]).name}'"
@@ -191,7 +201,7 @@ async def run(
         # Cancellation (Ctrl-C, a failing sibling task): take the whole group down with us.
         await asyncio.shield(_stop(proc))
         raise
-    result = Completed(tuple(argv), returncode, "".join(out), "".join(err))
+    result = Completed(tuple(argv), returncode, "".join(out), "".join(err), bytes(data))
     if check and returncode != 0:
         raise error(
             f"{label} failed with exit status {returncode}",

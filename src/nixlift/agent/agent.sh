@@ -10,7 +10,8 @@
 # Everything nixlift does to a host that needs root is here: activation detached from the SSH
 # session, automatic and magic rollback, the lock, the history, generations, boot entries.
 # Values arrive through `take`/`read_request`, which assign them with eval:
-# shellcheck disable=SC2154,SC2034
+# (and mkdir -p -m gives the mode to the last directory only, as meant)
+# shellcheck disable=SC2154,SC2034,SC2174
 set -u
 umask 077
 profile=/nix/var/nix/profiles/system
@@ -65,7 +66,7 @@ read_request() {
     key=${line#\"}
     key=${key%%\"*}
     case "$key" in
-      ""|*[!a-z_]*) fail "malformed request line" ;;
+      ""|*[!a-z0-9_]*) fail "malformed request line" ;;
     esac
     value=${line#*\": }
     eval "req_$key=\$value"
@@ -76,20 +77,26 @@ read_request() {
 # raw KEY: the value of KEY as sent (JSON text), or null
 raw() { eval "printf '%s' \"\${req_$1-null}\""; }
 
-# take NAME [NAME…]: each request string NAME into the variable NAME (refusing escaped text)
+# value FIELD: the request's plain value of FIELD into $v (strings unquoted, true/false as 1/0,
+# absent or null as empty), refusing escaped text
+value() {
+  eval "v=\${req_$1-null}"
+  case "$v" in
+    null) v= ;;
+    true) v=1 ;;
+    false) v=0 ;;
+    \"*\")
+      v=${v#\"}
+      v=${v%\"}
+      case "$v" in *\\*|*\"*) fail "$1: unexpected text" ;; esac ;;
+    *[!0-9]*) fail "$1: unexpected value" ;;
+  esac
+}
+
+# take NAME [NAME…]: each request value NAME into the variable NAME
 take() {
   for name; do
-    eval "v=\${req_$name-null}"
-    case "$v" in
-      null) v= ;;
-      true) v=1 ;;
-      false) v=0 ;;
-      \"*\")
-        v=${v#\"}
-        v=${v%\"}
-        case "$v" in *\\*|*\"*) fail "$name: unexpected text" ;; esac ;;
-      *[!0-9]*) fail "$name: unexpected value" ;;
-    esac
+    value "$name"
     eval "$name=\$v"
   done
 }
@@ -329,9 +336,142 @@ lock() {
   fi
   flock -u 8
   raw info > "$run/lock.info"
-  answer "{\"locked\": true, \"probe\": $(probe)}"
+  take want_keys
+  known=null
+  [ "$want_keys" = 1 ] && known=$(keys_known)
+  answer "{\"locked\": true, \"probe\": $(probe), \"keys\": $known}"
   cat >/dev/null
   rm -f "$run/lock.info"
+}
+
+# --- keys and secrets ---------------------------------------------------------------------------
+# Content arrives on stdin after the request, never in argv. Each file is created empty (mode
+# 0600, root) in its destination directory, given its owner and mode, filled, then renamed into
+# place. What nixlift wrote is remembered as DIGEST PATH lines in $keys/state: DIGEST is an HMAC
+# (made by the deployer) with this host's own random salt, which only root can read, so a key
+# that did not change is not written again and no plain hash of a secret is kept.
+keys=/nix/var/nixlift/keys
+
+# keys_known: the salt (made on first use) and the digest of every key nixlift wrote that is
+# still there, as JSON
+keys_known() {
+  mkdir -p "$keys"
+  if [ ! -s "$keys/salt" ]; then
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$keys/salt.tmp"
+    mv "$keys/salt.tmp" "$keys/salt"
+  fi
+  printf '{"salt": "%s", "present": {' "$(cat "$keys/salt")"
+  sep=
+  if [ -f "$keys/state" ]; then
+    while read -r digest path; do
+      [ -f "$path" ] || continue
+      printf '%s%s: "%s"' "$sep" "$(path_or_null "$path")" "$digest"
+      sep=", "
+    done < "$keys/state"
+  fi
+  printf '}}'
+}
+
+# key_dir DIR HOW: make the destination directory as the key's kind wants it
+key_dir() {
+  case "$2" in
+    keys)  # NixOps, colmena: root:keys 0750
+      if [ ! -d "$1" ]; then
+        mkdir -p -m 0750 "$1" || return 1
+        chown root:keys "$1" 2>/dev/null || :  # (no keys group yet: root's until there is)
+      fi ;;
+    make) mkdir -p -m 0755 "$1" || return 1 ;;  # morph's mkDirs
+    *) [ -d "$1" ] || { echo "$1 does not exist" >&2; return 1; } ;;
+  esac
+}
+
+# write_key PATH USER GROUP MODE SIZE DIRS: SIZE bytes from stdin into PATH
+write_key() {
+  dir=${1%/*}
+  tmp="$dir/.${1##*/}.nixlift-tmp"
+  key_dir "${dir:-/}" "$6" || return 1
+  rm -f "$tmp"
+  : > "$tmp" || return 1
+  if getent passwd "$2" >/dev/null && getent group "$3" >/dev/null; then
+    chown "$2:$3" "$tmp" || return 1
+  else
+    pending="$pending${pending:+, }$(path_or_null "$1")"
+  fi
+  chmod "$4" "$tmp" || return 1
+  if [ "$5" -gt 0 ]; then
+    dd bs="$5" count=1 iflag=fullblock of="$tmp" 2>/dev/null || return 1
+  fi
+  mv -f "$tmp" "$1"
+}
+
+json_list() {
+  printf '['
+  sep=
+  for item; do printf '%s%s' "$sep" "$(path_or_null "$item")"; sep=", "; done
+  printf ']'
+}
+
+upload_keys() {
+  take count prune declared_count
+  mkdir -p "$keys"
+  : > "$keys/state.new"
+  written='' unchanged='' pending='' i=0 in_run_keys=0
+  set --
+  while [ "$i" -lt "$count" ]; do
+    take "k${i}_path" "k${i}_user" "k${i}_group" "k${i}_mode" "k${i}_size" "k${i}_digest" \
+      "k${i}_write" "k${i}_dirs"
+    eval "path=\$k${i}_path user=\$k${i}_user group=\$k${i}_group mode=\$k${i}_mode"
+    eval "size=\$k${i}_size digest=\$k${i}_digest write=\$k${i}_write dirs=\$k${i}_dirs"
+    case "$path" in /*) ;; *) fail "not an absolute path: $path" ;; esac
+    case "$mode" in *[!0-7]*|"") fail "not a file mode: $mode" ;; esac
+    if [ "$write" = 1 ]; then
+      if ! write_key "$path" "$user" "$group" "$mode" "$size" "$dirs" 2>"$run/.keyerr.$$"; then
+        err=$(head -c 300 "$run/.keyerr.$$")
+        rm -f "${path%/*}/.${path##*/}.nixlift-tmp" "$run/.keyerr.$$"
+        fail "cannot write $path: ${err:-its directory is not writable}"
+      fi
+      rm -f "$run/.keyerr.$$"
+      written="$written${written:+ }$path"
+    else
+      unchanged="$unchanged${unchanged:+ }$path"
+    fi
+    case "$path" in /run/keys/*) in_run_keys=1 ;; esac
+    printf '%s %s\n' "$digest" "$path" >> "$keys/state.new"
+    i=$((i + 1))
+  done
+  removed=
+  if [ "$prune" = 1 ] && [ -f "$keys/state" ]; then
+    # keys nixlift wrote before that are no longer declared go; the others stay remembered
+    j=0 declared=
+    while [ "$j" -lt "$declared_count" ]; do
+      value "declared_$j"
+      declared="$declared
+$v"
+      j=$((j + 1))
+    done
+    while read -r digest path; do
+      if printf '%s\n' "$declared" | grep -qxF -- "$path"; then
+        grep -qF -- " $path" "$keys/state.new" 2>/dev/null \
+          || printf '%s %s\n' "$digest" "$path" >> "$keys/state.new"
+      else
+        rm -f "$path"
+        removed="$removed${removed:+ }$path"
+      fi
+    done < "$keys/state"
+  elif [ -f "$keys/state" ]; then
+    while read -r digest path; do
+      grep -qF -- " $path" "$keys/state.new" || printf '%s %s\n' "$digest" "$path" >> "$keys/state.new"
+    done < "$keys/state"
+  fi
+  mv -f "$keys/state.new" "$keys/state"
+  if [ "$in_run_keys" = 1 ]; then
+    # NixOps' signal that the keys are there (nixops-keys.service waits for it)
+    mkdir -p -m 0750 /run/keys && { chown root:keys /run/keys 2>/dev/null || :; }
+    touch /run/keys/done
+  fi
+  # (word splitting of the lists is wanted: paths were checked to hold no blanks by nixlift)
+  # shellcheck disable=SC2086
+  answer "{\"written\": $(json_list $written), \"unchanged\": $(json_list $unchanged), \"removed\": $(json_list $removed), \"owner_pending\": [${pending}]}"
 }
 
 # --- history and generations ------------------------------------------------------------------
@@ -451,6 +591,8 @@ case "$action" in
   probe) answer "$(probe)" ;;
   lock|start|decision|confirm|abort|undo|activation_log|record|generations|switch_generation|\
   set_boot|boot_once|boot_default) "$action" ;;
+  keys) upload_keys ;;
+  keys_known) answer "$(keys_known)" ;;
   history) show_history ;;
   reboot) reboot_host ;;
   *) fail "unknown action '$action'" ;;

@@ -50,7 +50,7 @@ exec sh "$a"
 
 #: request fields the agent keeps and gives back as JSON, never reads itself
 _RAW_FIELDS = frozenset({"info", "entry", "reason"})
-_KEY = re.compile(r"[a-z_]+")
+_KEY = re.compile(r"[a-z0-9_]+")
 _PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
 
 
@@ -193,16 +193,15 @@ class Agent:
         timeout: float | None = None,
         fresh_connection: bool = False,
         error: type[CommandError] = AgentError,
-        busy_ok: bool = False,
+        payload: bytes = b"",
     ) -> dict[str, Any]:
-        request = encode_request(action, fields or {})
+        """One call; `payload` follows the request on stdin (key material: never in argv)."""
+        request = encode_request(action, fields or {}) + payload
         done = await self._run(request, what=what, timeout=timeout,
                                fresh_connection=fresh_connection)
         if done.returncode == MISSING and '"missing"' in done.stdout:
             done = await self._run(request, what=what, timeout=timeout,
                                    fresh_connection=fresh_connection, install=True)
-        if done.returncode == BUSY and busy_ok:
-            return decode_answer(done.stdout)
         if done.returncode != 0:
             raise self._failure(done, what, error)
         return decode_answer(done.stdout)
@@ -239,7 +238,9 @@ class Agent:
         with contextlib.suppress(AgentError):
             answer = decode_answer(done.stdout)
             if "error" in answer:
-                message = f"{what}: {answer['error']}"
+                return error(f"{what} on {name} failed: {str(answer['error']).strip()}",
+                             argv=done.argv, returncode=done.returncode,
+                             stderr_tail=done.stderr_tail(), host=name)
         return error(f"{message} on {name} failed with exit status {done.returncode}",
                      argv=done.argv, returncode=done.returncode,
                      stderr_tail=done.stderr_tail(), host=name)
@@ -334,13 +335,14 @@ class Agent:
     async def reboot(self) -> None:
         await self.call("reboot", what="rebooting")
 
-    async def hold_lock(self, info: Mapping[str, Any], wait: int,
-                        system: str | None) -> tuple[asyncio.Task[proc.Completed],
-                                                     dict[str, Any]]:
+    async def hold_lock(self, info: Mapping[str, Any], wait: int, system: str | None, *,
+                        want_keys: bool = False) -> tuple[asyncio.Task[proc.Completed],
+                                                          dict[str, Any]]:
         """Take the host's lock: returns the task holding it (cancel it to let go) and the
-        agent's first answer (`locked` with the host's state, or `busy` with the holder)."""
+        agent's first answer (`locked` with the host's state, and with `want_keys` what it
+        knows of the keys nixlift wrote; or `busy` with the holder)."""
         request = encode_request("lock", {"info": dict(info), "wait": wait,
-                                          "system": system or ""})
+                                          "system": system or "", "want_keys": want_keys})
         for install in (False, True):
             first: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 

@@ -11,13 +11,14 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
 from nixlift.cli.output import print_json, result_json
 from nixlift.cli.screen import interrupts, screen
 from nixlift.cli.source import Request, resolve, with_network_config
-from nixlift.deploy import history
+from nixlift.deploy import history, keys
 from nixlift.deploy.fanout import Reach
-from nixlift.deploy.options import DeployOptions
+from nixlift.deploy.options import DeployOptions, default_build_parallel
 from nixlift.deploy.pipeline import Deployment
 from nixlift.deploy.rollout import FailurePolicy
 from nixlift.errors import UsageError
@@ -28,20 +29,36 @@ from nixlift.nix.evaluate import evaluate
 from nixlift.selection import Selection
 
 
+def uploads_keys(inv: Invocation) -> bool:
+    return inv.upload_keys and inv.goal.activates and inv.goal is not Goal.DRY_ACTIVATE
+
+
 async def evaluate_checked(inv: Invocation, req: Request | None = None
                            ) -> tuple[Network, NixSettings]:
     """Evaluate; refuse machines this machine cannot build before anything else happens."""
     req = req or resolve(inv.network)
-    network = await evaluate(req.source, req.selection, req.settings)
+    network = await evaluate(req.source, req.selection, req.settings,
+                             key_texts=uploads_keys(inv))
     settings = with_network_config(req.settings, network)
     if not platforms.all_native(network, settings):
         platforms.check(await platforms.probe(settings), network.machines)
     return network, settings
 
 
+def declared_keys(inv: Invocation, network: Network) -> dict[str, list[keys.Key]]:
+    """Every machine's keys and secrets, checked before any host is touched."""
+    base = network.files[0].resolve().parent if network.files else Path.cwd()
+    found = {m.name: keys.declared(m, base) for m in network.machines}
+    count = sum(len(k) for k in found.values())
+    if count and not inv.upload_keys and inv.goal.activates:
+        print(f"nixlift: --no-keys: {count} key{'s' if count != 1 else ''} and secrets declared "
+              "by the selected machines are not uploaded", file=sys.stderr)
+    return found if uploads_keys(inv) else {}
+
+
 async def cmd_deploy(inv: Invocation) -> int:
     network, settings = await evaluate_checked(inv)
-    return await run_deployment(inv, network, settings, Reach(inv.fleet.connect_timeout))
+    return await run_deployment(inv, network, settings, reach(inv, network.machines))
 
 
 async def cmd_build(inv: Invocation) -> int:
@@ -60,13 +77,14 @@ async def cmd_apply_local(inv: Invocation) -> int:
         raise UsageError(
             f"machine '{machine.name}' does not allow local deployment",
             hint="set deployment.allowLocalDeployment = true in its configuration")
-    reach = Reach(inv.fleet.connect_timeout, local=frozenset({machine.name}))
-    return await run_deployment(inv, network, settings, reach)
+    local = reach(inv, network.machines, local=frozenset({machine.name}))
+    return await run_deployment(inv, network, settings, local)
 
 
 async def run_deployment(inv: Invocation, network: Network, settings: NixSettings,
-                         reach: Reach) -> int:
+                         how: Reach) -> int:
     goal = inv.goal
+    keys_of = declared_keys(inv, network)
     keep = inv.network.keep_result
     roots = _gc_root_dir(network.deployment_name) if keep else Path(
         tempfile.mkdtemp(prefix="nixlift-roots-"))
@@ -77,7 +95,7 @@ async def run_deployment(inv: Invocation, network: Network, settings: NixSetting
         gc_roots=roots,
         keep_roots=keep,
         force_activate=safety.always_activate,
-        reach=reach,
+        reach=how,
         parallel=fleet.parallel,
         policy=FailurePolicy.parse(fleet.fail_fast, fleet.max_failures),
         skip_unreachable=fleet.skip_unreachable,
@@ -89,14 +107,15 @@ async def run_deployment(inv: Invocation, network: Network, settings: NixSetting
         allow_reboot=safety.allow_reboot,
         reboot_timeout=safety.reboot_timeout,
         commit=await history.network_commit(network.files) if goal.activates else None,
-        **({"build_parallel": fleet.build_parallel} if fleet.build_parallel else {}),
+        build_parallel=fleet.build_parallel or default_build_parallel(),
+        upload_keys=inv.upload_keys,
     )
     label = network.description or network.deployment_name
     count = len(network.machines)
     print(f"{goal.value}: {label} ({count} machine{'s' if count != 1 else ''})",
           file=sys.stderr)
     with screen(inv.output) as shown:
-        deployment = Deployment(network, options, shown.emit)
+        deployment = Deployment(network, options, shown.emit, keys=keys_of)
         try:
             with interrupts(deployment.interrupt):
                 results = await deployment.run()

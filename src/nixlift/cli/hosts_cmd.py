@@ -8,19 +8,22 @@ import dataclasses
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from nixlift.agent.protocol import Agent
+from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
 from nixlift.cli.output import print_json
 from nixlift.cli.screen import interrupts
 from nixlift.cli.source import resolve
-from nixlift.deploy import health
-from nixlift.deploy.fanout import Fleet, Reach
+from nixlift.deploy import health, keys
+from nixlift.deploy.fanout import Fleet
+from nixlift.deploy.lock import HostLock, holder_info
 from nixlift.deploy.rollback import roll_back
 from nixlift.errors import NixliftError
-from nixlift.events import discard
-from nixlift.model import Machine, Network
+from nixlift.events import Phase, discard
+from nixlift.model import Machine, Network, Stage
 from nixlift.nix.evaluate import evaluate
 from nixlift.transport.base import Host
 from nixlift.ui.format import error_lines
@@ -39,7 +42,7 @@ async def on_hosts(inv: Invocation, network: Network,
                    work: Callable[[Machine, Host], Awaitable[T]], *,
                    interruptible: bool = True) -> tuple[dict[str, T | NixliftError], bool]:
     """`work` on every selected host (see Fleet.each); also whether Ctrl-C stopped it."""
-    async with Fleet(network.machines, Reach(inv.fleet.connect_timeout),
+    async with Fleet(network.machines, reach(inv, network.machines),
                      parallel=inv.fleet.parallel) as fleet:
         with interrupts(fleet.interrupt):
             results = await fleet.each(work, interruptible=interruptible)
@@ -133,3 +136,30 @@ async def cmd_check(inv: Invocation) -> int:
                 print(f"{name}  (no checks)", file=sys.stderr)
     status = report_errors(results, interrupted)
     return status or (1 if any(not r.ok for r in rows) else 0)
+
+
+async def cmd_upload_keys(inv: Invocation) -> int:
+    req = resolve(inv.network)
+    network = await evaluate(req.source, req.selection, req.settings, machines="deployment",
+                             key_texts=True)
+    base = network.files[0].resolve().parent if network.files else Path.cwd()
+    declared = {m.name: keys.declared(m, base) for m in network.machines}
+    show = PlainRenderer()
+
+    async def work(m: Machine, host: Host) -> keys.Uploaded:
+        agent = Agent(host)
+        lock = HostLock(agent, holder_info(network.deployment_name), inv.fleet.lock_wait,
+                        want_keys=True)
+        locked = await lock.acquire()
+        try:
+            uploaded = await keys.send_all(agent, m, declared[m.name], locked.keys)
+        finally:
+            await lock.release()
+        show(Phase(m.name, Stage.KEYS, uploaded.describe()))
+        return uploaded
+
+    results, interrupted = await on_hosts(inv, network, work)
+    if inv.output.json:
+        print_json({name: dataclasses.asdict(r) for name, r in results.items()
+                    if not isinstance(r, NixliftError)})
+    return report_errors(results, interrupted)

@@ -32,6 +32,7 @@ COMMANDS: dict[str, Command] = {
     "check": hosts_cmd.cmd_check,
     "list-generations": hosts_cmd.cmd_list_generations,
     "history": hosts_cmd.cmd_history,
+    "upload-keys": hosts_cmd.cmd_upload_keys,
     "exec": remote_cmd.cmd_exec,
     "ssh": remote_cmd.cmd_ssh,
 }

@@ -7,11 +7,12 @@ from typing import Any
 
 from nixlift import registry as reg
 from nixlift.agent.protocol import Agent
+from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
 from nixlift.cli.output import machine_json, print_json, print_table, short_path, target_text
 from nixlift.cli.screen import interrupts
 from nixlift.cli.source import resolve
-from nixlift.deploy.fanout import Fleet, Reach
+from nixlift.deploy.fanout import Fleet
 from nixlift.errors import NixliftError, UsageError
 from nixlift.nix.evaluate import evaluate
 from nixlift.selection import Selection
@@ -37,7 +38,7 @@ async def cmd_eval(inv: Invocation) -> int:
 async def cmd_info(inv: Invocation) -> int:
     req = resolve(inv.network)
     network = await evaluate(req.source, req.selection, req.settings)
-    async with Fleet(network.machines, Reach(inv.fleet.connect_timeout),
+    async with Fleet(network.machines, reach(inv, network.machines),
                      parallel=inv.fleet.parallel) as fleet:
         with interrupts(fleet.interrupt):
             probes = await fleet.each(lambda m, host: Agent(host).probe(m.out_path))

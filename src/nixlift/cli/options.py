@@ -86,6 +86,10 @@ class Invocation:
     last: int = 0
     #: check --pre-deploy
     pre_deploy: bool = False
+    #: --no-keys turns the upload of keys and secrets off
+    upload_keys: bool = True
+    #: --ask-sudo-password
+    ask_sudo_password: bool = False
 
 
 def _pairs(values: list[list[str]] | None) -> tuple[tuple[str, str], ...]:
@@ -107,8 +111,13 @@ def _goal(command: str, files: list[str], flag: str | None) -> Goal:
     return positional or (Goal(flag) if flag else Goal.SWITCH)
 
 
+#: argparse gives the alias a command was called by
+ALIASES = {"send-keys": "upload-keys"}
+
+
 def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocation:
     got = vars(ns)
+    ns.command = ALIASES.get(ns.command, ns.command)
     files = list(got.get("network") or [])
     goal = _goal(ns.command, files, got.get("goal_flag"))
     log_dir = got.get("log_dir")
@@ -160,4 +169,6 @@ def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocat
         to=got.get("to"),
         last=int(got.get("last") or 0),
         pre_deploy=bool(got.get("pre_deploy")),
+        upload_keys=not got.get("no_keys"),
+        ask_sudo_password=bool(got.get("ask_sudo_password")),
     )

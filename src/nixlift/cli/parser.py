@@ -96,6 +96,9 @@ def _goal_and_safety_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lock-wait", type=int, default=0, metavar="SECONDS",
                    help="wait this long for another deployer's lock on a host (default: 0, "
                         "fail at once naming the holder)")
+    g.add_argument("--no-keys", action="store_true",
+                   help="do not upload deployment.keys and deployment.secrets (this run only)")
+    _sudo_password(g)
 
 
 def _connect_timeout(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -108,8 +111,16 @@ def _hosts_args(p: argparse.ArgumentParser, *, parallel: int = 0) -> None:
     _network_args(p)
     _selection_args(p)
     _connect_timeout(p)
+    _sudo_password(p)
     p.add_argument("--parallel", type=int, default=parallel, metavar="N",
                    help=f"hosts at once (0: all; default {parallel or 'all'})")
+
+
+def _sudo_password(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--ask-sudo-password", "--interactive-sudo", dest="ask_sudo_password",
+                   action="store_true",
+                   help="ask once, on the terminal, for the sudo password of SSH users that "
+                        "are not root (sent to sudo on stdin; never in argv or a log)")
 
 
 def _output_args(p: argparse.ArgumentParser) -> None:
@@ -189,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="set a nix option for evaluation")
     _connect_timeout(p)
+    _sudo_password(p)
     p.add_argument("--parallel", type=int, default=0, metavar="N",
                    help="hosts asked at once (0: all, the default)")
     _output_args(p)
@@ -215,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
     _hosts_args(p)
     p.add_argument("--pre-deploy", action="store_true",
                    help="run deployment.preDeployChecks instead")
+    _output_args(p)
+
+    p = sub.add_parser("upload-keys", aliases=["send-keys"],
+                       help="upload keys and secrets without deploying",
+                       description="Upload each selected machine's deployment.keys (NixOps, "
+                                   "colmena) and deployment.secrets (morph) now, e.g. after a "
+                                   "reboot emptied /run/keys; unchanged ones are left as they "
+                                   "are, ones no longer declared are removed.")
+    _hosts_args(p)
+    p.add_argument("--lock-wait", type=int, default=0, metavar="SECONDS")
     _output_args(p)
 
     p = sub.add_parser("rollback", help="switch hosts back to an earlier generation",

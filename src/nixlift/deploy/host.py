@@ -10,24 +10,27 @@ place (`_verdict`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from nixlift.agent.protocol import Agent, Probe
 from nixlift.deploy import activate as activation
 from nixlift.deploy import health, history, reboot
+from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.build import build_on_target
 from nixlift.deploy.fanout import Fleet
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.rollout import Stopped
 from nixlift.errors import NixliftError, SshError
-from nixlift.events import Emit, Notice, Phase
+from nixlift.events import Emit, Notice, Output, Phase
 from nixlift.model import Goal, HostResult, HostState, Machine, Stage, Status
 from nixlift.transport.base import Host
 
 T = TypeVar("T")
+log = logging.getLogger("nixlift.deploy")
 
 
 class Builds(Protocol):
@@ -48,6 +51,8 @@ class Ready:
     probe: Probe | None = None
     #: why it cannot be worked on (unreachable, locked by someone else, stopped)
     problem: NixliftError | None = None
+    #: what the host knows of the keys nixlift wrote (read under its lock)
+    keys: keys_mod.Known | None = None
     connect_seconds: float | None = None
 
 
@@ -79,8 +84,13 @@ def _verdict(error: NixliftError, skip_unreachable: bool) -> Verdict:
 
 class HostSequence:
     def __init__(self, machine: Machine, options: DeployOptions, ready: Ready, *,
-                 fleet: Fleet, builds: Builds, deployment_name: str, emit: Emit) -> None:
+                 fleet: Fleet, builds: Builds, deployment_name: str, emit: Emit,
+                 keys: Sequence[keys_mod.Key] = ()) -> None:
         self.machine = machine
+        #: the machine's keys and secrets, uploaded with goals that activate (not dry-activate)
+        self.keys = tuple(keys) if options.upload_keys else ()
+        self.key_contents: dict[str, bytes] = {}
+        self.uploaded = keys_mod.Uploaded()
         self.options = options
         self.ready = ready
         self.fleet = fleet
@@ -104,10 +114,16 @@ class HostSequence:
             end = await self._sequence()
         except NixliftError as e:
             end = _verdict(e, self.options.skip_unreachable)
+        except Exception as e:
+            # a bug of nixlift's: this host fails, the others go on (and keep their activations)
+            log.debug("%s: internal error", self.name, exc_info=True)
+            end = Verdict(Status.FAILED, f"internal error in nixlift: {e!r}",
+                          "please report it, with the output of --debug")
         result = HostResult(
             self.name, end.status, self.machine.out_path if self.built else None,
             error=end.error, hint=end.hint, durations=tuple(self.durations),
-            copied=self.copied, activated=self.activated, detail=end.detail)
+            copied=self.copied, activated=self.activated, detail=end.detail,
+            keys_written=self.uploaded.written, keys_unchanged=self.uploaded.unchanged)
         await self._record(result)
         return result
 
@@ -154,6 +170,12 @@ class HostSequence:
             results = await self._step(Stage.CHECK, "pre-deploy checks", lambda: health.run_checks(
                 host, m, "preDeployChecks", self.emit))
             health.require_passing(results, "pre-deploy check")
+        uploads = self.keys if goal is not Goal.DRY_ACTIVATE else ()
+        if uploads:
+            # every key's content first: a missing file or a failing keyCommand stops this
+            # host before anything of it changed
+            await self._step(Stage.KEYS, "reading", self._read_keys)
+            await self._upload(agent, keys_mod.PRE, prune=True)
         rollout = self.fleet.rollout
         rollout.may_start("activation")
         async with self.fleet.slot():
@@ -170,6 +192,11 @@ class HostSequence:
             )
 
             async def verify(systemd: bool) -> tuple[str, str] | None:
+                if uploads:
+                    try:
+                        await self._upload(agent, keys_mod.POST)
+                    except NixliftError as e:
+                        return f"uploading the post-activation keys failed: {e}", e.hint
                 if goal not in (Goal.SWITCH, Goal.TEST) or not options.health_checks:
                     return None
                 try:
@@ -211,6 +238,7 @@ class HostSequence:
         try:
             await reboot.reboot(agent, self.emit, timeout=timeout, expect=m.out_path)
             back_once = True
+            await self._resend_run_keys(agent)
             if options.health_checks:
                 health.require_passing(await health.run_checks(
                     agent.host, m, "healthChecks", self.emit, systemd=True))
@@ -243,6 +271,41 @@ class HostSequence:
             await agent.record(record)
         except NixliftError as e:
             self.emit(Notice(self.name, f"could not record the deploy in its history: {e}"))
+
+    # --- keys ------------------------------------------------------------------------------
+
+    async def _read_keys(self) -> None:
+        for key in self.keys:
+            self.key_contents[key.path] = await keys_mod.content(key, self.machine)
+
+    async def _upload(self, agent: Agent, phase: str, *, prune: bool = False,
+                      known: keys_mod.Known | None = None) -> None:
+        """Upload the keys of one phase (with `prune`, also remove those no longer declared),
+        then run the actions of the secrets written."""
+        chosen = [k for k in self.keys if k.upload_at == phase]
+        if not chosen and not prune:
+            return
+        known = known or self.ready.keys or await keys_mod.known(agent)
+        uploaded = await self._step(Stage.KEYS, f"{len(chosen)} {phase}", lambda: keys_mod.upload(
+            agent, chosen, self.key_contents, known,
+            prune=[k.path for k in self.keys] if prune else None))
+        self.touched = True
+        self.uploaded += uploaded
+        self.emit(Output(self.name, f"keys: {uploaded.describe()}"))
+        for name in uploaded.owner_pending:
+            self.emit(Notice(self.name, f"key {name} is root's until its user or group exists "
+                                        "(the activation gives it its owner)"))
+        await keys_mod.run_actions(agent.host, chosen, uploaded.written)
+
+    async def _resend_run_keys(self, agent: Agent) -> None:
+        """A reboot emptied /run: the keys that live there go up again."""
+        again = [k for k in self.keys if k.path.startswith("/run/")]
+        if not again:
+            return
+        known = await keys_mod.known(agent)
+        uploaded = await self._step(Stage.KEYS, f"{len(again)} after the reboot",
+                                    lambda: keys_mod.upload(agent, again, self.key_contents, known))
+        self.emit(Output(self.name, f"keys: {uploaded.describe()}"))
 
     # --- steps -----------------------------------------------------------------------------
 

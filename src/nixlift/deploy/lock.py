@@ -10,10 +10,12 @@ import getpass
 import os
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from nixlift import proc
 from nixlift.agent.protocol import Agent, Probe
+from nixlift.deploy.keys import Known
 from nixlift.errors import NixliftError
 
 
@@ -41,19 +43,33 @@ def describe_holder(info: object) -> str:
             f"deploying {info.get('deployment', '?')}) since {info.get('since', '?')}")
 
 
+@dataclass(frozen=True)
+class Locked:
+    """What the host said when it gave us its lock."""
+
+    probe: Probe
+    #: what it knows of the keys nixlift wrote there (when asked)
+    keys: Known | None = None
+
+
 class HostLock:
-    def __init__(self, agent: Agent, info: dict[str, Any], wait: int, system: str = "") -> None:
+    def __init__(self, agent: Agent, info: dict[str, Any], wait: int, system: str = "", *,
+                 want_keys: bool = False) -> None:
         self.agent = agent
         self.info = info
         self.wait = wait
         self.system = system
+        self.want_keys = want_keys
         self._task: asyncio.Task[proc.Completed] | None = None
 
-    async def acquire(self) -> Probe:
+    async def acquire(self) -> Locked:
         """Hold the lock; return the host's state as read under it (for `system`)."""
-        self._task, answer = await self.agent.hold_lock(self.info, self.wait, self.system)
+        self._task, answer = await self.agent.hold_lock(self.info, self.wait, self.system,
+                                                        want_keys=self.want_keys)
         if answer.get("locked"):
-            return Probe.from_json(answer.get("probe") or {})
+            keys = answer.get("keys")
+            return Locked(Probe.from_json(answer.get("probe") or {}),
+                          Known.from_json(keys) if isinstance(keys, dict) else None)
         await self.release()
         name = self.agent.host.name
         raise LockedError(

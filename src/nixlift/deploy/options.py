@@ -12,6 +12,10 @@ from nixlift.model import Goal
 from nixlift.nix.argv import NixSettings
 
 
+def default_build_parallel() -> int:
+    return max(2, os.cpu_count() or 2)
+
+
 @dataclass(frozen=True)
 class DeployOptions:
     goal: Goal = Goal.SWITCH
@@ -26,7 +30,7 @@ class DeployOptions:
     #: hosts copied to / activated at once; 0 = no limit
     parallel: int = 10
     #: local builds running at once (each a nix-store process with nix's own job limit)
-    build_parallel: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    build_parallel: int = field(default_factory=default_build_parallel)
     policy: FailurePolicy = field(default_factory=FailurePolicy)
     #: unreachable hosts are reported as skipped instead of failed
     skip_unreachable: bool = False
@@ -44,3 +48,5 @@ class DeployOptions:
     #: --allow-reboot: reboot hosts whose activation says a reboot is required (exit 100)
     allow_reboot: bool = False
     reboot_timeout: int = 300
+    #: upload deployment.keys and deployment.secrets (--no-keys turns it off for a run)
+    upload_keys: bool = True

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping, Sequence
 
 from nixlift.agent.protocol import Agent
 from nixlift.deploy.build import LocalBuilds
 from nixlift.deploy.fanout import Fleet, HostMaker
 from nixlift.deploy.host import HostSequence, Ready
+from nixlift.deploy.keys import Key
 from nixlift.deploy.lock import HostLock, holder_info
 from nixlift.deploy.options import DeployOptions
 from nixlift.errors import NixliftError
@@ -27,10 +29,13 @@ class Deployment:
     """One run of the pipeline over a network's selected machines."""
 
     def __init__(self, network: Network, options: DeployOptions, emit: Emit, *,
+                 keys: Mapping[str, Sequence[Key]] | None = None,
                  make_host: HostMaker | None = None, builds: LocalBuilds | None = None) -> None:
         self.network = network
         self.options = options
         self.emit = emit
+        #: each machine's keys and secrets (checked before anything started)
+        self.keys = keys or {}
         self.fleet = Fleet(network.machines, options.reach, parallel=options.parallel,
                            policy=options.policy, emit=emit, make_host=make_host)
         self.builds = builds or LocalBuilds(
@@ -90,20 +95,21 @@ class Deployment:
             if not self.options.goal.activates:
                 return Ready(host, agent, connect_seconds=seconds)
             lock = HostLock(agent, holder_info(self.network.deployment_name),
-                            self.options.lock_wait, m.out_path)
+                            self.options.lock_wait, m.out_path,
+                            want_keys=bool(self.keys.get(m.name)) and self.options.upload_keys)
             self._locks.append(lock)
             try:
-                probe = await rollout.interruptible("locking", lock.acquire)
+                locked = await rollout.interruptible("locking", lock.acquire)
             except NixliftError as e:
                 return Ready(host, agent, problem=e, connect_seconds=seconds)
-            return Ready(host, agent, probe, connect_seconds=seconds)
+            return Ready(host, agent, locked.probe, keys=locked.keys, connect_seconds=seconds)
 
         found = await asyncio.gather(*(connect(m) for m in self.network.machines))
         return {m.name: r for m, r in zip(self.network.machines, found, strict=True)}
 
     async def _host(self, m: Machine, ready: Ready) -> HostResult:
         result = await HostSequence(m, self.options, ready, fleet=self.fleet,
-                                    builds=self.builds,
+                                    builds=self.builds, keys=self.keys.get(m.name, ()),
                                     deployment_name=self.network.deployment_name,
                                     emit=self.emit).run()
         if result.failed:

@@ -8,6 +8,8 @@
 #   include = null | [ { kind = "name" | "regex" | "tag"; value = "…"; } … ];
 #   exclude = [ same ];
 #   machines = "full" | "deployment" | "none";  what to say of each selected machine
+#   keyTexts = true | false;                    also the text of deployment.keys.* (deploy,
+#                                               upload-keys; never for eval or info)
 # }
 { __nixliftRequest, ... }@callArgs:
 let
@@ -111,9 +113,18 @@ let
     }) d.keys;
   };
 
+  # deployment.keys.<name>.text, given to Python (on nix's stdout, never in a file or the store)
+  # only when it uploads keys, apart from the options it prints
+  keyTexts = d:
+    if req.keyTexts or false
+    then listToAttrs (map (n: { name = n; value = d.keys.${n}.text; })
+                          (filter (n: d.keys.${n}.text != null) (attrNames d.keys)))
+    else { };
+
   describeDeployment = name: {
     inherit name;
     deployment = publicDeployment nodes.${name}.config.deployment;
+    keyTexts = keyTexts nodes.${name}.config.deployment;
   };
 
   describeMachine = name:
@@ -129,6 +140,7 @@ let
       system = toplevel.system;
       hostPlatform = pkgs.stdenv.hostPlatform.system or toplevel.system;
       deployment = publicDeployment config.deployment;
+      keyTexts = keyTexts config.deployment;
       drvPath = toplevel.drvPath;
       # (not `outPath`: toJSON would turn the whole set into that string)
       toplevel = toplevel.outPath;

@@ -10,7 +10,7 @@ from typing import Any
 
 from nixlift import proc
 from nixlift.errors import CommandError, EvalError, UsageError
-from nixlift.model import DeploymentOptions, Machine, Network
+from nixlift.model import DeploymentOptions, Machine, Network, Secret
 from nixlift.nix import argv as nix_argv
 from nixlift.nix.argv import NetworkArgs, NixSettings
 from nixlift.selection import Selection
@@ -82,14 +82,17 @@ async def evaluate(
     settings: NixSettings,
     *,
     machines: str = "full",
+    key_texts: bool = False,
 ) -> Network:
     """Evaluate the network. `machines`: "full" instantiates each selected machine's toplevel,
-    "deployment" reads only its deployment options, "none" only the network's names."""
+    "deployment" reads only its deployment options, "none" only the network's names. With
+    `key_texts`, the machines also carry their deployment.keys texts (to upload them)."""
     check_files(source.files)
     request = {
         "files": [str(f.resolve()) for f in source.files],
         "deploymentName": source.deployment_name,
         "machines": machines,
+        "keyTexts": key_texts,
         **selection.to_request(),
     }
     argv = nix_argv.evaluate(request, source.args, settings)
@@ -134,6 +137,7 @@ def parse(data: dict[str, Any], source: NetworkSource, selection: Selection) -> 
             deployment=DeploymentOptions.from_json(m["deployment"]),
             drv_path=m.get("drvPath", ""),
             out_path=m.get("toplevel", ""),
+            key_texts={k: Secret(str(v).encode()) for k, v in (m.get("keyTexts") or {}).items()},
         )
         for m in (data["machines"][n] for n in selected if n in data["machines"])
     )
