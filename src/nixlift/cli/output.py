@@ -30,13 +30,29 @@ def target_text(m: Machine) -> str:
     return f"{user}{d.target_host}{port}"
 
 
+REDACTED = "<redacted>"
+
+
+def public_deployment(raw: dict[str, Any]) -> dict[str, Any]:
+    """deployment.* as it may be shown: HTTP health check header values (an Authorization
+    header's token) hidden; key texts never reach Python outside an upload anyway."""
+    shown = dict(raw)
+    for which in ("healthChecks", "preDeployChecks"):
+        checks = raw.get(which)
+        if isinstance(checks, dict) and checks.get("http"):
+            shown[which] = {**checks, "http": [
+                {**c, "headers": dict.fromkeys(c.get("headers") or {}, REDACTED)}
+                for c in checks["http"]]}
+    return shown
+
+
 def machine_json(m: Machine) -> dict[str, Any]:
     return {
         "name": m.name,
         "system": m.system,
         "hostPlatform": m.host_platform,
         "target": target_text(m),
-        "deployment": m.deployment.raw,
+        "deployment": public_deployment(m.deployment.raw),
         "drvPath": m.drv_path,
         "outPath": m.out_path,
     }
@@ -54,6 +70,7 @@ def result_json(r: HostResult) -> dict[str, Any]:
         "error": r.error,
         "hint": r.hint,
         "rebootRequired": r.status is Status.REBOOT_REQUIRED,
+        "keys": {"written": list(r.keys_written), "unchanged": list(r.keys_unchanged)},
     }
 
 

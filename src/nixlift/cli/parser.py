@@ -98,6 +98,8 @@ def _goal_and_safety_args(p: argparse.ArgumentParser) -> None:
                         "fail at once naming the holder)")
     g.add_argument("--no-keys", action="store_true",
                    help="do not upload deployment.keys and deployment.secrets (this run only)")
+    g.add_argument("--upload-secrets", action="store_true",
+                   help="morph's flag, accepted: nixlift uploads secrets on every deploy")
     _sudo_password(g)
 
 
