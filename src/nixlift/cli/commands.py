@@ -31,13 +31,6 @@ from nixlift.selection import Selection
 from nixlift.ui.logdir import LogDir
 
 
-async def _sandbox(args: argparse.Namespace) -> int:
-    # imported on use: the sandbox machinery is needed by no other command
-    from nixlift.cli import sandbox_cmd
-
-    return await sandbox_cmd.run(args)
-
-
 async def dispatch(args: argparse.Namespace) -> int:
     handler = {
         "deploy": cmd_deploy,
@@ -47,7 +40,6 @@ async def dispatch(args: argparse.Namespace) -> int:
         "create": cmd_create,
         "list": cmd_list,
         "delete": cmd_delete,
-        "sandbox": _sandbox,
         "rollback": hosts_cmd.cmd_rollback,
         "check": hosts_cmd.cmd_check,
         "list-generations": hosts_cmd.cmd_list_generations,

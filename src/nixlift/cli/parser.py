@@ -233,20 +233,4 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Forget a deployment name. Hosts keep running what they run.")
     p.add_argument("-d", "--deployment", metavar="NAME", required=True)
 
-    p = sub.add_parser("sandbox", help="local stand-in NixOS hosts to try nixlift on",
-                       description="Local sandbox hosts: sshd processes in their own namespaces "
-                                   "with their own /nix, /run and /etc, reached on loopback.")
-    ss = p.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
-    q = ss.add_parser("up", help="start N hosts (h1 … hN) and write an ssh config and a demo "
-                                 "network file")
-    q.add_argument("count", type=int, metavar="N")
-    q.add_argument("--port", type=int, default=2222, help="sshd port (default 2222)")
-    q.add_argument("--dir", metavar="DIR", help="sandbox directory (default: $NIXLIFT_SANDBOX_DIR"
-                                                " or ~/.local/state/nixlift/sandbox)")
-    q = ss.add_parser("down", help="stop the hosts")
-    q.add_argument("--dir", metavar="DIR")
-    q.add_argument("--purge", action="store_true", help="also delete the hosts' files")
-    q = ss.add_parser("status", help="show the hosts and what they run")
-    q.add_argument("--dir", metavar="DIR")
-    _output_args(q)
     return parser

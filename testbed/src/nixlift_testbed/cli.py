@@ -1,4 +1,4 @@
-"""`nixlift sandbox up|down|status`: local stand-in hosts to try nixlift on."""
+"""`nixlift-sandbox up|down|status`: local stand-in hosts to try nixlift on."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from nixlift.sandbox import hosts
+from nixlift_testbed import hosts
 
 
 def standin_nixpkgs() -> Path:
-    return Path(str(resources.files("nixlift.sandbox").joinpath("nixpkgs")))
+    return Path(str(resources.files("nixlift_testbed").joinpath("nixpkgs")))
 
 
 def _directory(args: argparse.Namespace) -> Path:
@@ -60,5 +60,5 @@ def write_network(directory: Path, names: list[str], ssh_config: Path,
         **({"publicKey": public_key} if public_key else {}),
     }, indent=2) + "\n")
     target = directory / "network.nix"
-    shutil.copyfile(str(resources.files("nixlift.sandbox").joinpath("network.nix")), target)
+    shutil.copyfile(str(resources.files("nixlift_testbed").joinpath("network.nix")), target)
     return target

@@ -1,5 +1,5 @@
 # Init and tools of the nixlift sandbox hosts. One file, four programs, chosen by the name it is
-# run as (nixlift.sandbox.hosts copies it to DIR/init.sh and to DIR/bin/standin-init,
+# run as (nixlift_testbed.hosts copies it to DIR/init.sh and to DIR/bin/standin-init,
 # DIR/bin/reboot and DIR/bin/standin-bootctl; inside a host DIR/bin is merged into /usr/local/sbin,
 # so the last three are on the host's PATH):
 #

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nixlift.errors import SandboxError
-from nixlift.sandbox import Sandbox, SandboxHost, default_directory, load, up
-from nixlift.sandbox.hosts import (
+from nixlift_testbed import Sandbox, SandboxError, SandboxHost, default_directory, load, up
+from nixlift_testbed.hosts import (
     HOSTS_PER_BLOCK,
     MAX_HOSTS,
     STATE_FILE,
@@ -68,7 +67,7 @@ def test_sshd_config() -> None:
 
 
 def test_first_authorized_key_only_where_there_is_none(tmp_path: Path) -> None:
-    from nixlift.sandbox.hosts import _authorizes, _install_authorized_keys, authorized_keys_line
+    from nixlift_testbed.hosts import _authorizes, _install_authorized_keys, authorized_keys_line
 
     etc = tmp_path / "etc-upper"
     (etc / "ssh").mkdir(parents=True)
@@ -92,7 +91,7 @@ def test_first_authorized_key_only_where_there_is_none(tmp_path: Path) -> None:
 
 
 def test_host_tools_are_copies_of_init_sh(tmp_path: Path) -> None:
-    from nixlift.sandbox.hosts import HOST_TOOLS, _install_init_script, _Layout
+    from nixlift_testbed.hosts import HOST_TOOLS, _install_init_script, _Layout
 
     layout = _Layout(tmp_path)
     _install_init_script(layout)
@@ -308,7 +307,7 @@ def test_no_free_block(tmp_path: Path) -> None:
     claims.acquire(A, 2)
     with pytest.raises(SandboxError, match="no free sandbox address block") as caught:
         claims.acquire(B, 2)
-    assert "nixlift sandbox down" in caught.value.hint
+    assert "nixlift-sandbox down" in caught.value.hint
     assert claims.owned(B) == []  # what it took on the way is given back
     assert claims.acquire(C, 1) == (3,)
 
@@ -337,11 +336,11 @@ def test_a_lost_preferred_block_is_replaced_in_place(tmp_path: Path) -> None:
 def test_load_without_state_says_how_to_start(tmp_path: Path) -> None:
     with pytest.raises(SandboxError) as caught:
         load(tmp_path / "nothing")
-    assert "nixlift sandbox up N" in caught.value.hint
+    assert "nixlift-sandbox up N" in caught.value.hint
 
 
 def test_state_round_trip(tmp_path: Path) -> None:
-    from nixlift.sandbox.hosts import _state_json
+    from nixlift_testbed.hosts import _state_json
 
     sandbox = Sandbox(
         directory=tmp_path,
@@ -407,7 +406,7 @@ def test_up_needs_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_missing_sshd_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nixlift.sandbox.hosts import _find_sshd
+    from nixlift_testbed.hosts import _find_sshd
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.setattr(os, "access", lambda path, mode: False)

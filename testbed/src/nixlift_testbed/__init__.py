@@ -1,6 +1,8 @@
 """Local sandbox hosts (namespaces + sshd on 127.77.B.N) for the demo and the tests."""
 
-from nixlift.sandbox.hosts import (
+from nixlift_testbed.cli import standin_nixpkgs
+from nixlift_testbed.errors import SandboxError
+from nixlift_testbed.hosts import (
     DEFAULT_PORT,
     BlockClaims,
     HostStatus,
@@ -18,10 +20,12 @@ __all__ = [
     "BlockClaims",
     "HostStatus",
     "Sandbox",
+    "SandboxError",
     "SandboxHost",
     "default_directory",
     "down",
     "load",
+    "standin_nixpkgs",
     "status",
     "up",
 ]
