@@ -26,8 +26,8 @@ from nixlift_testbed import (
     standin_nixpkgs,
     status,
     up,
+    write_network,
 )
-from nixlift_testbed.cli import write_network
 from nixlift_testbed.hosts import CLAIMS_DIR, STATE_FILE, BlockClaims, process_alive, process_start
 
 pytestmark = pytest.mark.integration

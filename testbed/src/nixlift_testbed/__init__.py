@@ -1,6 +1,10 @@
-"""Local sandbox hosts (namespaces + sshd on 127.77.B.N) for the demo and the tests."""
+"""Local sandbox hosts (namespaces + sshd on 127.77.B.N) for nixlift's demo and tests.
 
-from nixlift_testbed.cli import standin_nixpkgs
+See `nixlift_testbed.hosts` for what a host offers, `nixlift-sandbox` (`nixlift_testbed.cli`)
+for the command, and `nixlift_testbed.fixtures` for pytest fixtures.
+"""
+
+from nixlift_testbed.demo import standin_nixpkgs, write_network
 from nixlift_testbed.errors import SandboxError
 from nixlift_testbed.hosts import (
     DEFAULT_PORT,
@@ -28,4 +32,5 @@ __all__ = [
     "standin_nixpkgs",
     "status",
     "up",
+    "write_network",
 ]

@@ -1,19 +1,82 @@
-"""`nixlift-sandbox up|down|status`: local stand-in hosts to try nixlift on."""
+"""`nixlift-sandbox up|down|status`: local stand-in hosts to try nixlift on.
+
+`up` prints the demo network's path on stdout (`network=$(nixlift-sandbox up 2)`) and
+everything else on stderr. Errors are reported as nixlift reports its own: `error: …`, then
+`hint: …`, with the error's exit status.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
-import shutil
+import logging
 import sys
-from importlib import resources
+from collections.abc import Sequence
 from pathlib import Path
 
+from nixlift.errors import NixliftError
 from nixlift_testbed import hosts
+from nixlift_testbed.demo import write_network
+
+PROG = "nixlift-sandbox"
 
 
-def standin_nixpkgs() -> Path:
-    return Path(str(resources.files("nixlift_testbed").joinpath("nixpkgs")))
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Local sandbox hosts: sshd processes in their own namespaces "
+                    "with their own /nix, /run and /etc, reached on loopback.",
+    )
+    parser.add_argument("--debug", action="store_true",
+                        help="log every command run and show tracebacks")
+    ss = parser.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
+    q = ss.add_parser("up", help="start N hosts (h1 … hN) and write an ssh config and a demo "
+                                 "network file")
+    q.add_argument("count", type=int, metavar="N")
+    q.add_argument("--port", type=int, default=hosts.DEFAULT_PORT,
+                   help=f"sshd port (default {hosts.DEFAULT_PORT})")
+    q.add_argument("--dir", metavar="DIR", help="sandbox directory (default: $NIXLIFT_SANDBOX_DIR"
+                                                " or ~/.local/state/nixlift/sandbox)")
+    q = ss.add_parser("down", help="stop the hosts")
+    q.add_argument("--dir", metavar="DIR")
+    q.add_argument("--purge", action="store_true", help="also delete the hosts' files")
+    q = ss.add_parser("status", help="show the hosts and what they run")
+    q.add_argument("--dir", metavar="DIR")
+    q.add_argument("--json", action="store_true", help="print a JSON document on stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format=f"{PROG}: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return asyncio.run(run(args))
+    except NixliftError as e:
+        _report(e, debug=args.debug)
+        return e.exit_code
+    except BrokenPipeError:
+        # stdout closed early (`nixlift-sandbox status --json | head`): not an error of ours
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _report(error: NixliftError, *, debug: bool) -> None:
+    where = f"[{error.host}] " if error.host else ""
+    print(f"error: {where}{error.message}", file=sys.stderr)
+    if error.hint:
+        print(f"hint: {error.hint}", file=sys.stderr)
+    if debug:
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
 
 
 def _directory(args: argparse.Namespace) -> Path:
@@ -48,17 +111,3 @@ async def run(args: argparse.Namespace) -> int:
             state = "running" if r.running else "stopped"
             print(f"{r.name}  {r.address}:{r.port}  {state}  {r.current_system or '-'}")
     return 0 if all(r.running for r in rows) else 1
-
-
-def write_network(directory: Path, names: list[str], ssh_config: Path,
-                  public_key: str | None = None) -> Path:
-    """The demo network file plus the JSON it reads (data stays data: no Nix text is built)."""
-    (directory / "sandbox.json").write_text(json.dumps({
-        "hosts": names,
-        "sshConfig": str(ssh_config),
-        "nixpkgs": str(standin_nixpkgs()),
-        **({"publicKey": public_key} if public_key else {}),
-    }, indent=2) + "\n")
-    target = directory / "network.nix"
-    shutil.copyfile(str(resources.files("nixlift_testbed").joinpath("network.nix")), target)
-    return target
