@@ -391,6 +391,7 @@ SYSTEMS = {
     "good": "{ }",
     "locked": "{ lib, ... }: { users.users.root.openssh.authorizedKeys.keys = lib.mkForce [ ]; }",
     "hang": "{ standin.activation.hang = true; }",
+    "second": '{ environment.etc.motd.text = "the second system"; }',
 }
 
 
@@ -611,6 +612,54 @@ def test_bootctl_refuses_what_is_no_system(sandbox_factory: SandboxFactory) -> N
     tool = sandbox.directory / "bin" / "reboot"
     outside = run(["unshare", "--pid", "--fork", "--mount-proc", "sh", str(tool)], check=False)
     assert outside.returncode == 1 and "not inside a nixlift sandbox host" in outside.stderr
+
+
+def test_bootctl_boots_generations_of_the_system_profile(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """`bootctl` as systemd-boot's on NixOS: entries nixos-generation-N.conf are generations."""
+    sandbox = sandbox_factory(1)
+    h1 = sandbox.host("h1")
+    systems = build_systems(sandbox, tmp_path, ["good", "second"])
+    good, second = systems["good"], systems["second"]
+    state = h1.root / "state"
+    installed = ssh(sandbox, "h1", "bootctl is-installed")
+    assert (installed.returncode, installed.stdout) == (0, "yes\n")
+    profile = "/nix/var/nix/profiles/system"
+    ssh(sandbox, "h1", f"nix-env -p {profile} --set {good} && nix-env -p {profile} --set {second}")
+    assert h1.readlink(f"{profile}-1-link") == good
+    assert h1.readlink(f"{profile}-2-link") == second
+
+    # as systemd's bootctl: quiet when it succeeds; the records are the stand-in loader's
+    done = ssh(sandbox, "h1", "bootctl set-default nixos-generation-2.conf"
+                              " && bootctl set-oneshot nixos-generation-1.conf")
+    assert done.stdout == ""
+    assert (state / "boot-default").read_text() == f"{second}\n"
+    assert (state / "boot-once").read_text() == f"{good}\n"
+
+    # the one-shot entry boots once, then the default again
+    asyncio.run(h1.reboot())
+    assert h1.readlink("/run/booted-system") == good
+    assert h1.readlink("/run/current-system") == good
+    assert not (state / "boot-once").exists()
+    asyncio.run(h1.reboot())
+    assert h1.readlink("/run/current-system") == second
+    assert [(b["system"], b["entry"]) for b in boots(h1)] == [
+        (None, None), (good, "oneshot"), (second, "default"),
+    ]
+
+    # a generation that does not exist, a name that is no entry, a verb it does not know
+    missing = ssh(sandbox, "h1", "bootctl set-oneshot nixos-generation-7.conf", check=False)
+    assert missing.returncode == 1
+    assert "no boot entry nixos-generation-7.conf" in missing.stderr
+    assert f"{profile}-7-link" in missing.stderr
+    for entry in ("nixos-generation-x.conf", "nixos-generation-1", "1", "''"):
+        refused = ssh(sandbox, "h1", f"bootctl set-default {entry}", check=False)
+        assert refused.returncode == 1 and "is not a boot entry of NixOS" in refused.stderr
+    unknown = ssh(sandbox, "h1", "bootctl status", check=False)
+    assert unknown.returncode == 1 and "is not emulated" in unknown.stderr
+    assert not (state / "boot-once").exists()
+    assert (state / "boot-default").read_text() == f"{second}\n"
 
 
 def test_hanging_activation_until_reboot(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,31 @@ def test_host_tools_are_copies_of_init_sh(tmp_path: Path) -> None:
     for tool in HOST_TOOLS:
         assert (tmp_path / "bin" / tool).read_text() == script
         assert os.access(tmp_path / "bin" / tool, os.X_OK)
+
+
+def test_bootctl_is_systemd_boots_command_on_the_hosts(tmp_path: Path) -> None:
+    """The hosts' `bootctl` (a name init.sh answers to) knows NixOS' entry names; outside a
+    host it only shows its usage."""
+    from nixlift_testbed.hosts import HOST_TOOLS, _install_init_script, _Layout
+
+    assert "bootctl" in HOST_TOOLS and "standin-bootctl" in HOST_TOOLS
+    layout = _Layout(tmp_path)
+    _install_init_script(layout)
+    script = layout.init_script.read_text()
+    assert '    bootctl) systemd_bootctl "$@" ;;\n' in script
+    assert "link=/nix/var/nix/profiles/system-$n-link\n" in script
+    bootctl = str(tmp_path / "bin" / "bootctl")
+    usage = subprocess.run(["sh", bootctl, "--help"], capture_output=True, text=True,
+                           check=False)
+    assert usage.returncode == 0
+    assert usage.stdout.startswith("Usage: bootctl is-installed | set-default ENTRY |")
+    assert "nixos-generation-N.conf" in usage.stdout
+    unknown = subprocess.run(["sh", bootctl, "list"], capture_output=True, text=True,
+                             check=False)
+    assert unknown.returncode == 1 and "'list' is not emulated" in unknown.stderr
+    outside = subprocess.run(["sh", bootctl, "is-installed"], capture_output=True, text=True,
+                             check=False)
+    assert outside.returncode == 1 and "not inside a nixlift sandbox host" in outside.stderr
 
 
 def test_ssh_config_verifies_host_keys() -> None:

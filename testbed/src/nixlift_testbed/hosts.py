@@ -18,6 +18,12 @@ the host (its sshd and sessions) and boots it again within a second or so: same 
 stand-in bootloader's entry activated (`$state/boot-once` once, else `$state/boot-default`;
 `standin-bootctl` inside the host sets them). The host's `pid` (its `unshare`) stays the same.
 
+Boot loader: as on NixOS with systemd-boot, `bootctl is-installed`, `bootctl set-default ENTRY`
+and `bootctl set-oneshot ENTRY` work inside a host, ENTRY being `nixos-generation-N.conf`: the
+system of `/nix/var/nix/profiles/system-N-link`. This `bootctl` writes the stand-in bootloader's
+records (as `standin-bootctl set-default|set-oneshot PATH`), so a deployer drives a sandbox host
+the way it drives a real NixOS machine (see `init.sh`).
+
 Layout of a sandbox directory:
 
     state.json            the state (hosts, addresses, pids, blocks), human-readable
@@ -25,8 +31,9 @@ Layout of a sandbox directory:
     known_hosts           `[127.77.B.N]:PORT ssh-ed25519 …` for every host
     id_ed25519(.pub)      the client key, authorised for root on every host (see above)
     init.sh               a copy of the package's init script (what the hosts run)
-    bin/                  standin-init, reboot, standin-bootctl: copies of init.sh, which
-                          acts by the name it runs as; merged into each host's /usr/local/sbin
+    bin/                  standin-init, reboot, standin-bootctl, bootctl: copies of init.sh,
+                          which acts by the name it runs as; merged into each host's
+                          /usr/local/sbin
     hosts/hN/             nix/ etc-upper/ etc-work/ root/ state/ log sshd_config
                           ssh_host_ed25519_key(.pub)
 
@@ -705,8 +712,9 @@ def _create_directory(layout: _Layout) -> None:
     Path(STATE_MOUNT).mkdir(parents=True, exist_ok=True)  # the hosts' mountpoint, on the real fs
 
 
-#: the programs init.sh is, by the name it runs as, in DIR/bin (on each host's PATH)
-HOST_TOOLS = ("standin-init", "reboot", "standin-bootctl")
+#: the programs init.sh is, by the name it runs as, in DIR/bin (on each host's PATH); `bootctl`
+#: is systemd-boot's command as nixlift uses it on NixOS, over the stand-in bootloader
+HOST_TOOLS = ("standin-init", "reboot", "standin-bootctl", "bootctl")
 
 
 def _install_init_script(layout: _Layout) -> None:
