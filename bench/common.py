@@ -29,10 +29,10 @@ from importlib import resources
 from pathlib import Path
 from types import FrameType
 
-from nixlift.sandbox import Sandbox, down, up
+from nixlift_testbed import Sandbox, down, up
 
 ROOT = Path(__file__).resolve().parent.parent
-STANDIN = Path(str(resources.files("nixlift.sandbox").joinpath("nixpkgs")))
+STANDIN = Path(str(resources.files("nixlift_testbed").joinpath("nixpkgs")))
 _ENTRY = ROOT / ".venv" / "bin" / "nixlift"
 #: how the benchmarks start nixlift: the installed entry point, as a user types `nixlift`
 NIXLIFT: tuple[str, ...] = (

@@ -43,7 +43,7 @@ from common import (
     write_network,
 )
 
-from nixlift.sandbox import Sandbox
+from nixlift_testbed import Sandbox
 
 SMALL_PATHS = 200
 BLOB_MIB = 20

@@ -38,7 +38,7 @@ from common import (
     write_network,
 )
 
-from nixlift.sandbox import Sandbox
+from nixlift_testbed import Sandbox
 
 BATCH = 50
 

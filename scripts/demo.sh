@@ -4,12 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nixlift=.venv/bin/nixlift
+sandbox=.venv/bin/nixlift-sandbox   # the test bed's command (testbed/)
 dir=${NIXLIFT_SANDBOX_DIR:-$(mktemp -d /tmp/nixlift-demo.XXXXXX)}
 export NIXLIFT_SANDBOX_DIR=$dir
-trap '$nixlift sandbox down --purge >/dev/null 2>&1 || true' EXIT
+trap '$sandbox down --purge >/dev/null 2>&1 || true' EXIT
 
-echo "+ nixlift sandbox up 2"
-network=$($nixlift sandbox up 2)
+echo "+ nixlift-sandbox up 2"
+network=$($sandbox up 2)
 echo "+ nixlift create $network -d demo"
 NIXLIFT_REGISTRY=$dir/deployments.json $nixlift create "$network" -d demo >/dev/null
 echo "+ nixlift deploy -d demo"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what nixlift, its demo and its tests need on a fresh Debian (bookworm) machine, as root:
 # Nix and OpenSSH, qemu-user + binfmt for building aarch64 systems (the Raspberry Pi case), an
-# aarch64 busybox for the stand-in nixpkgs' aarch64 builds, and a venv with nixlift installed.
+# aarch64 busybox for the stand-in nixpkgs' aarch64 builds, sudo for the sandbox hosts' non-root
+# users, and a venv with nixlift and its test bed (testbed/: sandbox hosts, nixlift-sandbox).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,8 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 need_apt=()
-pkgs=(nix-bin nix-setup-systemd openssh-server openssh-client iproute2 qemu-user-static binfmt-support)
+pkgs=(nix-bin nix-setup-systemd openssh-server openssh-client iproute2 qemu-user-static binfmt-support
+      sudo)
 # Debian's python3 needs python3-venv for `python3 -m venv`; a python that has venv already does not.
 python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
 for pkg in "${pkgs[@]}"; do
@@ -54,4 +56,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 log "installing nixlift and its development tools into .venv"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
-log "done: .venv/bin/nixlift --help"
+log "installing the test bed (nixlift-sandbox) into .venv"
+.venv/bin/pip install -q --disable-pip-version-check -e ./testbed
+log "done: .venv/bin/nixlift --help, .venv/bin/nixlift-sandbox --help"

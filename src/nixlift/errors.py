@@ -86,7 +86,3 @@ class RegistryError(NixliftError):
     """The `-d NAME` registry is unreadable or does not hold the name."""
 
     exit_code = 2
-
-
-class SandboxError(NixliftError):
-    """Local sandbox hosts could not be started, stopped or inspected."""

@@ -219,7 +219,7 @@ def spawn_detached(
 ) -> int:
     """Start a long-lived daemon in its own session that outlives nixlift; return its pid.
 
-    Only the sandbox uses this: its hosts must keep running after `nixlift sandbox up` exits.
+    Only the test bed uses this: its hosts must keep running after `nixlift-sandbox up` exits.
     """
     argv = [str(a) for a in argv]
     require_program(argv[0])

@@ -10,75 +10,25 @@
 Every sandbox gets a fresh directory (so its own address block) and is stopped and removed at
 teardown, also when the test fails. Tests marked `integration`, and every test using these
 fixtures, are skipped with the reason when this machine cannot run sandbox hosts.
+
+The fixtures live in the test bed (`nixlift_testbed.fixtures`), so that the test bed's own
+tests (tests/testbed) use the same ones; pytest finds them here by name.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Protocol
+from nixlift_testbed.fixtures import (
+    SKIP_REASON,
+    SandboxFactory,
+    pytest_collection_modifyitems,
+    sandbox2,
+    sandbox_factory,
+)
 
-import pytest
-
-from nixlift.sandbox import DEFAULT_PORT, Sandbox, down, up
-
-
-def _why_no_sandbox() -> str | None:
-    if os.geteuid() != 0:
-        return "sandbox hosts need root (mount and pid namespaces)"
-    for program in ("unshare", "ssh", "ssh-keygen", "nix-store", "nix-copy-closure"):
-        if shutil.which(program) is None:
-            return f"{program} is not installed"
-    if shutil.which("sshd") is None and not os.access("/usr/sbin/sshd", os.X_OK):
-        return "sshd (openssh-server) is not installed"
-    return None
-
-
-#: why sandbox hosts cannot run here, or None
-SKIP_REASON = _why_no_sandbox()
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if SKIP_REASON is None:
-        return
-    skip = pytest.mark.skip(reason=f"integration test skipped: {SKIP_REASON}")
-    for item in items:
-        if "integration" in item.keywords:
-            item.add_marker(skip)
-
-
-class SandboxFactory(Protocol):
-    def __call__(self, count: int, *, port: int = DEFAULT_PORT) -> Sandbox: ...
-
-
-@pytest.fixture
-def sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxFactory]:
-    """`make(count)` starts a sandbox of `count` hosts in a fresh directory; torn down after."""
-    if SKIP_REASON is not None:
-        pytest.skip(SKIP_REASON)
-    made: list[Path] = []
-
-    def make(count: int, *, port: int = DEFAULT_PORT) -> Sandbox:
-        directory = tmp_path_factory.mktemp("sandbox")
-        made.append(directory)  # before up: a half-started sandbox is torn down too
-        return asyncio.run(up(directory, count, port=port))
-
-    yield make
-
-    failures: list[BaseException] = []
-    for directory in reversed(made):
-        try:
-            asyncio.run(down(directory, purge=True))
-        except Exception as e:  # tear the others down anyway
-            failures.append(e)
-    if failures:
-        raise failures[0]
-
-
-@pytest.fixture
-def sandbox2(sandbox_factory: SandboxFactory) -> Sandbox:
-    """A sandbox of two hosts, h1 and h2."""
-    return sandbox_factory(2)
+__all__ = [
+    "SKIP_REASON",
+    "SandboxFactory",
+    "pytest_collection_modifyitems",
+    "sandbox2",
+    "sandbox_factory",
+]

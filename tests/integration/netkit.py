@@ -11,9 +11,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from nixlift.sandbox import Sandbox, SandboxHost
+from nixlift_testbed import Sandbox, SandboxHost
 
-STANDIN = Path(str(resources.files("nixlift.sandbox").joinpath("nixpkgs")))
+STANDIN = Path(str(resources.files("nixlift_testbed").joinpath("nixpkgs")))
 
 # Data reaches the network file as JSON, so no test builds Nix text from values.
 _HEADER = """let sb = builtins.fromJSON (builtins.readFile ./sandbox.json); in

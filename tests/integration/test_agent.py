@@ -19,7 +19,7 @@ from netkit import activations, current_system, deploy_json, nixlift, profile_sy
 
 from nixlift.agent.protocol import Agent, Started
 from nixlift.model import DeploymentOptions, Machine
-from nixlift.sandbox import Sandbox
+from nixlift_testbed import Sandbox
 from nixlift.transport.ssh import SshHost
 
 pytestmark = pytest.mark.integration

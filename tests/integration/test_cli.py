@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -62,27 +63,45 @@ def test_the_seed_network_file_with_create_and_deploy_d(
     assert Path(row["outPath"], "etc/hostname").read_text().strip() == "pi3"
 
 
+def sandbox_command(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`nixlift-sandbox ARGS…` (the test bed's command), in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "nixlift_testbed", *map(str, args)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
 def test_sandbox_commands_and_the_demo_network(tmp_path: Path) -> None:
     directory = tmp_path / "sb"
-    up = nixlift("sandbox", "up", "2", "--dir", directory)
+    up = sandbox_command("up", "2", "--dir", directory)
     try:
         assert up.returncode == 0, up.stderr
         network = Path(up.stdout.strip())
         assert network == directory / "network.nix"
-        status = nixlift("sandbox", "status", "--dir", directory, "--json")
+        assert f"try: nixlift deploy {network}" in up.stderr
+        status = sandbox_command("status", "--dir", directory, "--json")
         rows = json.loads(status.stdout)
         assert [r["name"] for r in rows] == ["h1", "h2"]
         assert all(r["running"] and r["currentSystem"] is None for r in rows)
 
         done = nixlift("deploy", network)
         assert done.returncode == 0, done.stderr
-        rows = json.loads(nixlift("sandbox", "status", "--dir", directory, "--json").stdout)
+        rows = json.loads(sandbox_command("status", "--dir", directory, "--json").stdout)
         assert all(r["currentSystem"].endswith("-nixos-system-" + r["name"] + "-24.05.standin")
                    for r in rows)
+        plain = sandbox_command("status", "--dir", directory)
+        assert plain.returncode == 0 and plain.stdout.startswith("h1  127.77.")
     finally:
-        down = nixlift("sandbox", "down", "--dir", directory, "--purge")
+        down = sandbox_command("down", "--dir", directory, "--purge")
     assert down.returncode == 0, down.stderr
     assert not directory.exists()
+    # errors are reported as nixlift's: what failed, then what to do
+    gone = sandbox_command("status", "--dir", directory)
+    assert gone.returncode == 1
+    assert gone.stderr.startswith(f"error: there is no sandbox in {directory}\n")
+    assert "hint: start one with `nixlift-sandbox up N`" in gone.stderr
+    # nixlift itself has no sandbox command any more
+    assert nixlift("sandbox", "status").returncode == 2
 
 
 def test_info_reports_an_unreachable_host(

@@ -48,7 +48,7 @@ def pi_network(directory: Path, sb_config: Path | None = None) -> Path:
     shutil.copy(EXAMPLES / "pi-configuration.nix", directory / "pi-configuration.nix")
     sb = None
     if sb_config is not None:
-        from nixlift.sandbox import load
+        from nixlift_testbed import load
 
         sb = load(sb_config)
     return write_network(directory, sb, """

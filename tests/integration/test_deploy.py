@@ -17,7 +17,7 @@ from netkit import (
     write_network,
 )
 
-from nixlift.sandbox import SandboxHost
+from nixlift_testbed import SandboxHost
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import SandboxFactory
 from netkit import activations, current_system, deploy_json, has_path, nixlift, write_network
 
-from nixlift.sandbox import Sandbox
+from nixlift_testbed import Sandbox
 
 pytestmark = pytest.mark.integration
 

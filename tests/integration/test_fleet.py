@@ -16,7 +16,7 @@ import pytest
 from conftest import SandboxFactory
 from netkit import activations, begun, current_system, deploy_json, nixlift, write_network
 
-from nixlift.sandbox import Sandbox
+from nixlift_testbed import Sandbox
 
 pytestmark = pytest.mark.integration
 

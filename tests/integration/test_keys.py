@@ -16,7 +16,7 @@ import pytest
 from conftest import SandboxFactory
 from netkit import activations, deploy_json, nixlift, write_network
 
-from nixlift.sandbox import SandboxHost
+from nixlift_testbed import SandboxHost
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from conftest import SandboxFactory
 from netkit import activations, begun, current_system, deploy_json, nixlift, profile_system
 from netkit import write_network as _write_network
 
-from nixlift.sandbox import Sandbox, SandboxHost
+from nixlift_testbed import Sandbox, SandboxHost
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,5 @@
-"""Running nix-instantiate / nix-build against the stand-in nixpkgs (src/nixlift/sandbox/nixpkgs).
+"""Running nix-instantiate / nix-build against the stand-in nixpkgs
+(testbed/src/nixlift_testbed/nixpkgs).
 
 Every call clears NIX_PATH and passes `-I nixpkgs=<stand-in>`, so `<nixpkgs>`,
 `<nixpkgs/lib>` and `<nixpkgs/nixos/...>` resolve to the stand-in.
@@ -13,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-STANDIN = Path(__file__).resolve().parents[2] / "src" / "nixlift" / "sandbox" / "nixpkgs"
+STANDIN = (
+    Path(__file__).resolve().parents[2] / "testbed" / "src" / "nixlift_testbed" / "nixpkgs"
+)
 
 
 @dataclass(frozen=True)

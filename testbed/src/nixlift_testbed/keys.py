@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nixlift import proc
-from nixlift.errors import CommandError, SandboxError
-from nixlift.sandbox.files import _write_atomic
+from nixlift.errors import CommandError
+from nixlift_testbed.errors import SandboxError
+from nixlift_testbed.files import _write_atomic
 
 
 async def _run(argv: Sequence[str], what: str) -> proc.Completed:

@@ -1,7 +1,7 @@
 # Boot options are accepted so real-looking configurations evaluate; the stand-in
 # "bootloader" is two records in the state directory: boot-default (written by
 # switch-to-configuration switch|boot) and boot-once (an entry for the next boot only). A sandbox
-# host reads them when it boots (see nixlift's sandbox/init.sh and its `standin-bootctl`).
+# host reads them when it boots (see nixlift_testbed's init.sh and its `standin-bootctl`).
 { lib, ... }:
 let
   inherit (lib) mkOption types;

@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-from nixlift.errors import SandboxError
+from nixlift_testbed.errors import SandboxError
 
 #: seconds between SIGTERM and SIGKILL, and after SIGKILL, when stopping a host
 STOP_TIMEOUT = 3.0

@@ -1,7 +1,7 @@
-# Init and tools of the nixlift sandbox hosts. One file, four programs, chosen by the name it is
-# run as (nixlift.sandbox.hosts copies it to DIR/init.sh and to DIR/bin/standin-init,
-# DIR/bin/reboot and DIR/bin/standin-bootctl; inside a host DIR/bin is merged into /usr/local/sbin,
-# so the last three are on the host's PATH):
+# Init and tools of the nixlift sandbox hosts. One file, five programs, chosen by the name it is
+# run as (nixlift_testbed.hosts copies it to DIR/init.sh and to DIR/bin/standin-init,
+# DIR/bin/reboot, DIR/bin/standin-bootctl and DIR/bin/bootctl; inside a host DIR/bin is merged
+# into /usr/local/sbin, so the last four are on the host's PATH):
 #
 #   init.sh HOST_DIR HOST_NAME SSHD
 #       nixlift starts it as
@@ -33,6 +33,15 @@
 #       and `boot-once`, an entry for the next boot only (removed when that boot reads it, as
 #       systemd-boot's LoaderEntryOneShot or GRUB's grub-reboot). `status` prints JSON:
 #       {"default", "oneshot", "booted", "current", "bootId"} (null when absent).
+#
+#   bootctl is-installed | set-default ENTRY | set-oneshot ENTRY
+#       (inside a host) systemd-boot's bootctl as on NixOS, for what nixlift uses, so that a
+#       deployer finds the same command as on a real machine. ENTRY is NixOS' name of a boot
+#       entry, `nixos-generation-N.conf`: the system of the profile generation
+#       /nix/var/nix/profiles/system-N-link (followed inside the host). It writes the same
+#       records as `standin-bootctl set-default|set-oneshot PATH` and, as systemd's bootctl,
+#       prints nothing when it succeeds; `is-installed` prints "yes". A generation that does not
+#       exist is an error (exit status 1), as is any other verb.
 #
 # The boot: the one-shot entry if there is one (and it is a directory), else the default entry.
 # The chosen system's `activate` runs (it points /run/current-system at the system and writes
@@ -198,24 +207,30 @@ read_entry() {
     printf '%s' "$value"
 }
 
-set_entry() {
+# write_entry FILE GIVEN: make the system GIVEN (a path, links followed) the entry in
+# $state/FILE; exit 1 if it is no system. Sets $system. Quiet: each tool says what it did.
+write_entry() {
     file=$1
     given=$2
     system=$(readlink -f -- "$given") || system=
     if [ -z "$system" ] || [ ! -d "$system" ] || [ ! -e "$system/bin/switch-to-configuration" ]; then
-        echo "standin-bootctl: $given is not a system (no bin/switch-to-configuration)" >&2
+        echo "${0##*/}: $given is not a system (no bin/switch-to-configuration)" >&2
         exit 1
     fi
     case "$system" in
-        *[!A-Za-z0-9/+._?=-]*) echo "standin-bootctl: $system is not a store path" >&2; exit 1 ;;
+        *[!A-Za-z0-9/+._?=-]*) echo "${0##*/}: $system is not a store path" >&2; exit 1 ;;
     esac
     mkdir -p "$state"
     printf '%s\n' "$system" >"$state/.$file.tmp.$$"
     mv -f "$state/.$file.tmp.$$" "$state/$file"
-    echo "$file: $system"
 }
 
-bootctl() {
+set_entry() {
+    write_entry "$1" "$2"
+    echo "$1: $system"
+}
+
+standin_bootctl() {
     usage="Usage: standin-bootctl status | set-default PATH | set-oneshot PATH | clear-oneshot"
     case "${1-} $#" in
         "status 1")
@@ -236,9 +251,48 @@ bootctl() {
     esac
 }
 
+# generation_link ENTRY: the profile generation systemd-boot's entry ENTRY of NixOS boots,
+# nixos-generation-N.conf -> /nix/var/nix/profiles/system-N-link, in $link; exit 1 if ENTRY is
+# no such name or that generation does not exist.
+generation_link() {
+    n=
+    case "$1" in
+        nixos-generation-*.conf) n=${1#nixos-generation-}; n=${n%.conf} ;;
+    esac
+    case "$n" in
+        ""|*[!0-9]*)
+            echo "bootctl: '$1' is not a boot entry of NixOS (nixos-generation-N.conf)" >&2
+            exit 1
+            ;;
+    esac
+    link=/nix/var/nix/profiles/system-$n-link
+    if [ ! -L "$link" ]; then
+        echo "bootctl: no boot entry $1: generation $n ($link) does not exist" >&2
+        exit 1
+    fi
+}
+
+systemd_bootctl() {
+    usage="Usage: bootctl is-installed | set-default ENTRY | set-oneshot ENTRY
+  ENTRY: nixos-generation-N.conf (generation N of /nix/var/nix/profiles/system)
+  systemd-boot's bootctl as emulated by a nixlift sandbox host; standin-bootctl shows more"
+    case "${1-} $#" in
+        "is-installed 1") in_a_host; echo yes ;;
+        "set-default 2") in_a_host; generation_link "$2"; write_entry boot-default "$link" ;;
+        "set-oneshot 2") in_a_host; generation_link "$2"; write_entry boot-once "$link" ;;
+        "-h "*|"--help "*) echo "$usage" ;;
+        *)
+            echo "bootctl: '$*' is not emulated on a nixlift sandbox host" >&2
+            echo "$usage" >&2
+            exit 1
+            ;;
+    esac
+}
+
 case "${0##*/}" in
     standin-init) standin_init "$@" ;;
     reboot) reboot_host "$@" ;;
-    standin-bootctl) bootctl "$@" ;;
+    standin-bootctl) standin_bootctl "$@" ;;
+    bootctl) systemd_bootctl "$@" ;;
     *) setup "$@" ;;
 esac

@@ -18,6 +18,12 @@ the host (its sshd and sessions) and boots it again within a second or so: same 
 stand-in bootloader's entry activated (`$state/boot-once` once, else `$state/boot-default`;
 `standin-bootctl` inside the host sets them). The host's `pid` (its `unshare`) stays the same.
 
+Boot loader: as on NixOS with systemd-boot, `bootctl is-installed`, `bootctl set-default ENTRY`
+and `bootctl set-oneshot ENTRY` work inside a host, ENTRY being `nixos-generation-N.conf`: the
+system of `/nix/var/nix/profiles/system-N-link`. This `bootctl` writes the stand-in bootloader's
+records (as `standin-bootctl set-default|set-oneshot PATH`), so a deployer drives a sandbox host
+the way it drives a real NixOS machine (see `init.sh`).
+
 Layout of a sandbox directory:
 
     state.json            the state (hosts, addresses, pids, blocks), human-readable
@@ -25,8 +31,9 @@ Layout of a sandbox directory:
     known_hosts           `[127.77.B.N]:PORT ssh-ed25519 …` for every host
     id_ed25519(.pub)      the client key, authorised for root on every host (see above)
     init.sh               a copy of the package's init script (what the hosts run)
-    bin/                  standin-init, reboot, standin-bootctl: copies of init.sh, which
-                          acts by the name it runs as; merged into each host's /usr/local/sbin
+    bin/                  standin-init, reboot, standin-bootctl, bootctl: copies of init.sh,
+                          which acts by the name it runs as; merged into each host's
+                          /usr/local/sbin
     hosts/hN/             nix/ etc-upper/ etc-work/ root/ state/ log sshd_config
                           ssh_host_ed25519_key(.pub)
 
@@ -38,7 +45,7 @@ none of its sandbox's hosts in that block runs and its claimer is gone (or claim
 `CLAIM_GRACE` seconds ago).
 
 Processes: the long-lived host processes start through `nixlift.proc.spawn_detached` (they must
-outlive `nixlift sandbox up`); everything else through `nixlift.proc.run`. A host's `pid` is that
+outlive `nixlift-sandbox up`); everything else through `nixlift.proc.run`. A host's `pid` is that
 of its `unshare` process; its namespace's init (`standin-init`, a shell whose child is sshd) is
 that process's only child, for every boot of the host. From outside,
 the host's file system is `/proc/PID/root/…`; links in it (`/run/current-system`, profiles) name
@@ -67,45 +74,46 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from nixlift import proc
-from nixlift.errors import CommandError, MissingProgramError, SandboxError
-from nixlift.sandbox.addresses import FIRST_BLOCK as FIRST_BLOCK
-from nixlift.sandbox.addresses import HOSTS_PER_BLOCK as HOSTS_PER_BLOCK
-from nixlift.sandbox.addresses import LAST_BLOCK as LAST_BLOCK
-from nixlift.sandbox.addresses import MAX_HOSTS as MAX_HOSTS
-from nixlift.sandbox.addresses import NETWORK as NETWORK
-from nixlift.sandbox.addresses import NETWORK_PREFIX as NETWORK_PREFIX
-from nixlift.sandbox.addresses import address_block as address_block
-from nixlift.sandbox.addresses import blocks_needed as blocks_needed
-from nixlift.sandbox.addresses import host_address as host_address
-from nixlift.sandbox.addresses import host_index as host_index
-from nixlift.sandbox.addresses import host_name as host_name
-from nixlift.sandbox.claims import CLAIM_GRACE as CLAIM_GRACE
-from nixlift.sandbox.claims import CLAIMS_DIR as CLAIMS_DIR
-from nixlift.sandbox.claims import BlockClaims as BlockClaims
-from nixlift.sandbox.claims import Claim as Claim
-from nixlift.sandbox.files import _write_atomic as _write_atomic
-from nixlift.sandbox.files import _write_if_changed as _write_if_changed
-from nixlift.sandbox.keys import _authorizes as _authorizes
-from nixlift.sandbox.keys import _ensure_key as _ensure_key
-from nixlift.sandbox.keys import _install_authorized_keys as _install_authorized_keys
-from nixlift.sandbox.keys import _public_key_or_empty as _public_key_or_empty
-from nixlift.sandbox.keys import _public_key_path as _public_key_path
-from nixlift.sandbox.keys import authorized_keys_line as authorized_keys_line
-from nixlift.sandbox.processes import STOP_TIMEOUT as STOP_TIMEOUT
-from nixlift.sandbox.processes import _children as _children
-from nixlift.sandbox.processes import _is_host_process as _is_host_process
-from nixlift.sandbox.processes import _kernel_boot_id as _kernel_boot_id
-from nixlift.sandbox.processes import _stop_host_process as _stop_host_process
-from nixlift.sandbox.processes import process_alive as process_alive
-from nixlift.sandbox.processes import process_start as process_start
-from nixlift.sandbox.processes import scan_host_processes as scan_host_processes
-from nixlift.sandbox.render import known_hosts_line as known_hosts_line
-from nixlift.sandbox.render import render_known_hosts as render_known_hosts
-from nixlift.sandbox.render import render_ssh_config as render_ssh_config
-from nixlift.sandbox.render import render_sshd_config as render_sshd_config
-from nixlift.sandbox.render import ssh_config_path as ssh_config_path
+from nixlift.errors import CommandError, MissingProgramError
+from nixlift_testbed.addresses import FIRST_BLOCK as FIRST_BLOCK
+from nixlift_testbed.addresses import HOSTS_PER_BLOCK as HOSTS_PER_BLOCK
+from nixlift_testbed.addresses import LAST_BLOCK as LAST_BLOCK
+from nixlift_testbed.addresses import MAX_HOSTS as MAX_HOSTS
+from nixlift_testbed.addresses import NETWORK as NETWORK
+from nixlift_testbed.addresses import NETWORK_PREFIX as NETWORK_PREFIX
+from nixlift_testbed.addresses import address_block as address_block
+from nixlift_testbed.addresses import blocks_needed as blocks_needed
+from nixlift_testbed.addresses import host_address as host_address
+from nixlift_testbed.addresses import host_index as host_index
+from nixlift_testbed.addresses import host_name as host_name
+from nixlift_testbed.claims import CLAIM_GRACE as CLAIM_GRACE
+from nixlift_testbed.claims import CLAIMS_DIR as CLAIMS_DIR
+from nixlift_testbed.claims import BlockClaims as BlockClaims
+from nixlift_testbed.claims import Claim as Claim
+from nixlift_testbed.errors import SandboxError
+from nixlift_testbed.files import _write_atomic as _write_atomic
+from nixlift_testbed.files import _write_if_changed as _write_if_changed
+from nixlift_testbed.keys import _authorizes as _authorizes
+from nixlift_testbed.keys import _ensure_key as _ensure_key
+from nixlift_testbed.keys import _install_authorized_keys as _install_authorized_keys
+from nixlift_testbed.keys import _public_key_or_empty as _public_key_or_empty
+from nixlift_testbed.keys import _public_key_path as _public_key_path
+from nixlift_testbed.keys import authorized_keys_line as authorized_keys_line
+from nixlift_testbed.processes import STOP_TIMEOUT as STOP_TIMEOUT
+from nixlift_testbed.processes import _children as _children
+from nixlift_testbed.processes import _is_host_process as _is_host_process
+from nixlift_testbed.processes import _kernel_boot_id as _kernel_boot_id
+from nixlift_testbed.processes import _stop_host_process as _stop_host_process
+from nixlift_testbed.processes import process_alive as process_alive
+from nixlift_testbed.processes import process_start as process_start
+from nixlift_testbed.processes import scan_host_processes as scan_host_processes
+from nixlift_testbed.render import known_hosts_line as known_hosts_line
+from nixlift_testbed.render import render_known_hosts as render_known_hosts
+from nixlift_testbed.render import render_ssh_config as render_ssh_config
+from nixlift_testbed.render import render_sshd_config as render_sshd_config
+from nixlift_testbed.render import ssh_config_path as ssh_config_path
 
-log = logging.getLogger("nixlift.sandbox")
+log = logging.getLogger("nixlift_testbed")
 
 T = TypeVar("T")
 
@@ -113,7 +121,7 @@ T = TypeVar("T")
 DEFAULT_PORT = 2222
 #: seconds a new host has to accept SSH connections
 READY_TIMEOUT = 15.0
-#: seconds to wait for another nixlift command holding the sandbox directory's lock
+#: seconds to wait for another `nixlift-sandbox` (or test) holding the sandbox directory's lock
 LOCK_TIMEOUT = 120.0
 
 STATE_FILE = "state.json"
@@ -123,7 +131,9 @@ STATE_FORMAT = 1
 STATE_MOUNT = "/var/lib/standin"
 
 _LOG_MARK = "=== nixlift sandbox: starting "
-_ROOT_HINT = "sandbox hosts need root (mount and pid namespaces): run nixlift as root or with sudo"
+_ROOT_HINT = (
+    "sandbox hosts need root (mount and pid namespaces): run nixlift-sandbox as root or with sudo"
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,7 +299,7 @@ class Sandbox:
         names = ", ".join(h.name for h in self.hosts) or "none"
         raise SandboxError(
             f"the sandbox in {self.directory} has no host named {name!r}",
-            hint=f"its hosts: {names}; `nixlift sandbox up N` starts h1…hN",
+            hint=f"its hosts: {names}; `nixlift-sandbox up N` starts h1…hN",
         )
 
     @property
@@ -419,7 +429,7 @@ def _read_state(directory: Path) -> Sandbox | None:
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise SandboxError(
             f"{path} is not a nixlift sandbox state file ({e})",
-            hint=f"`nixlift sandbox down --purge` removes the sandbox in {directory}",
+            hint=f"`nixlift-sandbox down --purge` removes the sandbox in {directory}",
         ) from e
 
 
@@ -472,7 +482,8 @@ async def _directory_lock(directory: Path) -> AsyncIterator[None]:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise SandboxError(
-                        f"another nixlift command keeps the sandbox in {directory} locked",
+                        f"another nixlift-sandbox command keeps the sandbox in {directory} "
+                        "locked",
                         hint="wait for it to finish, or stop it",
                     ) from None
                 await asyncio.sleep(0.05)
@@ -640,7 +651,7 @@ async def _wait_ready(host: SandboxHost, seconds: float) -> None:
             raise SandboxError(
                 f"sandbox host {host.name} exited while starting; the end of its log "
                 f"{host.log_file}:\n{_log_tail(host.root)}",
-                hint="fix the cause above; `nixlift sandbox down` stops the other hosts",
+                hint="fix the cause above; `nixlift-sandbox down` stops the other hosts",
                 host=host.name,
             )
         if await _banner(host.address, host.port):
@@ -650,7 +661,7 @@ async def _wait_ready(host: SandboxHost, seconds: float) -> None:
                 f"sandbox host {host.name} did not accept SSH connections on "
                 f"{host.address}:{host.port} within {seconds:g} s; the end of its log "
                 f"{host.log_file}:\n{_log_tail(host.root)}",
-                hint="the machine may be overloaded; `nixlift sandbox down` stops the hosts",
+                hint="the machine may be overloaded; `nixlift-sandbox down` stops the hosts",
                 host=host.name,
             )
         await asyncio.sleep(0.02)
@@ -674,8 +685,8 @@ async def _verify_login(sandbox: Sandbox, host: SandboxHost) -> None:
         raise SandboxError(
             f"`{proc.describe(argv)}` failed with exit status {result.returncode}:\n"
             f"{result.stderr_tail()}\nthe end of the host's log:\n{_log_tail(host.root)}",
-            hint="this is a bug in nixlift's sandbox if it persists; "
-            "`nixlift sandbox down --purge` starts over",
+            hint="this is a bug in the nixlift test bed if it persists; "
+            "`nixlift-sandbox down --purge` starts over",
             host=host.name,
         )
 
@@ -696,17 +707,18 @@ async def _gather_limited(jobs: Sequence[Callable[[], Awaitable[T]]], limit: int
 
 def _create_directory(layout: _Layout) -> None:
     (layout.directory / "hosts").mkdir(parents=True, exist_ok=True)
-    marker = "a nixlift sandbox (`nixlift sandbox down --purge` removes it)\n"
+    marker = "a nixlift sandbox (`nixlift-sandbox down --purge` removes it)\n"
     _write_if_changed(layout.marker, marker)
     Path(STATE_MOUNT).mkdir(parents=True, exist_ok=True)  # the hosts' mountpoint, on the real fs
 
 
-#: the programs init.sh is, by the name it runs as, in DIR/bin (on each host's PATH)
-HOST_TOOLS = ("standin-init", "reboot", "standin-bootctl")
+#: the programs init.sh is, by the name it runs as, in DIR/bin (on each host's PATH); `bootctl`
+#: is systemd-boot's command as nixlift uses it on NixOS, over the stand-in bootloader
+HOST_TOOLS = ("standin-init", "reboot", "standin-bootctl", "bootctl")
 
 
 def _install_init_script(layout: _Layout) -> None:
-    script = resources.files("nixlift.sandbox").joinpath("init.sh").read_text("utf-8")
+    script = resources.files("nixlift_testbed").joinpath("init.sh").read_text("utf-8")
     _write_if_changed(layout.init_script, script)
     layout.tools.mkdir(mode=0o755, exist_ok=True)
     for tool in HOST_TOOLS:
@@ -720,7 +732,7 @@ def load(directory: Path) -> Sandbox:
     if sandbox is None:
         raise SandboxError(
             f"there is no sandbox in {directory}",
-            hint="start one with `nixlift sandbox up N` (N hosts)",
+            hint="start one with `nixlift-sandbox up N` (N hosts)",
         )
     return sandbox
 

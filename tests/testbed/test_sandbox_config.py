@@ -7,13 +7,13 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from nixlift.errors import SandboxError
-from nixlift.sandbox import Sandbox, SandboxHost, default_directory, load, up
-from nixlift.sandbox.hosts import (
+from nixlift_testbed import Sandbox, SandboxError, SandboxHost, default_directory, load, up
+from nixlift_testbed.hosts import (
     HOSTS_PER_BLOCK,
     MAX_HOSTS,
     STATE_FILE,
@@ -68,7 +68,7 @@ def test_sshd_config() -> None:
 
 
 def test_first_authorized_key_only_where_there_is_none(tmp_path: Path) -> None:
-    from nixlift.sandbox.hosts import _authorizes, _install_authorized_keys, authorized_keys_line
+    from nixlift_testbed.hosts import _authorizes, _install_authorized_keys, authorized_keys_line
 
     etc = tmp_path / "etc-upper"
     (etc / "ssh").mkdir(parents=True)
@@ -92,7 +92,7 @@ def test_first_authorized_key_only_where_there_is_none(tmp_path: Path) -> None:
 
 
 def test_host_tools_are_copies_of_init_sh(tmp_path: Path) -> None:
-    from nixlift.sandbox.hosts import HOST_TOOLS, _install_init_script, _Layout
+    from nixlift_testbed.hosts import HOST_TOOLS, _install_init_script, _Layout
 
     layout = _Layout(tmp_path)
     _install_init_script(layout)
@@ -101,6 +101,31 @@ def test_host_tools_are_copies_of_init_sh(tmp_path: Path) -> None:
     for tool in HOST_TOOLS:
         assert (tmp_path / "bin" / tool).read_text() == script
         assert os.access(tmp_path / "bin" / tool, os.X_OK)
+
+
+def test_bootctl_is_systemd_boots_command_on_the_hosts(tmp_path: Path) -> None:
+    """The hosts' `bootctl` (a name init.sh answers to) knows NixOS' entry names; outside a
+    host it only shows its usage."""
+    from nixlift_testbed.hosts import HOST_TOOLS, _install_init_script, _Layout
+
+    assert "bootctl" in HOST_TOOLS and "standin-bootctl" in HOST_TOOLS
+    layout = _Layout(tmp_path)
+    _install_init_script(layout)
+    script = layout.init_script.read_text()
+    assert '    bootctl) systemd_bootctl "$@" ;;\n' in script
+    assert "link=/nix/var/nix/profiles/system-$n-link\n" in script
+    bootctl = str(tmp_path / "bin" / "bootctl")
+    usage = subprocess.run(["sh", bootctl, "--help"], capture_output=True, text=True,
+                           check=False)
+    assert usage.returncode == 0
+    assert usage.stdout.startswith("Usage: bootctl is-installed | set-default ENTRY |")
+    assert "nixos-generation-N.conf" in usage.stdout
+    unknown = subprocess.run(["sh", bootctl, "list"], capture_output=True, text=True,
+                             check=False)
+    assert unknown.returncode == 1 and "'list' is not emulated" in unknown.stderr
+    outside = subprocess.run(["sh", bootctl, "is-installed"], capture_output=True, text=True,
+                             check=False)
+    assert outside.returncode == 1 and "not inside a nixlift sandbox host" in outside.stderr
 
 
 def test_ssh_config_verifies_host_keys() -> None:
@@ -308,7 +333,7 @@ def test_no_free_block(tmp_path: Path) -> None:
     claims.acquire(A, 2)
     with pytest.raises(SandboxError, match="no free sandbox address block") as caught:
         claims.acquire(B, 2)
-    assert "nixlift sandbox down" in caught.value.hint
+    assert "nixlift-sandbox down" in caught.value.hint
     assert claims.owned(B) == []  # what it took on the way is given back
     assert claims.acquire(C, 1) == (3,)
 
@@ -337,11 +362,11 @@ def test_a_lost_preferred_block_is_replaced_in_place(tmp_path: Path) -> None:
 def test_load_without_state_says_how_to_start(tmp_path: Path) -> None:
     with pytest.raises(SandboxError) as caught:
         load(tmp_path / "nothing")
-    assert "nixlift sandbox up N" in caught.value.hint
+    assert "nixlift-sandbox up N" in caught.value.hint
 
 
 def test_state_round_trip(tmp_path: Path) -> None:
-    from nixlift.sandbox.hosts import _state_json
+    from nixlift_testbed.hosts import _state_json
 
     sandbox = Sandbox(
         directory=tmp_path,
@@ -407,7 +432,7 @@ def test_up_needs_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_missing_sshd_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nixlift.sandbox.hosts import _find_sshd
+    from nixlift_testbed.hosts import _find_sshd
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.setattr(os, "access", lambda path, mode: False)

@@ -1,4 +1,4 @@
-# A network of the local sandbox hosts, written by `nixlift sandbox up`. Deploy it with
+# A network of the local sandbox hosts, written by `nixlift-sandbox up`. Deploy it with
 #   nixlift deploy THIS-FILE
 # The hosts' names, ssh config and the stand-in nixpkgs come from sandbox.json beside this file,
 # so this file stays plain NixOps format: machines as NixOS modules, `defaults` for all of them.

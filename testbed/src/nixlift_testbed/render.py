@@ -6,16 +6,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nixlift.errors import SandboxError
+from nixlift_testbed.errors import SandboxError
 
 if TYPE_CHECKING:
-    from nixlift.sandbox.hosts import SandboxHost
+    from nixlift_testbed.hosts import SandboxHost
 
 
 def render_sshd_config(address: str, port: int) -> str:
     """sshd_config of one host (its paths are inside the host)."""
     lines = [
-        "# sshd of a nixlift sandbox host, written by `nixlift sandbox up`; paths are inside it",
+        "# sshd of a nixlift sandbox host, written by `nixlift-sandbox up`; paths are inside it",
         f"ListenAddress {address}:{port}",
         "HostKey /etc/ssh/ssh_host_ed25519_key",
         "PidFile /run/sshd.pid",
@@ -64,7 +64,7 @@ def render_ssh_config(hosts: Iterable[SandboxHost], *, identity: Path, known_hos
         "  LogLevel ERROR",
     ]
     out = [
-        "# nixlift sandbox hosts, written by `nixlift sandbox up`: ssh -F THIS_FILE h1",
+        "# nixlift sandbox hosts, written by `nixlift-sandbox up`: ssh -F THIS_FILE h1",
         "# Host keys are verified against the known_hosts file named below.",
     ]
     for host in hosts:

@@ -21,7 +21,7 @@ in
         authorized keys from). Its activation writes `<user>` there for every user with
         `users.users.<user>.openssh.authorizedKeys.keys` or `keyFiles` (atomically, mode 0444)
         and removes the files an earlier activation wrote for users that no longer have keys;
-        files it never wrote (e.g. the key `nixlift sandbox up` installs for root, as an
+        files it never wrote (e.g. the key `nixlift-sandbox up` installs for root, as an
         installer would) are left alone until a system declares keys for that user. So a
         system that drops root's key locks out new SSH connections as root (open ones stay),
         and activating the previous system again lets them in. When false, activation leaves

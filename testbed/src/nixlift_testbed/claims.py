@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nixlift.errors import SandboxError
-from nixlift.sandbox.addresses import FIRST_BLOCK, LAST_BLOCK, NETWORK, address_block
-from nixlift.sandbox.files import _write_atomic
-from nixlift.sandbox.processes import process_alive, process_start
+from nixlift_testbed.addresses import FIRST_BLOCK, LAST_BLOCK, NETWORK, address_block
+from nixlift_testbed.errors import SandboxError
+from nixlift_testbed.files import _write_atomic
+from nixlift_testbed.processes import process_alive, process_start
 
-log = logging.getLogger("nixlift.sandbox")
+log = logging.getLogger("nixlift_testbed")
 
 #: one claim file per block in use, shared by every sandbox on this machine
 CLAIMS_DIR = Path("/tmp/nixlift-sandbox-blocks")
@@ -39,7 +39,7 @@ class Claim:
 
 def _sandbox_runs_in_block(directory: Path, block: int) -> bool:
     """Whether a host of the sandbox in `directory` with an address in `block` runs."""
-    from nixlift.sandbox.hosts import _read_state  # (hosts imports this module)
+    from nixlift_testbed.hosts import _read_state  # (hosts imports this module)
 
     try:
         state = _read_state(directory)
@@ -173,7 +173,7 @@ class BlockClaims:
                             f"no free sandbox address block for {directory} "
                             f"(needs {count} of {NETWORK}'s /24 blocks "
                             f"{self.blocks[0]}-{self.blocks[-1]})",
-                            hint=f"stop other sandboxes with `nixlift sandbox down`; claims "
+                            hint=f"stop other sandboxes with `nixlift-sandbox down`; claims "
                             f"are in {self.claims_dir}",
                         )
                     if self._take(candidate, directory):

@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,9 +17,18 @@ from typing import Any
 import pytest
 
 from nixlift import proc
-from nixlift.errors import SandboxError
-from nixlift.sandbox import Sandbox, SandboxHost, down, load, status, up
-from nixlift.sandbox.hosts import CLAIMS_DIR, STATE_FILE, BlockClaims, process_alive, process_start
+from nixlift_testbed import (
+    Sandbox,
+    SandboxError,
+    SandboxHost,
+    down,
+    load,
+    standin_nixpkgs,
+    status,
+    up,
+    write_network,
+)
+from nixlift_testbed.hosts import CLAIMS_DIR, STATE_FILE, BlockClaims, process_alive, process_start
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +114,7 @@ def test_up_status_down(sandbox_factory: SandboxFactory) -> None:
     assert [h.address for h in sandbox.hosts] == [f"127.77.{block}.1", f"127.77.{block}.2"]
     assert all(h.port == 2222 and h.running() for h in sandbox.hosts)
     assert load(sandbox.directory) == sandbox
-    # `nixlift sandbox up` writes the demo network's sandbox.json beside the state: no clash
+    # `nixlift-sandbox up` writes the demo network's sandbox.json beside the state: no clash
     (sandbox.directory / "sandbox.json").write_text('{"hosts": ["h1", "h2"]}')
     assert load(sandbox.directory) == sandbox
     state = json.loads((sandbox.directory / STATE_FILE).read_text())
@@ -373,13 +384,14 @@ def test_hosts_ask_no_binary_cache(sandbox_factory: SandboxFactory) -> None:
 
 # --- SSH access managed by the system, reboots, the stand-in bootloader -------------------------
 
-STANDIN = Path(__file__).resolve().parents[2] / "src" / "nixlift" / "sandbox" / "nixpkgs"
+STANDIN = standin_nixpkgs()
 
 #: systems for h1: `good` authorizes the sandbox's key for root, `locked` drops it
 SYSTEMS = {
     "good": "{ }",
     "locked": "{ lib, ... }: { users.users.root.openssh.authorizedKeys.keys = lib.mkForce [ ]; }",
     "hang": "{ standin.activation.hang = true; }",
+    "second": '{ environment.etc.motd.text = "the second system"; }',
 }
 
 
@@ -602,6 +614,54 @@ def test_bootctl_refuses_what_is_no_system(sandbox_factory: SandboxFactory) -> N
     assert outside.returncode == 1 and "not inside a nixlift sandbox host" in outside.stderr
 
 
+def test_bootctl_boots_generations_of_the_system_profile(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """`bootctl` as systemd-boot's on NixOS: entries nixos-generation-N.conf are generations."""
+    sandbox = sandbox_factory(1)
+    h1 = sandbox.host("h1")
+    systems = build_systems(sandbox, tmp_path, ["good", "second"])
+    good, second = systems["good"], systems["second"]
+    state = h1.root / "state"
+    installed = ssh(sandbox, "h1", "bootctl is-installed")
+    assert (installed.returncode, installed.stdout) == (0, "yes\n")
+    profile = "/nix/var/nix/profiles/system"
+    ssh(sandbox, "h1", f"nix-env -p {profile} --set {good} && nix-env -p {profile} --set {second}")
+    assert h1.readlink(f"{profile}-1-link") == good
+    assert h1.readlink(f"{profile}-2-link") == second
+
+    # as systemd's bootctl: quiet when it succeeds; the records are the stand-in loader's
+    done = ssh(sandbox, "h1", "bootctl set-default nixos-generation-2.conf"
+                              " && bootctl set-oneshot nixos-generation-1.conf")
+    assert done.stdout == ""
+    assert (state / "boot-default").read_text() == f"{second}\n"
+    assert (state / "boot-once").read_text() == f"{good}\n"
+
+    # the one-shot entry boots once, then the default again
+    asyncio.run(h1.reboot())
+    assert h1.readlink("/run/booted-system") == good
+    assert h1.readlink("/run/current-system") == good
+    assert not (state / "boot-once").exists()
+    asyncio.run(h1.reboot())
+    assert h1.readlink("/run/current-system") == second
+    assert [(b["system"], b["entry"]) for b in boots(h1)] == [
+        (None, None), (good, "oneshot"), (second, "default"),
+    ]
+
+    # a generation that does not exist, a name that is no entry, a verb it does not know
+    missing = ssh(sandbox, "h1", "bootctl set-oneshot nixos-generation-7.conf", check=False)
+    assert missing.returncode == 1
+    assert "no boot entry nixos-generation-7.conf" in missing.stderr
+    assert f"{profile}-7-link" in missing.stderr
+    for entry in ("nixos-generation-x.conf", "nixos-generation-1", "1", "''"):
+        refused = ssh(sandbox, "h1", f"bootctl set-default {entry}", check=False)
+        assert refused.returncode == 1 and "is not a boot entry of NixOS" in refused.stderr
+    unknown = ssh(sandbox, "h1", "bootctl status", check=False)
+    assert unknown.returncode == 1 and "is not emulated" in unknown.stderr
+    assert not (state / "boot-once").exists()
+    assert (state / "boot-default").read_text() == f"{second}\n"
+
+
 def test_hanging_activation_until_reboot(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
     sandbox = sandbox_factory(1)
     h1 = sandbox.host("h1")
@@ -632,18 +692,27 @@ def test_hanging_activation_until_reboot(sandbox_factory: SandboxFactory, tmp_pa
     assert h1.readlink("/run/current-system") is None
 
 
-def test_deployed_network_keeps_access_across_reboots(
-    sandbox_factory: SandboxFactory, tmp_path: Path
-) -> None:
-    from netkit import deploy_json, write_network
+def deploy_json(network: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`nixlift deploy NETWORK --json` as a user runs it; the per-host results keyed by name."""
+    env = {**os.environ, "NIX_CONFIG": "substituters =\n"}
+    done = subprocess.run(
+        [sys.executable, "-m", "nixlift", "deploy", str(network), "--json"],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )
+    assert done.stdout, f"no JSON on stdout; stderr:\n{done.stderr}"
+    return done, {h["name"]: h for h in json.loads(done.stdout)["hosts"]}
 
+
+def test_deployed_network_keeps_access_across_reboots(sandbox_factory: SandboxFactory) -> None:
     sandbox = sandbox_factory(1)
     h1 = sandbox.host("h1")
-    net = write_network(tmp_path / "net", sandbox, 'h1 = { environment.etc.gen.text = "1"; };')
+    # the demo network `nixlift-sandbox up` writes, which authorizes the sandbox's key
+    net = write_network(sandbox.directory, list(sandbox.names), sandbox.ssh_config,
+                        public_key=sandbox.public_key)
     done, hosts = deploy_json(net)
     assert done.returncode == 0, done.stderr
     system = hosts["h1"]["system"]
-    # the system's activation wrote root's keys (the sandbox's, from write_network's defaults)
+    # the system's activation wrote root's keys (the sandbox's, from the network's defaults)
     assert h1.read_text("/etc/ssh/authorized_keys.d/.managed") == "root\n"
     keys = h1.read_text("/etc/ssh/authorized_keys.d/root") or ""
     assert keys.split()[:2] == sandbox.public_key.split()[:2]

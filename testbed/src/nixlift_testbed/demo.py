@@ -1,0 +1,26 @@
+"""The demo network: a NixOps network file of the sandbox's hosts, on the stand-in nixpkgs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+
+def standin_nixpkgs() -> Path:
+    return Path(str(resources.files("nixlift_testbed").joinpath("nixpkgs")))
+
+
+def write_network(directory: Path, names: list[str], ssh_config: Path,
+                  public_key: str | None = None) -> Path:
+    """The demo network file plus the JSON it reads (data stays data: no Nix text is built)."""
+    (directory / "sandbox.json").write_text(json.dumps({
+        "hosts": names,
+        "sshConfig": str(ssh_config),
+        "nixpkgs": str(standin_nixpkgs()),
+        **({"publicKey": public_key} if public_key else {}),
+    }, indent=2) + "\n")
+    target = directory / "network.nix"
+    shutil.copyfile(str(resources.files("nixlift_testbed").joinpath("network.nix")), target)
+    return target
