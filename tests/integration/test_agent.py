@@ -19,8 +19,8 @@ from netkit import activations, current_system, deploy_json, nixlift, profile_sy
 
 from nixlift.agent.protocol import Agent, Started
 from nixlift.model import DeploymentOptions, Machine
-from nixlift_testbed import Sandbox
 from nixlift.transport.ssh import SshHost
+from nixlift_testbed import Sandbox
 
 pytestmark = pytest.mark.integration
 

@@ -1,9 +1,10 @@
 # The `deployment.*` options every machine of a network gets: the union of the names NixOps,
 # morph and colmena use, so existing network files evaluate unchanged. Declared with real types
 # so a typo or a wrong value is an error at evaluation, before anything is built.
-{ lib, name, ... }:
+{ config, lib, name, ... }:
 let
   inherit (lib) mkOption types;
+  cfg = config.deployment;
 
   # Paths to secrets are kept as strings: a path value would be copied into the Nix store the
   # moment it is turned into JSON, and secrets never belong in the store.
@@ -181,6 +182,51 @@ in
       type = types.bool;
       default = true;
       description = "Activate even when the host already runs the built system (NixOps).";
+    };
+  };
+
+  # The host's side of deployment.keys, as NixOps and colmena give it (never touching a key's
+  # text, keyFile or keyCommand): the `keys` group owns /run/keys; `<name>-key.service` starts
+  # once the key's file exists and stops when it is deleted, so a service can `wants`/`after`
+  # (or `bindsTo`) it; `<name>-key.path` watches for the file; and the activation gives keys
+  # uploaded before activation their owner once the users and groups exist.
+  config = lib.mkIf (cfg.keys != { }) {
+    assertions = lib.mapAttrsToList (key: k: {
+      assertion = builtins.length (builtins.filter (v: v != null) [ k.text k.keyFile k.keyCommand ]) == 1;
+      message = "${name}: exactly one of deployment.keys.${key}.text, .keyFile and .keyCommand must be set.";
+    }) cfg.keys;
+
+    users.groups.keys = { };
+
+    systemd.paths = lib.mapAttrs' (key: k: lib.nameValuePair "${key}-key" {
+      description = "nixlift: watch for the key ${k.name}";
+      wantedBy = [ "paths.target" ];
+      pathConfig.PathExists = "${k.destDir}/${k.name}";
+    }) cfg.keys;
+
+    systemd.services = lib.mapAttrs' (key: k: let path = "${k.destDir}/${k.name}"; in lib.nameValuePair "${key}-key" {
+      description = "nixlift: the key ${k.name} is in place";
+      serviceConfig = {
+        TimeoutStartSec = "infinity";
+        Restart = "always";
+        RestartSec = "100ms";
+      };
+      # starting waits for the file; running lasts as long as it exists
+      preStart = "while [ ! -e ${lib.escapeShellArg path} ]; do sleep 0.1; done";
+      script = "while [ -e ${lib.escapeShellArg path} ]; do sleep 1; done";
+    }) cfg.keys;
+
+    system.activationScripts.nixlift-keys = {
+      deps = if config.system.activationScripts ? groups then [ "groups" ] else [ "users" ];
+      text = ''
+        mkdir -p -m 0750 /run/keys
+        chown root:keys /run/keys 2>/dev/null || true
+      '' + lib.concatStrings (lib.mapAttrsToList (key: k: let path = lib.escapeShellArg "${k.destDir}/${k.name}"; in ''
+        if [ -e ${path} ]; then
+          chown ${lib.escapeShellArg "${k.user}:${k.group}"} ${path} || echo "nixlift: cannot give ${k.name} to ${k.user}:${k.group}" >&2
+          chmod ${lib.escapeShellArg k.permissions} ${path}
+        fi
+      '') (lib.filterAttrs (_: k: k.uploadAt == "pre-activation") cfg.keys));
     };
   };
 }

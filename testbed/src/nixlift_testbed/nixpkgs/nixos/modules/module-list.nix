@@ -9,6 +9,7 @@
   ./services/openssh.nix
   ./system/boot.nix
   ./system/etc.nix
+  ./system/systemd.nix
   ./tasks/filesystems.nix
   ./system/top-level.nix
   ./standin/activation.nix
