@@ -150,14 +150,22 @@ class FakeHost:
         status = self.script.check_status
         return proc.Completed(tuple(argv), status, "", "" if status == 0 else "check failed\n")
 
-    async def copy_to(self, paths: Sequence[str], *, use_substitutes: bool, emit: Emit) -> None:
+    async def copy_to(
+        self,
+        paths: Sequence[str],
+        *,
+        use_substitutes: bool,
+        emit: Emit,
+        legacy: bool = False,
+        remote_store: str | None = None,
+    ) -> None:
         self.calls.append(("copy", list(paths)))
 
     def nix_sshopts(self) -> str:
         return ""
 
-    def store_url(self) -> str:
-        return f"ssh://{self.destination}"
+    def store_url(self, *, legacy: bool = False, remote_store: str | None = None) -> str:
+        return f"ssh-ng://{self.destination}"
 
     def _probe(self) -> dict[str, Any]:
         s = self.script

@@ -36,11 +36,15 @@ def test_realise_adds_a_gc_root_and_build_settings() -> None:
     ]
 
 
-def test_copy_closure_with_and_without_substitutes() -> None:
-    assert argv.copy_closure("root@h", ["/nix/store/a"], use_substitutes=True) == [
-        "nix-copy-closure", "--to", "root@h", "--use-substitutes", "/nix/store/a"]
-    assert argv.copy_closure("h", ["/nix/store/a"], use_substitutes=False) == [
-        "nix-copy-closure", "--to", "h", "/nix/store/a"]
+def test_copy_to_a_store_with_and_without_substitutes() -> None:
+    assert argv.copy_to("ssh-ng://root@h", ["/nix/store/a"], use_substitutes=True) == [
+        "nix", "--extra-experimental-features", "nix-command", "copy", "--no-check-sigs",
+        "--to", "ssh-ng://root@h", "--substitute-on-destination", "/nix/store/a"]
+    assert "--substitute-on-destination" not in argv.copy_to(
+        "ssh://h", ["/nix/store/a"], use_substitutes=False)
+    # a derivation is copied as itself, never built here to copy its outputs
+    assert argv.copy_to("ssh-ng://h", ["/nix/store/a.drv"], use_substitutes=False)[-2:] == [
+        "--derivation", "/nix/store/a.drv"]
 
 
 def test_show_config_uses_the_same_build_settings() -> None:

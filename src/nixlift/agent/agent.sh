@@ -111,11 +111,13 @@ probe() {
   if [ -n "$system" ] && nix-store --check-validity "$system" 2>/dev/null; then valid=1; fi
   systemd=0
   systemd_runs && systemd=1
+  daemon=0
+  command -v nix-daemon >/dev/null 2>&1 && daemon=1
   boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
-  printf '{"current": %s, "profile": %s, "boot_id": %s, "valid": %s, "systemd": %s}' \
+  printf '{"current": %s, "profile": %s, "boot_id": %s, "valid": %s, "systemd": %s, "daemon": %s}' \
     "$(path_or_null "$(readlink /run/current-system 2>/dev/null)")" \
     "$(path_or_null "$(readlink -e "$profile" 2>/dev/null)")" \
-    "$(path_or_null "$boot_id")" "$(bool "$valid")" "$(bool "$systemd")"
+    "$(path_or_null "$boot_id")" "$(bool "$valid")" "$(bool "$systemd")" "$(bool "$daemon")"
 }
 
 # --- activation, detached from the SSH session ------------------------------------------------
@@ -474,6 +476,34 @@ $v"
   answer "{\"written\": $(json_list $written), \"unchanged\": $(json_list $unchanged), \"removed\": $(json_list $removed), \"owner_pending\": [${pending}]}"
 }
 
+# --- a store for a user sudo asks a password of ------------------------------------------------
+# nix's own ssh cannot give sudo a password, so `sudo nix-daemon --stdio` cannot serve a copy for
+# such a user. Instead a nix-daemon run as root here serves it on a socket in a directory only
+# that user (and root) may enter, trusting that user; it lives as long as this call's stdin.
+serve_store() {
+  user=${SUDO_USER:-}
+  [ -n "$user" ] || fail "serve_store is for a user who became root with sudo"
+  dir=$(mktemp -d /run/nixlift-store.XXXXXXXX) || fail "cannot make a directory in /run"
+  chown "$user" "$dir" || fail "cannot give $dir to $user"
+  NIX_DAEMON_SOCKET_PATH="$dir/socket" nix-daemon --option trusted-users "root $user" \
+    </dev/null >"$dir/log" 2>&1 &
+  daemon=$!
+  waited=0
+  while [ ! -S "$dir/socket" ] && [ "$waited" -lt 250 ]; do
+    sleep 0.02
+    waited=$((waited + 1))
+  done
+  if [ ! -S "$dir/socket" ]; then
+    kill "$daemon" 2>/dev/null
+    fail "nix-daemon did not start: $(head -c 300 "$dir/log")"
+  fi
+  answer "{\"socket\": $(path_or_null "$dir/socket")}"
+  cat >/dev/null
+  kill "$daemon" 2>/dev/null
+  wait "$daemon" 2>/dev/null
+  rm -rf "$dir"
+}
+
 # --- history and generations ------------------------------------------------------------------
 
 record() {
@@ -593,6 +623,7 @@ case "$action" in
   set_boot|boot_once|boot_default) "$action" ;;
   keys) upload_keys ;;
   keys_known) answer "$(keys_known)" ;;
+  serve_store) serve_store ;;
   history) show_history ;;
   reboot) reboot_host ;;
   *) fail "unknown action '$action'" ;;

@@ -16,7 +16,7 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -128,11 +128,14 @@ class Probe:
     #: whether the system we want to deploy is already in the host's store
     has_system: bool
     systemd: bool = False
+    #: whether the host's Nix has a daemon program (`nix-daemon --stdio`: ssh-ng copies)
+    daemon: bool = True
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Probe:
         return cls(HostState(data.get("current"), data.get("profile"), data.get("boot_id")),
-                   bool(data.get("valid")), bool(data.get("systemd")))
+                   bool(data.get("valid")), bool(data.get("systemd")),
+                   bool(data.get("daemon", True)))
 
 
 @dataclass(frozen=True)
@@ -335,14 +338,11 @@ class Agent:
     async def reboot(self) -> None:
         await self.call("reboot", what="rebooting")
 
-    async def hold_lock(self, info: Mapping[str, Any], wait: int, system: str | None, *,
-                        want_keys: bool = False) -> tuple[asyncio.Task[proc.Completed],
-                                                          dict[str, Any]]:
-        """Take the host's lock: returns the task holding it (cancel it to let go) and the
-        agent's first answer (`locked` with the host's state, and with `want_keys` what it
-        knows of the keys nixlift wrote; or `busy` with the holder)."""
-        request = encode_request("lock", {"info": dict(info), "wait": wait,
-                                          "system": system or "", "want_keys": want_keys})
+    async def hold(self, action: str, fields: Mapping[str, object], *, what: str
+                   ) -> tuple[asyncio.Task[proc.Completed], dict[str, Any]]:
+        """A call that goes on after its first answer (the lock, a store): returns the task
+        (cancel it to end the call) and that answer."""
+        request = encode_request(action, fields)
         for install in (False, True):
             first: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
@@ -352,7 +352,7 @@ class Agent:
                         first.set_result(json.loads(text))
 
             task = asyncio.ensure_future(self._run(
-                request, what="locking the host", timeout=None, fresh_connection=False,
+                request, what=what, timeout=None, fresh_connection=False,
                 install=install, keep_stdin_open=True, on_stdout=line))
             pending: set[asyncio.Future[Any]] = {first, task}
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -360,6 +360,28 @@ class Agent:
                 return task, first.result()
             done = await task
             if done.returncode != MISSING:
-                raise self._failure(done, "locking the host", AgentError)
+                raise self._failure(done, what, AgentError)
         raise NixliftError(f"the agent could not be installed on {self.host.name}",
                            host=self.host.name)
+
+    @contextlib.asynccontextmanager
+    async def store_bridge(self) -> AsyncIterator[str]:
+        """A nix-daemon run as root on the host for this user's copies (see serve_store);
+        yields its socket's path."""
+        task, answer = await self.hold("serve_store", {}, what="starting a store for the copy")
+        try:
+            yield str(answer["socket"])
+        finally:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def hold_lock(self, info: Mapping[str, Any], wait: int, system: str | None, *,
+                        want_keys: bool = False) -> tuple[asyncio.Task[proc.Completed],
+                                                          dict[str, Any]]:
+        """Take the host's lock: returns the task holding it (cancel it to let go) and the
+        agent's first answer (`locked` with the host's state, and with `want_keys` what it
+        knows of the keys nixlift wrote; or `busy` with the holder)."""
+        return await self.hold("lock", {"info": dict(info), "wait": wait,
+                                        "system": system or "", "want_keys": want_keys},
+                               what="locking the host")

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nixlift import proc
+from nixlift.agent.protocol import Agent
+from nixlift.deploy.copy import copy
 from nixlift.errors import BuildError
 from nixlift.events import Emit, Output, Phase
 from nixlift.model import Machine, Stage
 from nixlift.nix import argv as nix_argv
 from nixlift.nix.argv import NixSettings
 from nixlift.nix.logparse import NixLog, relay, run_logged
-from nixlift.transport.base import Host
 
 _BUILD_HINT = "the build log above shows which derivation failed and why"
 
@@ -50,10 +51,10 @@ async def register_built(machines: Sequence[Machine], settings: NixSettings,
     )
 
 
-async def build_on_target(host: Host, machine: Machine, emit: Emit) -> str:
+async def build_on_target(agent: Agent, machine: Machine, emit: Emit) -> str:
     """deployment.buildOnTarget: send the derivations, let the host build its own system."""
-    await host.copy_to([machine.drv_path], use_substitutes=False, emit=emit)
-    await host.run(
+    await copy(agent, [machine.drv_path], use_substitutes=False, emit=emit)
+    await agent.host.run(
         ["nix-store", "--realise", machine.drv_path],
         what=f"building {machine.name} on the host",
         elevated=True,

@@ -21,6 +21,7 @@ from nixlift.deploy import activate as activation
 from nixlift.deploy import health, history, reboot
 from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.build import build_on_target
+from nixlift.deploy.copy import copy
 from nixlift.deploy.fanout import Fleet
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.rollout import Stopped
@@ -132,16 +133,16 @@ class HostSequence:
         if self.ready.problem is not None:
             raise self.ready.problem
         host, agent = self.ready.host, self.ready.agent
-        await self._build(host)
+        await self._build(agent)
         if host is None or agent is None or not goal.copies:
             return Verdict(Status.OK)
         probe = self.ready.probe
         if probe is None or m.deployment.build_on_target:
             probe = await self._step(Stage.PROBE, "", lambda: agent.probe(m.out_path))
         if not probe.has_system:
-            await self._step(Stage.COPY, m.out_path, lambda: host.copy_to(
-                [m.out_path], use_substitutes=m.deployment.use_substitutes, emit=self.emit),
-                slot=True)
+            await self._step(Stage.COPY, m.out_path, lambda: copy(
+                agent, [m.out_path], use_substitutes=m.deployment.use_substitutes,
+                emit=self.emit, daemon=probe.daemon), slot=True)
             self.copied = self.touched = True
         if not goal.activates:
             return Verdict(Status.OK)
@@ -151,13 +152,13 @@ class HostSequence:
             return Verdict(Status.UNCHANGED)
         return await self._activate(host, agent, probe.state)
 
-    async def _build(self, host: Host | None) -> None:
+    async def _build(self, agent: Agent | None) -> None:
         m = self.machine
         if m.deployment.build_on_target:
-            if host is None:
+            if agent is None:
                 raise Stopped("building on the host not started: no connection")
             await self._step(Stage.BUILD, f"{m.system}, on the host",
-                             lambda: build_on_target(host, m, self.emit))
+                             lambda: build_on_target(agent, m, self.emit))
         else:
             await self._step(Stage.BUILD, m.system, lambda: self.builds.wait(m))
         self.built = True

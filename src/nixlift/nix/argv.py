@@ -113,8 +113,13 @@ def show_config(settings: NixSettings) -> list[str]:
     return ["nix", *NIX_COMMAND, "show-config", "--json", *settings.build_args()]
 
 
-def copy_closure(destination: str, paths: Sequence[str], *, use_substitutes: bool) -> list[str]:
-    argv = ["nix-copy-closure", "--to", destination]
+def copy_to(store_url: str, paths: Sequence[str], *, use_substitutes: bool) -> list[str]:
+    """`nix copy` of closures to a store. The paths nixlift builds are not signed: the host
+    store takes them because its client is trusted (root, or the daemon run as root)."""
+    argv = ["nix", *NIX_COMMAND, "copy", "--no-check-sigs", "--to", store_url]
     if use_substitutes:
-        argv.append("--use-substitutes")
+        argv.append("--substitute-on-destination")
+    if paths and all(p.endswith(".drv") for p in paths):
+        # the derivations themselves (buildOnTarget), not their outputs, which nix would build
+        argv.append("--derivation")
     return [*argv, *paths]

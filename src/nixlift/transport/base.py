@@ -68,14 +68,17 @@ class Host(Protocol):
         using the open connection: proof that the host still lets someone in."""
         ...
 
-    async def copy_to(self, paths: Sequence[str], *, use_substitutes: bool, emit: Emit) -> None:
-        """Copy the closures of store paths into the host's store (nothing for this machine)."""
+    async def copy_to(self, paths: Sequence[str], *, use_substitutes: bool, emit: Emit,
+                      legacy: bool = False, remote_store: str | None = None) -> None:
+        """Copy the closures of store paths into the host's store (nothing for this machine):
+        through its nix-daemon, or with `legacy` through nix-store --serve; `remote_store`
+        names another store there (a daemon socket) to copy into."""
         ...
 
     def nix_sshopts(self) -> str | None:
         """NIX_SSHOPTS for nix commands that reach this host themselves; None for this machine."""
         ...
 
-    def store_url(self) -> str | None:
-        """nix's URL of the host's store (`ssh://…`); None for this machine's own store."""
+    def store_url(self, *, legacy: bool = False, remote_store: str | None = None) -> str | None:
+        """nix's URL of the host's store (`ssh-ng://…`); None for this machine's own store."""
         ...

@@ -68,11 +68,12 @@ class LocalHost:
                               error=error, on_stdout=on_stdout, on_stderr=on_stderr,
                               host=self.name)
 
-    async def copy_to(self, paths: Sequence[str], *, use_substitutes: bool, emit: Emit) -> None:
+    async def copy_to(self, paths: Sequence[str], *, use_substitutes: bool, emit: Emit,
+                      legacy: bool = False, remote_store: str | None = None) -> None:
         return None  # built into this machine's own store
 
     def nix_sshopts(self) -> None:
         return None
 
-    def store_url(self) -> None:
+    def store_url(self, *, legacy: bool = False, remote_store: str | None = None) -> None:
         return None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+from urllib.parse import quote, urlencode
 
 from nixlift import proc
 from nixlift.errors import CommandError, CopyError, SshError
@@ -266,19 +267,33 @@ class SshHost:
                 host=self.name)
         return done
 
-    async def copy_to(self, paths: Sequence[str], *, use_substitutes: bool, emit: Emit) -> None:
+    async def copy_to(self, paths: Sequence[str], *, use_substitutes: bool, emit: Emit,
+                      legacy: bool = False, remote_store: str | None = None) -> None:
+        url = self.store_url(legacy=legacy, remote_store=remote_store)
         await run_logged(
-            nix_argv.copy_closure(self.target.destination, paths, use_substitutes=use_substitutes),
+            nix_argv.copy_to(url, paths, use_substitutes=use_substitutes),
             env={"NIX_SSHOPTS": self.nix_sshopts()}, host=self.name, phase=Stage.COPY, emit=emit,
             error=CopyError, what=f"copying to {self.name}",
-            hint="check free space on the host (df /nix) and that the SSH user may write its "
-                 "Nix store (root, or a trusted user)")
+            hint="check free space on the host (df /nix); a user other than root needs sudo "
+                 "for nix-daemon there")
 
     def nix_sshopts(self) -> str:
         return self.target.nix_sshopts()
 
-    def store_url(self) -> str:
-        return f"ssh://{self.target.destination}"
+    def store_url(self, *, legacy: bool = False, remote_store: str | None = None) -> str:
+        """The host's store for nix: `ssh-ng://` (batched: one round trip for many paths)
+        through the host's `nix-daemon --stdio`, or the older `ssh://` (`nix-store --serve`)
+        where there is no daemon program. A user other than root runs it through the
+        escalation command, so the paths are added as root whether or not the user is
+        trusted; `remote_store` instead names a store (a daemon's socket) to talk to."""
+        params: dict[str, str] = {}
+        if remote_store is not None:
+            params["remote-store"] = remote_store
+        elif self.elevation.needed:
+            program = "nix-store" if legacy else "nix-daemon"
+            params["remote-program"] = shlex.join(self.elevation.wrap([program]))
+        query = "?" + urlencode(params, quote_via=quote) if params else ""
+        return f"{'ssh' if legacy else 'ssh-ng'}://{self.target.destination}{query}"
 
     def interactive_argv(self, command: Sequence[str] = ()) -> list[str]:
         return self.target.interactive_argv(command)
