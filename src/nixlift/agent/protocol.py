@@ -23,9 +23,10 @@ from importlib import resources
 from typing import Any
 
 from nixlift import proc
-from nixlift.errors import ActivationError, CommandError, ElevationError, NixliftError
+from nixlift.errors import ActivationError, CommandError, NixliftError
 from nixlift.model import HostState
 from nixlift.transport.base import Host
+from nixlift.transport.elevate import elevation_error, refusal
 
 DIRECTORY = "/run/nixlift"
 MARKER = b"@nixlift-agent\n"
@@ -224,19 +225,8 @@ class Agent:
     def _failure(self, done: proc.Completed, what: str,
                  error: type[CommandError]) -> CommandError:
         name = self.host.name
-        stderr = done.stderr
-        if "a password is required" in stderr or "a terminal is required" in stderr:
-            return ElevationError(
-                f"{what} on {name} needs root, and {self.host.elevation.program} wants a "
-                "password", argv=done.argv, returncode=done.returncode,
-                stderr_tail=done.stderr_tail(), host=name,
-                hint="give it with --ask-sudo-password (one prompt for every host), or allow "
-                     "the SSH user sudo without a password (NOPASSWD) on the host")
-        if "incorrect password" in stderr or "Sorry, try again" in stderr:
-            return ElevationError(
-                f"the sudo password was not accepted on {name}", argv=done.argv,
-                returncode=done.returncode, host=name,
-                hint="nothing was changed on it; run again and give the right password")
+        if refusal(done.stderr) is not None:
+            return elevation_error(self.host.name, self.host.elevation, done, what)
         message = what
         with contextlib.suppress(AgentError):
             answer = decode_answer(done.stdout)

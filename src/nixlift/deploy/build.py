@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nixlift import proc
 from nixlift.agent.protocol import Agent
-from nixlift.deploy.copy import copy
+from nixlift.deploy.copy import served_store
 from nixlift.errors import BuildError
 from nixlift.events import Emit, Output, Phase
 from nixlift.model import Machine, Stage
@@ -53,15 +53,17 @@ async def register_built(machines: Sequence[Machine], settings: NixSettings,
 
 async def build_on_target(agent: Agent, machine: Machine, emit: Emit) -> str:
     """deployment.buildOnTarget: send the derivations, let the host build its own system."""
-    await copy(agent, [machine.drv_path], use_substitutes=False, emit=emit)
-    await agent.host.run(
-        ["nix-store", "--realise", machine.drv_path],
-        what=f"building {machine.name} on the host",
-        elevated=True,
-        error=BuildError,
-        on_stderr=lambda line: emit(Output(machine.name, line)),
-        stop_with_connection=True,
-    )
+    host = agent.host
+    drv = machine.drv_path
+    async with served_store(agent) as store:
+        await host.copy_to([drv], use_substitutes=False, emit=emit, remote_store=store)
+        # through the daemon serving this user when sudo wants a password, else as root
+        argv = ["nix-store", "--realise", drv] if store is None else \
+            ["nix-store", "--store", store, "--realise", drv]
+        await host.run(argv, what=f"building {machine.name} on the host",
+                       elevated=store is None, error=BuildError,
+                       on_stderr=lambda line: emit(Output(machine.name, line)),
+                       stop_with_connection=True)
     return machine.out_path
 
 

@@ -4,13 +4,25 @@ SSH user's sudo wants a password (which nix's own ssh cannot give)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from nixlift.agent.protocol import Agent
 from nixlift.events import Emit
 
 log = logging.getLogger("nixlift.copy")
+
+
+@contextlib.asynccontextmanager
+async def served_store(agent: Agent) -> AsyncIterator[str | None]:
+    """Where nix reaches the host's store as root: None for its usual way (the SSH user is
+    root, or sudo needs no password), else the socket of a daemon the agent serves."""
+    if agent.host.elevation.password is None:
+        yield None
+    else:
+        async with agent.store_bridge() as socket:
+            yield f"unix://{socket}"
 
 
 async def copy(agent: Agent, paths: Sequence[str], *, use_substitutes: bool, emit: Emit,
@@ -21,9 +33,8 @@ async def copy(agent: Agent, paths: Sequence[str], *, use_substitutes: bool, emi
     if not daemon:
         log.debug("%s has no nix-daemon program: copying through nix-store --serve (a round "
                   "trip per path)", host.name)
-    if host.elevation.password is None or not daemon:
-        await host.copy_to(paths, use_substitutes=use_substitutes, emit=emit, legacy=not daemon)
+        await host.copy_to(paths, use_substitutes=use_substitutes, emit=emit, legacy=True)
         return
-    async with agent.store_bridge() as socket:
+    async with served_store(agent) as store:
         await host.copy_to(paths, use_substitutes=use_substitutes, emit=emit,
-                           remote_store=f"unix://{socket}")
+                           remote_store=store)

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
+from nixlift.errors import ElevationError
+from nixlift.proc import Completed
+
 DEFAULT_COMMAND = ("sudo", "-H", "--")
 
 
@@ -76,3 +79,30 @@ class Elevation:
 def reads_password(command: tuple[str, ...]) -> bool:
     """Whether a password can be given to this escalation command on stdin."""
     return bool(command) and PurePath(command[0]).name == "sudo"
+
+
+def refusal(stderr: str) -> str | None:
+    """Why the escalation command refused, from its own words (None: it did not)."""
+    if "a password is required" in stderr or "a terminal is required" in stderr:
+        return "wants a password"
+    if "incorrect password" in stderr or "Sorry, try again" in stderr:
+        return "did not accept the password"
+    if "is not in the sudoers file" in stderr or "not allowed to execute" in stderr:
+        return "does not let the user run commands as root"
+    return None
+
+
+def elevation_error(host: str, elevation: Elevation, done: Completed, what: str) -> ElevationError:
+    """The error for a command that could not become root, with what to do about it."""
+    why = refusal(done.stderr) or "failed"
+    program = elevation.program or "the escalation command"
+    if why == "wants a password":
+        hint = ("give it with --ask-sudo-password (one prompt for every host), or allow the "
+                "SSH user sudo without a password (NOPASSWD) on the host")
+    elif why == "did not accept the password":
+        hint = "nothing was changed on it; run again and give the right password"
+    else:
+        hint = "let the SSH user run commands as root there, or deploy as root"
+    return ElevationError(f"{what} on {host} needs root, and {program} {why}",
+                          argv=done.argv, returncode=done.returncode,
+                          stderr_tail=done.stderr_tail(), host=host, hint=hint)

@@ -11,7 +11,7 @@ from typing import Self
 from nixlift import proc
 from nixlift.errors import CommandError
 from nixlift.events import Emit
-from nixlift.transport.elevate import DEFAULT_COMMAND, Elevation, Password
+from nixlift.transport.elevate import DEFAULT_COMMAND, Elevation, Password, elevation_error
 
 
 class LocalHost:
@@ -36,7 +36,13 @@ class LocalHost:
         await self.close()
 
     async def open(self) -> None:
-        return None
+        if self.elevation.password is None:
+            return
+        argv = self.elevation.wrap(["true"])
+        done = await proc.run(argv, stdin=self.elevation.stdin_prefix(), check=False,
+                              host=self.name, timeout=30)
+        if done.returncode != 0:
+            raise elevation_error(self.name, self.elevation, done, "becoming root")
 
     async def close(self) -> None:
         return None

@@ -25,7 +25,7 @@ from nixlift.events import Emit
 from nixlift.model import Machine, Stage
 from nixlift.nix import argv as nix_argv
 from nixlift.nix.logparse import run_logged
-from nixlift.transport.elevate import Elevation, Password
+from nixlift.transport.elevate import Elevation, Password, elevation_error
 
 #: seconds a master connection stays up with no command using it
 CONTROL_PERSIST = 120
@@ -193,8 +193,18 @@ class SshHost:
         await self.close()
 
     async def open(self) -> None:
-        await self._ssh(self.target.ssh_argv("true"), what="connecting",
-                        timeout=self.target.connect_timeout + 20)
+        if self.elevation.password is None:
+            await self._ssh(self.target.ssh_argv("true"), what="connecting",
+                            timeout=self.target.connect_timeout + 20)
+            return
+        # With a password, the first login also tries it, once (sudo reads one line and then
+        # the end of its input): a wrong one is told before anything else runs there.
+        argv = self.elevation.wrap(["true"])
+        done = await self._ssh(self.target.ssh_argv(remote_command(argv)), what="connecting",
+                               timeout=self.target.connect_timeout + 30, check=False,
+                               stdin=self.elevation.stdin_prefix())
+        if done.returncode != 0:
+            raise elevation_error(self.name, self.elevation, done, "logging in")
 
     async def close(self) -> None:
         path = self.target.control_path
