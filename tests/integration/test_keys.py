@@ -5,16 +5,15 @@ nowhere it must not be."""
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import SandboxFactory
 from netkit import activations, deploy_json, nixlift, write_network
+from procwatch import watching_processes
 
 from nixlift_testbed import SandboxHost
 
@@ -114,34 +113,12 @@ def test_keys_never_appear_in_argv_or_in_the_environment_of_remote_commands(
         sb,
         KEYS.replace("};\n  };", "};\n    standin.activation.sleepSeconds = 1;\n  };", 1),
     )
-    seen: list[str] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
-                for what in ("cmdline", "environ"):
-                    try:
-                        seen.append(
-                            Path(f"/proc/{pid}/{what}").read_bytes().decode(errors="replace")
-                        )
-                    except OSError:
-                        continue
-            time.sleep(0.01)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with watching_processes() as seen:
         done, _ = deploy_json(net)
-    finally:
-        stop.set()
-        sampler.join()
     assert done.returncode == 0, done.stderr
-    assert any("nixlift" in s for s in seen)  # the sampler saw the deploy's processes
+    assert any(b"nixlift" in s for s in seen)  # the sampler saw the deploy's processes
     for secret in (SECRET, FILE_SECRET, COMMAND_SECRET):
-        assert not any(secret in s for s in seen)
+        assert not any(secret.encode() in s for s in seen)
 
 
 def test_keys_no_longer_declared_are_removed(
