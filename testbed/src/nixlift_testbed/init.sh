@@ -8,10 +8,11 @@
 #         unshare --mount --uts --pid --fork --kill-child --mount-proc --propagation private \
 #           sh DIR/init.sh HOST_DIR HOST_NAME SSHD
 #       so it runs as PID 1 of its own mount, pid and uts namespaces. It gives the host its own
-#       /nix, /etc (an overlay on the real /etc), /root and /var/lib/standin, puts DIR/bin on
-#       the PATH, then becomes `standin-init` (whose command line names no sandbox path).
-#         HOST_DIR   the host's directory: nix/ etc-upper/ etc-work/ root/ state/ (nixlift has put
-#                    the host's ssh/sshd_config, its host key and hostname into etc-upper/ already)
+#       /nix, /etc (an overlay on the real /etc), /root, /home and /var/lib/standin, puts DIR/bin
+#       on the PATH, then becomes `standin-init` (whose command line names no sandbox path).
+#         HOST_DIR   the host's directory: nix/ etc-upper/ etc-work/ root/ home/ state/ (the test
+#                    bed has put the host's ssh/sshd_config, its host key, hostname and users,
+#                    deploy and admin, into etc-upper/ already, and their homes into home/)
 #         HOST_NAME  the host name (h1, h2, ...)
 #         SSHD       absolute path of sshd
 #
@@ -68,6 +69,7 @@ setup() {
     mount -t overlay overlay -o lowerdir=/etc,upperdir=etc-upper,workdir=etc-work /etc
     mount --bind state /var/lib/standin
     mount --bind root /root
+    mount --bind home /home
     # The sandbox's tools (DIR/bin, relative: overlay options cannot take every path) go on
     # the PATH, merged over the real directory so that what is there stays.
     for sbin in /usr/local/sbin /usr/sbin /usr/bin; do
