@@ -162,9 +162,12 @@ def test_hosts_are_separate_machines(sandbox2: Sandbox) -> None:
         sandbox2,
         "h1",
         "hostname; cat /etc/hostname; readlink /run/current-system; echo /nix:; ls -A /nix;"
-        " echo /root:; ls -A /root; nix-store --version",
+        " ls -A /nix/var/nix; echo /root:; ls -A /root; nix-store --version",
     ).stdout
-    assert out.splitlines() == ["h1", "h1", "/nix:", "/root:", "nix-store (Nix) 2.8.0"]
+    # /nix holds nothing but the socket of the host's nix-daemon (see the users' tests)
+    assert out.splitlines() == [
+        "h1", "h1", "/nix:", "var", "daemon-socket", "/root:", "nix-store (Nix) 2.8.0",
+    ]
     assert ssh(sandbox2, "h2", "hostname").stdout == "h2\n"
 
     # /nix: a first nix command initialises the host's own store, not the deployer's.

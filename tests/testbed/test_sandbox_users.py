@@ -1,9 +1,11 @@
-"""The sandbox hosts' users who are not root (deploy, admin): logins, sudo, homes."""
+"""The sandbox hosts' users who are not root (deploy, admin): logins, sudo, homes, nix-daemon."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from nixlift_testbed import ADMIN_PASSWORD, ADMIN_USER, DEPLOY_USER, Sandbox
 from nixlift_testbed.fixtures import SandboxFactory
 
-from .test_sandbox import ssh
+from .test_sandbox import add_to_store, copy_closure, run, ssh
 
 pytestmark = pytest.mark.integration
 
@@ -71,3 +73,42 @@ def test_sudo_without_and_with_a_password(sandbox_factory: SandboxFactory) -> No
     assert right.stdout == "0\n"
     # nixlift's default privilegeEscalationCommand, as deploy
     assert ssh(sandbox, "h1", "sudo -H -- sh -c 'echo $HOME'", user=deploy).stdout == "/root\n"
+
+
+def build_unsigned() -> str:
+    """A new input-addressed path (built here, so signed by no one); a uuid makes it new."""
+    nonce = uuid.uuid4().hex  # (hex digits: nothing to quote in the Nix text)
+    expr = ('derivation { name = "unsigned"; system = builtins.currentSystem;'
+            f' builder = "/bin/sh"; args = [ "-c" "echo {nonce} > $out" ]; }}')
+    return run(["nix-build", "--no-out-link", "-E", expr], timeout=60).stdout.strip()
+
+
+def test_users_reach_the_hosts_store_through_its_nix_daemon(
+    sandbox2: Sandbox, tmp_path: Path
+) -> None:
+    h1 = sandbox2.host("h1")
+    path = add_to_store(tmp_path)
+    copy_closure(sandbox2, "h1", path)
+    expected = run(["nix-store", "-q", "--hash", path]).stdout
+    deploy = sandbox2.deploy_user
+    assert ssh(sandbox2, "h1", f"nix-store -q --hash {path}", user=deploy).stdout == expected
+    assert ssh(sandbox2, "h1", f"nix-store --check-validity {path}", user=deploy).returncode == 0
+    other = ssh(sandbox2, "h2", f"nix-store --check-validity {path}", user=deploy, check=False)
+    assert other.returncode != 0  # h2's daemon serves h2's store
+    daemons = ssh(sandbox2, "h1", "ps -o user=,args= -C nix-daemon").stdout.splitlines()
+    assert daemons and all(line.split() == ["root", "nix-daemon"] for line in daemons)
+    assert h1.path("/nix/var/nix/daemon-socket/socket").is_socket()
+
+    # not a trusted user: what it copies in must be signed (unless content-addressed, as
+    # nix-store --add's paths are: so a built one)
+    unsigned = build_unsigned()
+    argv = ["nix-copy-closure", "--to", f"{deploy}@h1", unsigned]
+    refused = run(argv, env={"NIX_SSHOPTS": sandbox2.nix_sshopts}, timeout=60, check=False)
+    assert refused.returncode != 0 and "lacks a valid signature" in refused.stderr
+    assert not h1.path(unsigned).exists()
+
+    # a new daemon at every boot
+    asyncio.run(h1.reboot())
+    assert ssh(sandbox2, "h1", f"nix-store -q --hash {path}", user=deploy).stdout == expected
+    log = h1.log_file.read_text()
+    assert "accepted connection from pid" in log and "user deploy" in log

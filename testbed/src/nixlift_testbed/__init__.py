@@ -3,7 +3,7 @@
 Every host has root and two users who are not root, both logging in with the sandbox's key:
 `deploy` (DEPLOY_USER, `Sandbox.deploy_user`) with passwordless sudo, and `admin` (ADMIN_USER,
 `Sandbox.admin_user`) whose sudo asks for ADMIN_PASSWORD (`Sandbox.admin_password`,
-"nixlift-test-password").
+"nixlift-test-password"); the host's own nix-daemon serves them its store.
 
 See `nixlift_testbed.hosts` for what a host offers, `nixlift-sandbox` (`nixlift_testbed.cli`)
 for the command, and `nixlift_testbed.fixtures` for pytest fixtures.

@@ -22,8 +22,11 @@ host, in its own /etc (passwd, group, shadow, sudoers.d/nixlift-sandbox) with ho
              (`admin ALL=(ALL) ALL`)
              `Sandbox.admin_user`, `Sandbox.admin_password`, ADMIN_USER
 
-Neither is a trusted Nix user. `Sandbox.ssh_argv(host, command, user=sandbox.deploy_user)` logs
-in as one of them. A system deployed to the hosts that declares keys for them
+Neither is a trusted Nix user. Each host runs its own nix-daemon as root (started by its init at
+every boot, before sshd; socket `/nix/var/nix/daemon-socket/socket` of the host's /nix), so that
+they use the host's store through it as on NixOS (`nix-store -q`, `--check-validity`, …); root
+uses the store directly. `Sandbox.ssh_argv(host, command, user=sandbox.deploy_user)` logs in
+as one of them. A system deployed to the hosts that declares keys for them
 (`users.users.deploy.openssh.authorizedKeys.keys`) must keep the client key to stay reachable.
 
 Reboots: `reboot` inside a host, or `SandboxHost.reboot()` from outside, ends every process of

@@ -19,7 +19,9 @@
 #   standin-init HOST_NAME SSHD
 #       The host's PID 1, boot after boot. Each boot: a fresh tmpfs on /run, a new boot id
 #       (a file bound over /proc/sys/kernel/random/boot_id, which is the kernel's otherwise),
-#       the stand-in bootloader's entry activated, then sshd. Signals (from inside the host or
+#       the stand-in bootloader's entry activated, the host's nix-daemon (root; its socket is
+#       /nix/var/nix/daemon-socket/socket of the host's /nix, so users other than root use the
+#       host's store through it, as on NixOS), then sshd. Signals (from inside the host or
 #       from nixlift outside it):
 #         SIGHUP         reboot: every other process of the host is killed, the next boot begins
 #         SIGTERM/INT    power off: every process is killed and the host's namespaces end
@@ -141,10 +143,30 @@ boot() {
     fi
     log "boot $boots ($boot_id): ${entry:-no boot entry}${how:+ ($how)}"
 
+    start_nix_daemon
+
     # Started in the background (the shell must wait for signals), so the shell would have it
     # ignore SIGINT and SIGQUIT: env gives them back their default (sessions inherit them).
     env --default-signal=INT,QUIT "$sshd" -D -e -f /etc/ssh/sshd_config &
     sshd_pid=$!
+}
+
+# The host's nix-daemon, for users other than root (root uses the store directly). It is no job
+# of this shell (started from a subshell, it is an orphan this init reaps): `wait` keeps waiting
+# for sshd alone, and the reboot's `kill -1` ends it with the rest. It runs in / without
+# $OLDPWD (its working directory and environment would name the sandbox otherwise). sshd starts
+# once it listens, so that the first session finds it: the socket of the boot before goes first.
+start_nix_daemon() {
+    command -v nix-daemon >/dev/null || { log "no nix-daemon: only root can use /nix"; return 0; }
+    socket=/nix/var/nix/daemon-socket/socket
+    [ ! -e "$socket" ] || rm -f "$socket"
+    (cd / && unset OLDPWD && nix-daemon </dev/null &)
+    tries=0
+    while [ ! -S "$socket" ] && [ "$tries" -lt 300 ]; do
+        sleep 0.01
+        tries=$((tries + 1))
+    done
+    [ -S "$socket" ] || log "nix-daemon does not listen on $socket"
 }
 
 standin_init() {
