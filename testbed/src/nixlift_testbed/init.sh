@@ -125,6 +125,7 @@ boot() {
     read -r boot_id </proc/sys/kernel/random/uuid
     printf '%s\n' "$boot_id" >/run/standin/boot_id
     mount --bind -o ro /run/standin/boot_id /proc/sys/kernel/random/boot_id || return 1
+    start_nix_daemon  # (it gets ready while the boot entry is activated)
 
     choose_entry
     if [ -n "$entry" ]; then
@@ -143,8 +144,7 @@ boot() {
     fi
     log "boot $boots ($boot_id): ${entry:-no boot entry}${how:+ ($how)}"
 
-    start_nix_daemon
-
+    wait_nix_daemon
     # Started in the background (the shell must wait for signals), so the shell would have it
     # ignore SIGINT and SIGQUIT: env gives them back their default (sessions inherit them).
     env --default-signal=INT,QUIT "$sshd" -D -e -f /etc/ssh/sshd_config &
@@ -154,19 +154,27 @@ boot() {
 # The host's nix-daemon, for users other than root (root uses the store directly). It is no job
 # of this shell (started from a subshell, it is an orphan this init reaps): `wait` keeps waiting
 # for sshd alone, and the reboot's `kill -1` ends it with the rest. It runs in / without
-# $OLDPWD (its working directory and environment would name the sandbox otherwise). sshd starts
-# once it listens, so that the first session finds it: the socket of the boot before goes first.
+# $OLDPWD (its working directory and environment would name the sandbox otherwise).
+daemon_socket=/nix/var/nix/daemon-socket/socket
 start_nix_daemon() {
+    daemon=
     command -v nix-daemon >/dev/null || { log "no nix-daemon: only root can use /nix"; return 0; }
-    socket=/nix/var/nix/daemon-socket/socket
-    [ ! -e "$socket" ] || rm -f "$socket"
+    daemon=started
+    # the socket of the boot before goes first, so that wait_nix_daemon sees the new one
+    [ ! -e "$daemon_socket" ] || rm -f "$daemon_socket"
     (cd / && unset OLDPWD && nix-daemon </dev/null &)
+}
+
+# sshd starts once the daemon listens, so that the first session finds it. (Each `sleep` is a
+# process start: steps of 20 ms, a few per boot, when hundreds of hosts start at once.)
+wait_nix_daemon() {
+    [ -n "$daemon" ] || return 0
     tries=0
-    while [ ! -S "$socket" ] && [ "$tries" -lt 300 ]; do
-        sleep 0.01
+    while [ ! -S "$daemon_socket" ] && [ "$tries" -lt 150 ]; do
+        sleep 0.02
         tries=$((tries + 1))
     done
-    [ -S "$socket" ] || log "nix-daemon does not listen on $socket"
+    [ -S "$daemon_socket" ] || log "nix-daemon does not listen on $daemon_socket"
 }
 
 standin_init() {
