@@ -29,19 +29,22 @@ def write_network(directory: Path, sandbox: Sandbox | None, body: str, *,
     (directory / "sandbox.json").write_text(json.dumps({
         "sshConfig": str(sandbox.ssh_config) if sandbox else "/dev/null",
         "nixpkgs": str(STANDIN),
-        # the key the hosts' sshd must find in /etc/ssh/authorized_keys.d/root
+        # the key the hosts' sshd must find in /etc/ssh/authorized_keys.d/USER, and the users
+        # (root, and the sandbox's users who are not root) it must be there for
         "publicKey": sandbox.public_key if sandbox else None,
+        "users": ["root", sandbox.deploy_user, sandbox.admin_user] if sandbox else ["root"],
         # for derivations that must really build in this test (not come from an earlier run)
         "nonce": uuid.uuid4().hex,
     }))
-    # As on NixOS, the system decides who may log in: every machine keeps the sandbox's key
-    # (a machine that drops it: `users.users.root.openssh.authorizedKeys.keys = lib.mkForce [ ];`).
+    # As on NixOS, the system decides who may log in: every machine keeps the sandbox's key for
+    # root, deploy and admin (a machine that drops root's:
+    # `users.users.root.openssh.authorizedKeys.keys = lib.mkForce [ ];`).
     # One line, so that the body's line numbers stay what tests expect.
     defaults = (
         "defaults = { lib, ... }: { deployment.sshOptions = [ \"-F\" sb.sshConfig ];"
         " services.openssh.enable = lib.mkDefault true;"
-        " users.users.root.openssh.authorizedKeys.keys ="
-        " lib.optional (sb.publicKey != null) sb.publicKey; };\n"
+        " users.users = lib.genAttrs sb.users (user: { openssh.authorizedKeys.keys ="
+        " lib.optional (sb.publicKey != null) sb.publicKey; }); };\n"
     )
     pkgs = "network.nixpkgs = sb.nixpkgs;\n" if nixpkgs else ""
     path = directory / name

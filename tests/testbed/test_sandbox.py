@@ -39,8 +39,10 @@ def run(argv: list[str], **kwargs: Any) -> proc.Completed:
     return asyncio.run(proc.run(argv, **kwargs))
 
 
-def ssh(sandbox: Sandbox, host: str, command: str, **kwargs: Any) -> proc.Completed:
-    return run(sandbox.ssh_argv(host, command), timeout=30, **kwargs)
+def ssh(
+    sandbox: Sandbox, host: str, command: str, *, user: str | None = None, **kwargs: Any
+) -> proc.Completed:
+    return run(sandbox.ssh_argv(host, command, user=user), timeout=30, **kwargs)
 
 
 def add_to_store(tmp_path: Path, name: str = "payload") -> str:
@@ -160,9 +162,12 @@ def test_hosts_are_separate_machines(sandbox2: Sandbox) -> None:
         sandbox2,
         "h1",
         "hostname; cat /etc/hostname; readlink /run/current-system; echo /nix:; ls -A /nix;"
-        " echo /root:; ls -A /root; nix-store --version",
+        " ls -A /nix/var/nix; echo /root:; ls -A /root; nix-store --version",
     ).stdout
-    assert out.splitlines() == ["h1", "h1", "/nix:", "/root:", "nix-store (Nix) 2.8.0"]
+    # /nix holds nothing but the socket of the host's nix-daemon (see the users' tests)
+    assert out.splitlines() == [
+        "h1", "h1", "/nix:", "var", "daemon-socket", "/root:", "nix-store (Nix) 2.8.0",
+    ]
     assert ssh(sandbox2, "h2", "hostname").stdout == "h2\n"
 
     # /nix: a first nix command initialises the host's own store, not the deployer's.
@@ -712,13 +717,16 @@ def test_deployed_network_keeps_access_across_reboots(sandbox_factory: SandboxFa
     done, hosts = deploy_json(net)
     assert done.returncode == 0, done.stderr
     system = hosts["h1"]["system"]
-    # the system's activation wrote root's keys (the sandbox's, from the network's defaults)
-    assert h1.read_text("/etc/ssh/authorized_keys.d/.managed") == "root\n"
-    keys = h1.read_text("/etc/ssh/authorized_keys.d/root") or ""
-    assert keys.split()[:2] == sandbox.public_key.split()[:2]
+    # the system's activation wrote the keys (the sandbox's, from the network's defaults) of
+    # root and of the users who are not root
+    assert h1.read_text("/etc/ssh/authorized_keys.d/.managed") == "admin\ndeploy\nroot\n"
+    for user in ("root", sandbox.deploy_user, sandbox.admin_user):
+        keys = h1.read_text(f"/etc/ssh/authorized_keys.d/{user}") or ""
+        assert keys.split()[:2] == sandbox.public_key.split()[:2]
 
     asyncio.run(h1.reboot())
     assert h1.readlink("/run/current-system") == system
     assert ssh(sandbox, "h1", "hostname").stdout == "h1\n"
+    assert ssh(sandbox, "h1", "id -un", user=sandbox.deploy_user).stdout == "deploy\n"
     done, hosts = deploy_json(net)
     assert done.returncode == 0, done.stderr

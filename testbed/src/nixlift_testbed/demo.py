@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+
+from nixlift_testbed.users import LOGINS
 
 
 def standin_nixpkgs() -> Path:
@@ -13,12 +16,15 @@ def standin_nixpkgs() -> Path:
 
 
 def write_network(directory: Path, names: list[str], ssh_config: Path,
-                  public_key: str | None = None) -> Path:
-    """The demo network file plus the JSON it reads (data stays data: no Nix text is built)."""
+                  public_key: str | None = None,
+                  users: Sequence[str] = LOGINS) -> Path:
+    """The demo network file plus the JSON it reads (data stays data: no Nix text is built).
+    Its machines authorize `public_key` for `users` (root and the hosts' other users)."""
     (directory / "sandbox.json").write_text(json.dumps({
         "hosts": names,
         "sshConfig": str(ssh_config),
         "nixpkgs": str(standin_nixpkgs()),
+        "users": list(users),
         **({"publicKey": public_key} if public_key else {}),
     }, indent=2) + "\n")
     target = directory / "network.nix"

@@ -2,15 +2,32 @@
 
 Each host is an sshd under its own init (`standin-init`, PID 1 of its own mount, pid and uts
 namespaces; see `init.sh`), with its own `/nix` (store and profiles), `/run` (tmpfs, fresh at
-each boot), `/etc` (an overlay on the real one), `/root` (an empty home) and `/var/lib/standin`
-(a state directory), so a deployer can copy closures to it and activate them as on a separate
-machine. Hosts listen on `127.77.B.N:PORT`.
+each boot), `/etc` (an overlay on the real one), `/root` (an empty home), `/home` and
+`/var/lib/standin` (a state directory), so a deployer can copy closures to it and activate them
+as on a separate machine. Hosts listen on `127.77.B.N:PORT`.
 
 As on NixOS, the host's sshd takes authorized keys only from `/etc/ssh/authorized_keys.d/%u`,
 which the deployed system manages (`services.openssh.enable` and `users.users.<user>.openssh.
 authorizedKeys.keys` of the stand-in nixpkgs). When a host starts and has no
-`/etc/ssh/authorized_keys.d/root` yet, `up` puts the sandbox's client key there (as an installer
-would); after that, what the host's last activation wrote stays.
+`/etc/ssh/authorized_keys.d/USER` yet for root, deploy or admin, `up` puts the sandbox's client
+key there (as an installer would); after that, what the host's last activation wrote stays.
+
+Users besides root, for deploys as a user who is not root (`nixlift_testbed.users`), on every
+host, in its own /etc (passwd, group, shadow, sudoers.d/nixlift-sandbox) with homes in its own
+/home, both logging in with the client key:
+
+    deploy   sudo without a password (`deploy ALL=(ALL) NOPASSWD: ALL`)
+             `Sandbox.deploy_user`, DEPLOY_USER
+    admin    sudo with the password ADMIN_PASSWORD, "nixlift-test-password"
+             (`admin ALL=(ALL) ALL`)
+             `Sandbox.admin_user`, `Sandbox.admin_password`, ADMIN_USER
+
+Neither is a trusted Nix user. Each host runs its own nix-daemon as root (started by its init at
+every boot, before sshd; socket `/nix/var/nix/daemon-socket/socket` of the host's /nix), so that
+they use the host's store through it as on NixOS (`nix-store -q`, `--check-validity`, …); root
+uses the store directly. `Sandbox.ssh_argv(host, command, user=sandbox.deploy_user)` logs in
+as one of them. A system deployed to the hosts that declares keys for them
+(`users.users.deploy.openssh.authorizedKeys.keys`) must keep the client key to stay reachable.
 
 Reboots: `reboot` inside a host, or `SandboxHost.reboot()` from outside, ends every process of
 the host (its sshd and sessions) and boots it again within a second or so: same address, /nix,
@@ -29,12 +46,12 @@ Layout of a sandbox directory:
     state.json            the state (hosts, addresses, pids, blocks), human-readable
     ssh_config            `ssh -F DIR/ssh_config h1` (host keys verified against known_hosts)
     known_hosts           `[127.77.B.N]:PORT ssh-ed25519 …` for every host
-    id_ed25519(.pub)      the client key, authorised for root on every host (see above)
+    id_ed25519(.pub)      the client key, authorised for root, deploy and admin on every host
     init.sh               a copy of the package's init script (what the hosts run)
     bin/                  standin-init, reboot, standin-bootctl, bootctl: copies of init.sh,
                           which acts by the name it runs as; merged into each host's
                           /usr/local/sbin
-    hosts/hN/             nix/ etc-upper/ etc-work/ root/ state/ log sshd_config
+    hosts/hN/             nix/ etc-upper/ etc-work/ root/ home/ state/ log sshd_config
                           ssh_host_ed25519_key(.pub)
 
 Address blocks: several sandboxes may run at once (one per pytest-xdist worker or test). Each
@@ -91,6 +108,7 @@ from nixlift_testbed.claims import CLAIMS_DIR as CLAIMS_DIR
 from nixlift_testbed.claims import BlockClaims as BlockClaims
 from nixlift_testbed.claims import Claim as Claim
 from nixlift_testbed.errors import SandboxError
+from nixlift_testbed.files import _host_etc_text as _host_etc_text
 from nixlift_testbed.files import _write_atomic as _write_atomic
 from nixlift_testbed.files import _write_if_changed as _write_if_changed
 from nixlift_testbed.keys import _authorizes as _authorizes
@@ -108,10 +126,17 @@ from nixlift_testbed.processes import process_alive as process_alive
 from nixlift_testbed.processes import process_start as process_start
 from nixlift_testbed.processes import scan_host_processes as scan_host_processes
 from nixlift_testbed.render import known_hosts_line as known_hosts_line
+from nixlift_testbed.render import render_etc_hosts as render_etc_hosts
 from nixlift_testbed.render import render_known_hosts as render_known_hosts
 from nixlift_testbed.render import render_ssh_config as render_ssh_config
 from nixlift_testbed.render import render_sshd_config as render_sshd_config
 from nixlift_testbed.render import ssh_config_path as ssh_config_path
+from nixlift_testbed.users import ADMIN_PASSWORD as ADMIN_PASSWORD
+from nixlift_testbed.users import ADMIN_USER as ADMIN_USER
+from nixlift_testbed.users import DEPLOY_USER as DEPLOY_USER
+from nixlift_testbed.users import LOGINS as LOGINS
+from nixlift_testbed.users import USERS as USERS
+from nixlift_testbed.users import install_users as install_users
 
 log = logging.getLogger("nixlift_testbed")
 
@@ -291,6 +316,14 @@ class Sandbox:
     #: the client key's public half (`ssh-ed25519 AAAA… COMMENT`): a system deployed to the
     #: hosts must authorize it (`users.users.root.openssh.authorizedKeys.keys`) to stay reachable
     public_key: str = ""
+    #: a user on every host, not root, with passwordless sudo (`deploy ALL=(ALL) NOPASSWD: ALL`);
+    #: logs in with the client key, as root does (`ssh_argv(host, …, user=deploy_user)`)
+    deploy_user: str = DEPLOY_USER
+    #: a user on every host, not root, whose sudo asks for `admin_password`
+    #: (`admin ALL=(ALL) ALL`); logs in with the client key too
+    admin_user: str = ADMIN_USER
+    #: admin's password (for `sudo -S`)
+    admin_password: str = ADMIN_PASSWORD
 
     def host(self, name: str) -> SandboxHost:
         for host in self.hosts:
@@ -311,9 +344,11 @@ class Sandbox:
         """Value for NIX_SSHOPTS (Nix splits it at spaces: keep the directory free of them)."""
         return f"-F {self.ssh_config}"
 
-    def ssh_argv(self, host: str, *command: str) -> list[str]:
-        """`ssh -F DIR/ssh_config HOST COMMAND…` (COMMAND is run by the host's shell)."""
-        return ["ssh", "-F", str(self.ssh_config), host, *command]
+    def ssh_argv(self, host: str, *command: str, user: str | None = None) -> list[str]:
+        """`ssh -F DIR/ssh_config [-l USER] HOST COMMAND…` (COMMAND is run by the host's shell;
+        the user is root unless `user` says otherwise, e.g. `deploy_user`)."""
+        login = ["-l", user] if user is not None else []
+        return ["ssh", "-F", str(self.ssh_config), *login, host, *command]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -579,9 +614,10 @@ def _check_port_free(address: str, port: int) -> None:
             ) from e
 
 
-def _install_host_etc(root: Path, name: str, client_key: str) -> None:
-    """Put the host's sshd_config, host key, name and first authorized key into its /etc (the
-    overlay's upper layer).
+def _install_host_etc(root: Path, name: str, address: str, client_key: str) -> None:
+    """Put the host's sshd_config, host key, name (hostname, hosts), users (deploy and admin,
+    with their sudo rules and homes) and first authorized keys into its /etc (the overlay's
+    upper layer).
 
     Only while the host is stopped: an overlay's layers must not change under a mounted one.
     """
@@ -595,7 +631,10 @@ def _install_host_etc(root: Path, name: str, client_key: str) -> None:
     ]:
         _write_if_changed(target, source.read_text(encoding="utf-8"), mode)
     _write_if_changed(etc / "hostname", name + "\n")
-    _install_authorized_keys(etc, client_key)
+    hosts = render_etc_hosts(_host_etc_text(etc / "hosts", Path("/etc/hosts")), address, name)
+    _write_if_changed(etc / "hosts", hosts)
+    install_users(etc, root / "home")
+    _install_authorized_keys(etc, client_key, LOGINS)
     # A sandbox host has no binary cache to reach: without this, a copy with --use-substitutes
     # would have the host ask the public cache for every path first.
     try:
@@ -619,7 +658,7 @@ def _spawn_host(
     No `setsid` in front: spawn_detached already starts a new session, and `setsid` run as a
     process group leader forks, so the pid returned would be that of an exited `setsid`.
     """
-    _install_host_etc(root, name, client_key)
+    _install_host_etc(root, name, address, client_key)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     with open(root / "log", "a", encoding="utf-8") as out:
         out.write(f"{_LOG_MARK}{name} on {address}:{port} at {stamp} ===\n")
@@ -709,7 +748,9 @@ def _create_directory(layout: _Layout) -> None:
     (layout.directory / "hosts").mkdir(parents=True, exist_ok=True)
     marker = "a nixlift sandbox (`nixlift-sandbox down --purge` removes it)\n"
     _write_if_changed(layout.marker, marker)
-    Path(STATE_MOUNT).mkdir(parents=True, exist_ok=True)  # the hosts' mountpoint, on the real fs
+    # the hosts' mountpoints, on the real fs
+    Path(STATE_MOUNT).mkdir(parents=True, exist_ok=True)
+    Path("/home").mkdir(mode=0o755, exist_ok=True)
 
 
 #: the programs init.sh is, by the name it runs as, in DIR/bin (on each host's PATH); `bootctl`

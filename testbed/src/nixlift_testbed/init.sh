@@ -8,17 +8,20 @@
 #         unshare --mount --uts --pid --fork --kill-child --mount-proc --propagation private \
 #           sh DIR/init.sh HOST_DIR HOST_NAME SSHD
 #       so it runs as PID 1 of its own mount, pid and uts namespaces. It gives the host its own
-#       /nix, /etc (an overlay on the real /etc), /root and /var/lib/standin, puts DIR/bin on
-#       the PATH, then becomes `standin-init` (whose command line names no sandbox path).
-#         HOST_DIR   the host's directory: nix/ etc-upper/ etc-work/ root/ state/ (nixlift has put
-#                    the host's ssh/sshd_config, its host key and hostname into etc-upper/ already)
+#       /nix, /etc (an overlay on the real /etc), /root, /home and /var/lib/standin, puts DIR/bin
+#       on the PATH, then becomes `standin-init` (whose command line names no sandbox path).
+#         HOST_DIR   the host's directory: nix/ etc-upper/ etc-work/ root/ home/ state/ (the test
+#                    bed has put the host's ssh/sshd_config, its host key, hostname and users,
+#                    deploy and admin, into etc-upper/ already, and their homes into home/)
 #         HOST_NAME  the host name (h1, h2, ...)
 #         SSHD       absolute path of sshd
 #
 #   standin-init HOST_NAME SSHD
 #       The host's PID 1, boot after boot. Each boot: a fresh tmpfs on /run, a new boot id
 #       (a file bound over /proc/sys/kernel/random/boot_id, which is the kernel's otherwise),
-#       the stand-in bootloader's entry activated, then sshd. Signals (from inside the host or
+#       the stand-in bootloader's entry activated, the host's nix-daemon (root; its socket is
+#       /nix/var/nix/daemon-socket/socket of the host's /nix, so users other than root use the
+#       host's store through it, as on NixOS), then sshd. Signals (from inside the host or
 #       from nixlift outside it):
 #         SIGHUP         reboot: every other process of the host is killed, the next boot begins
 #         SIGTERM/INT    power off: every process is killed and the host's namespaces end
@@ -68,6 +71,7 @@ setup() {
     mount -t overlay overlay -o lowerdir=/etc,upperdir=etc-upper,workdir=etc-work /etc
     mount --bind state /var/lib/standin
     mount --bind root /root
+    mount --bind home /home
     # The sandbox's tools (DIR/bin, relative: overlay options cannot take every path) go on
     # the PATH, merged over the real directory so that what is there stays.
     for sbin in /usr/local/sbin /usr/sbin /usr/bin; do
@@ -121,6 +125,7 @@ boot() {
     read -r boot_id </proc/sys/kernel/random/uuid
     printf '%s\n' "$boot_id" >/run/standin/boot_id
     mount --bind -o ro /run/standin/boot_id /proc/sys/kernel/random/boot_id || return 1
+    start_nix_daemon  # (it gets ready while the boot entry is activated)
 
     choose_entry
     if [ -n "$entry" ]; then
@@ -139,10 +144,37 @@ boot() {
     fi
     log "boot $boots ($boot_id): ${entry:-no boot entry}${how:+ ($how)}"
 
+    wait_nix_daemon
     # Started in the background (the shell must wait for signals), so the shell would have it
     # ignore SIGINT and SIGQUIT: env gives them back their default (sessions inherit them).
     env --default-signal=INT,QUIT "$sshd" -D -e -f /etc/ssh/sshd_config &
     sshd_pid=$!
+}
+
+# The host's nix-daemon, for users other than root (root uses the store directly). It is no job
+# of this shell (started from a subshell, it is an orphan this init reaps): `wait` keeps waiting
+# for sshd alone, and the reboot's `kill -1` ends it with the rest. It runs in / without
+# $OLDPWD (its working directory and environment would name the sandbox otherwise).
+daemon_socket=/nix/var/nix/daemon-socket/socket
+start_nix_daemon() {
+    daemon=
+    command -v nix-daemon >/dev/null || { log "no nix-daemon: only root can use /nix"; return 0; }
+    daemon=started
+    # the socket of the boot before goes first, so that wait_nix_daemon sees the new one
+    [ ! -e "$daemon_socket" ] || rm -f "$daemon_socket"
+    (cd / && unset OLDPWD && nix-daemon </dev/null &)
+}
+
+# sshd starts once the daemon listens, so that the first session finds it. (Each `sleep` is a
+# process start: steps of 20 ms, a few per boot, when hundreds of hosts start at once.)
+wait_nix_daemon() {
+    [ -n "$daemon" ] || return 0
+    tries=0
+    while [ ! -S "$daemon_socket" ] && [ "$tries" -lt 150 ]; do
+        sleep 0.02
+        tries=$((tries + 1))
+    done
+    [ -S "$daemon_socket" ] || log "nix-daemon does not listen on $daemon_socket"
 }
 
 standin_init() {

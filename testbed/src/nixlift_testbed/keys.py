@@ -73,8 +73,11 @@ def _authorizes(root: Path, client_key: str) -> bool:
     return any(line.split()[:2] == wanted for line in text.splitlines())
 
 
-def _install_authorized_keys(etc: Path, client_key: str) -> None:
-    """`etc/ssh/authorized_keys.d/root` with the client key, unless the file exists already.
+def _install_authorized_keys(
+    etc: Path, client_key: str, users: Sequence[str] = ("root",)
+) -> None:
+    """`etc/ssh/authorized_keys.d/USER` with the client key for each of `users`, unless the
+    file exists already (the deployed system manages them from then on).
 
     The directory is made opaque in the overlay, so that keys of the real /etc never show
     through into a host. Only while the host is stopped (it is a file of the upper layer).
@@ -84,6 +87,7 @@ def _install_authorized_keys(etc: Path, client_key: str) -> None:
         keys_dir.mkdir(mode=0o755, parents=True)
         with contextlib.suppress(OSError):
             os.setxattr(keys_dir, "trusted.overlay.opaque", b"y")
-    root_keys = keys_dir / "root"
-    if not os.path.lexists(root_keys):  # (a whiteout, the file removed inside, counts too)
-        _write_atomic(root_keys, authorized_keys_line(client_key), 0o444)
+    for user in users:
+        keys = keys_dir / user
+        if not os.path.lexists(keys):  # (a whiteout, the file removed inside, counts too)
+            _write_atomic(keys, authorized_keys_line(client_key), 0o444)

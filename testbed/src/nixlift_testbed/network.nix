@@ -21,9 +21,12 @@ in
     # known_hosts file the sandbox wrote.
     deployment.sshOptions = [ "-F" sandbox.sshConfig ];
     # As on NixOS, the system says who may log in: the hosts' sshd reads keys only from
-    # /etc/ssh/authorized_keys.d, which activation writes. Keep the sandbox's key there.
+    # /etc/ssh/authorized_keys.d, which activation writes. Keep the sandbox's key there, for
+    # root and for the hosts' users who are not root (deploy, admin).
     services.openssh.enable = true;
-    users.users.root.openssh.authorizedKeys.keys = lib.optional (sandbox ? publicKey) sandbox.publicKey;
+    users.users = lib.genAttrs (sandbox.users or [ "root" ]) (user: {
+      openssh.authorizedKeys.keys = lib.optional (sandbox ? publicKey) sandbox.publicKey;
+    });
     system.stateVersion = "24.05";
   };
 }

@@ -37,6 +37,17 @@ def render_sshd_config(address: str, port: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: ends the line of /etc/hosts that names the host itself
+_HOSTS_MARK = "# nixlift sandbox host"
+
+
+def render_etc_hosts(base: str, address: str, name: str) -> str:
+    """`base` (the host's /etc/hosts) with a line naming the host itself, as NixOS has one:
+    sudo looks its host's name up and says so on every call when it cannot find it."""
+    lines = [line for line in base.splitlines() if not line.endswith(_HOSTS_MARK)]
+    return "".join(line + "\n" for line in [*lines, f"{address} {name}  {_HOSTS_MARK}"])
+
+
 def ssh_config_path(path: Path) -> str:
     """`path` as one quoted ssh_config argument with `%` escaped (ssh expands %-tokens)."""
     text = str(path)
