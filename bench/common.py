@@ -35,9 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STANDIN = Path(str(resources.files("nixlift_testbed").joinpath("nixpkgs")))
 _ENTRY = ROOT / ".venv" / "bin" / "nixlift"
 #: how the benchmarks start nixlift: the installed entry point, as a user types `nixlift`
-NIXLIFT: tuple[str, ...] = (
-    (str(_ENTRY),) if _ENTRY.exists() else (sys.executable, "-m", "nixlift")
-)
+NIXLIFT: tuple[str, ...] = (str(_ENTRY),) if _ENTRY.exists() else (sys.executable, "-m", "nixlift")
 #: environment of every command: the stand-in systems exist in no binary cache. nixlift runs as
 #: an installed tool does, with its modules' bytecode cached (pip compiles it at install): a dev
 #: shell's PYTHONDONTWRITEBYTECODE=1 would make every start compile nixlift from source, so the
@@ -54,10 +52,18 @@ ENV: dict[str, str] = {
 
 def parse_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer repetitions and smaller counts (the whole set in ~2 minutes)")
-    parser.add_argument("--reps", type=int, default=None, metavar="N",
-                        help="repetitions per case (overrides the default and --quick)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repetitions and smaller counts (the whole set in ~2 minutes)",
+    )
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="repetitions per case (overrides the default and --quick)",
+    )
     return parser.parse_args()
 
 
@@ -120,8 +126,9 @@ class Lab:
         self._sandboxes.append(directory)  # before `up`: a half-started sandbox is stopped too
         begun = time.perf_counter()
         sandbox = asyncio.run(up(directory, count))
-        say(f"  sandbox {directory.name}: {count} host(s) up in "
-            f"{time.perf_counter() - begun:.1f} s")
+        say(
+            f"  sandbox {directory.name}: {count} host(s) up in {time.perf_counter() - begun:.1f} s"
+        )
         return sandbox
 
     def stop(self, directory: Path) -> None:
@@ -216,23 +223,30 @@ class Network:
     names: tuple[str, ...]
 
 
-def write_network(directory: Path, sandbox: Sandbox | None,
-                  hosts: Mapping[str, HostSpec],
-                  deployment: Mapping[str, object] | None = None) -> Network:
+def write_network(
+    directory: Path,
+    sandbox: Sandbox | None,
+    hosts: Mapping[str, HostSpec],
+    deployment: Mapping[str, object] | None = None,
+) -> Network:
     """network.nix (+ machine.nix, toplevel.nix, bench.json) in `directory`; `deployment`:
     deployment.* options for every machine (nixlift's defaults if None)."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "bench.json").write_text(json.dumps({
-        "sshConfig": str(sandbox.ssh_config) if sandbox else "/dev/null",
-        "nixpkgs": str(STANDIN),
-        "hosts": {name: spec.to_json() for name, spec in hosts.items()},
-        "deployment": dict(deployment or {}),
-    }, indent=1))
+    (directory / "bench.json").write_text(
+        json.dumps(
+            {
+                "sshConfig": str(sandbox.ssh_config) if sandbox else "/dev/null",
+                "nixpkgs": str(STANDIN),
+                "hosts": {name: spec.to_json() for name, spec in hosts.items()},
+                "deployment": dict(deployment or {}),
+            },
+            indent=1,
+        )
+    )
     (directory / "machine.nix").write_text(_MACHINE_NIX)
     (directory / "network.nix").write_text(_NETWORK_NIX)
     (directory / "toplevel.nix").write_text(_TOPLEVEL_NIX)
-    return Network(directory, directory / "network.nix", directory / "toplevel.nix",
-                   tuple(hosts))
+    return Network(directory, directory / "network.nix", directory / "toplevel.nix", tuple(hosts))
 
 
 def host_names(count: int) -> list[str]:
@@ -253,8 +267,9 @@ ssh -F "$cfg" "$host" \
 """
 
 
-def hand_deploy(lab: Lab, sandbox: Sandbox, systems: Mapping[str, str],
-                parallel: int | None) -> float:
+def hand_deploy(
+    lab: Lab, sandbox: Sandbox, systems: Mapping[str, str], parallel: int | None
+) -> float:
     """Seconds to deploy `systems` (host → built system) by hand: deploy-one.sh host after host
     (parallel None, a shell loop) or `xargs -P PARALLEL` over the hosts."""
     script = lab.root / "deploy-one.sh"
@@ -265,8 +280,7 @@ def hand_deploy(lab: Lab, sandbox: Sandbox, systems: Mapping[str, str],
     if parallel is None:
         loop = 'while read -r host sys; do bash "$0" "$1" "$host" "$sys" </dev/null; done'
         return timed(["bash", "-c", loop, str(script), cfg], stdin=lines)
-    return timed(["xargs", "-P", str(parallel), "-n", "2", "bash", str(script), cfg],
-                 stdin=lines)
+    return timed(["xargs", "-P", str(parallel), "-n", "2", "bash", str(script), cfg], stdin=lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,12 +291,22 @@ class CommandFailed(RuntimeError):
     pass
 
 
-def run(argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None,
-        cwd: Path | None = None, stdin: str | None = None) -> str:
+def run(
+    argv: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+) -> str:
     """Run a command to completion; its stdout, or CommandFailed with its output's tail."""
     done = subprocess.run(
-        [str(a) for a in argv], input=stdin, capture_output=True, text=True,
-        env=dict(env or ENV), cwd=cwd, check=False,
+        [str(a) for a in argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=dict(env or ENV),
+        cwd=cwd,
+        check=False,
     )
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-25:])
@@ -290,15 +314,26 @@ def run(argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None,
     return done.stdout
 
 
-def timed(argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None,
-          cwd: Path | None = None, stdin: str | None = None) -> float:
+def timed(
+    argv: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+) -> float:
     """Seconds (wall clock, time.perf_counter) the command takes; output goes to a file that is
     only read when the command fails (so neither side pays for a pipe reader)."""
     with tempfile.TemporaryFile("w+") as out:
         begun = time.perf_counter()
         done = subprocess.run(
-            [str(a) for a in argv], input=stdin, stdout=out, stderr=out, text=True,
-            env=dict(env or ENV), cwd=cwd, check=False,
+            [str(a) for a in argv],
+            input=stdin,
+            stdout=out,
+            stderr=out,
+            text=True,
+            env=dict(env or ENV),
+            cwd=cwd,
+            check=False,
         )
         elapsed = time.perf_counter() - begun
         if done.returncode != 0:
@@ -315,8 +350,9 @@ def no_bytecode_env() -> dict[str, str]:
     return {**env, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def attempt(argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None
-            ) -> tuple[float, str | None]:
+def attempt(
+    argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None
+) -> tuple[float, str | None]:
     """(seconds, None) if the command succeeds, (seconds, the gist of its failure) if not."""
     begun = time.perf_counter()
     try:
@@ -340,7 +376,7 @@ def deploy_json(network: Network, *extra: str) -> dict[str, dict[str, object]]:
 
 
 def batches(names: Sequence[str], size: int) -> list[list[str]]:
-    return [list(names[i:i + size]) for i in range(0, len(names), size)]
+    return [list(names[i : i + size]) for i in range(0, len(names), size)]
 
 
 def on(names: Sequence[str]) -> list[str]:
@@ -384,14 +420,17 @@ def build_in_batches(network: Network, size: int = 50) -> dict[str, str]:
     return systems
 
 
-def interleaved(rounds: int, cases: Mapping[str, Callable[[], float]],
-                before_each: Callable[[str, int], None] | None = None) -> dict[str, list[float]]:
+def interleaved(
+    rounds: int,
+    cases: Mapping[str, Callable[[], float]],
+    before_each: Callable[[str, int], None] | None = None,
+) -> dict[str, list[float]]:
     """Run every case once per round, rotating the order each round (so no case always runs
     right after the same other one); seconds per case, in round order."""
     names = list(cases)
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             if before_each is not None:
                 before_each(name, r)
@@ -420,8 +459,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     numeric = [all(isinstance(row[i], int | float) for row in rows) for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w)
-                         for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
 
     out = [line(list(headers)), line(["-" * w for w in widths])]
     out += [line(r) for r in cells]
@@ -437,10 +478,18 @@ def _cell(value: object) -> str:
 def code_version() -> str:
     """The nixlift code measured: HEAD, and whether the work tree has changes (read-only git)."""
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" + uncommitted changes in src/" if dirty else "")
@@ -448,8 +497,10 @@ def code_version() -> str:
 
 def header(title: str, args: argparse.Namespace, note: str = "") -> None:
     mode = "quick" if args.quick else "full"
-    print(f"== {title} ({mode}; {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
-          f"nixlift {code_version()})")
+    print(
+        f"== {title} ({mode}; {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+        f"nixlift {code_version()})"
+    )
     if note:
         print(note)
 

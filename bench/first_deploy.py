@@ -54,18 +54,24 @@ def body() -> int:
     args = parse_args(__doc__ or "")
     count = 5 if args.quick else 20
     rounds = reps(args, default=3, quick=1)
-    header(f"first_deploy: {count} hosts, {SMALL_PATHS} own paths each + one shared "
-           f"{BLOB_MIB} MiB path, to clean host stores", args)
-    specs = {h: HostSpec(role=h, small_paths=SMALL_PATHS, blob_mib=BLOB_MIB)
-             for h in host_names(count)}
+    header(
+        f"first_deploy: {count} hosts, {SMALL_PATHS} own paths each + one shared "
+        f"{BLOB_MIB} MiB path, to clean host stores",
+        args,
+    )
+    specs = {
+        h: HostSpec(role=h, small_paths=SMALL_PATHS, blob_mib=BLOB_MIB) for h in host_names(count)
+    }
     with Lab() as lab:
         # Where the hosts are does not enter the systems: build once, deploy to many sandboxes.
         built_net = write_network(lab.directory("build"), None, specs)
         with stage(f"building {count} systems here (not measured; cached after the first run)"):
             systems = build_systems(built_net)
         closure = run(["nix-store", "-qR", *systems.values()]).split()
-        say(f"  {len(closure)} store paths in all, "
-            f"{len(run(['nix-store', '-qR', systems['h1']]).split())} per host")
+        say(
+            f"  {len(closure)} store paths in all, "
+            f"{len(run(['nix-store', '-qR', systems['h1']]).split())} per host"
+        )
 
         current: dict[str, Sandbox] = {}
 
@@ -83,14 +89,12 @@ def body() -> int:
 
         def net_file() -> str:
             sb = current["sb"]
-            return str(write_network(lab.directory(f"net-{sb.directory.name}"), sb,
-                                     specs).file)
+            return str(write_network(lab.directory(f"net-{sb.directory.name}"), sb, specs).file)
 
         cases: dict[str, Callable[[], float]] = {
             "nixlift deploy": lambda: timed(nixlift("deploy", net_file())),
             "hand serial": lambda: hand_deploy(lab, current["sb"], systems, None),
-            f"hand xargs -P {PARALLEL}": lambda: hand_deploy(lab, current["sb"], systems,
-                                                            PARALLEL),
+            f"hand xargs -P {PARALLEL}": lambda: hand_deploy(lab, current["sb"], systems, PARALLEL),
         }
         with stage(f"{rounds} interleaved round(s), a fresh sandbox per case"):
             times = interleaved(rounds, cases, before_each=fresh)
@@ -99,25 +103,33 @@ def body() -> int:
             build_times = [timed(nixlift("build", built_net.file)) for _ in range(3)]
 
     rows = [(name, median(t), spread(t), len(t)) for name, t in times.items()]
-    rows.append(("(context) nixlift build, all built", median(build_times),
-                 spread(build_times), len(build_times)))
+    rows.append(
+        (
+            "(context) nixlift build, all built",
+            median(build_times),
+            spread(build_times),
+            len(build_times),
+        )
+    )
     print(table(("case", "median s", "min-max s", "runs"), rows))
     print()
     ours = median(times["nixlift deploy"])
-    print(f"RATIO nixlift / hand serial            = "
-          f"{ours / median(times['hand serial']):.2f}")
-    print(f"RATIO nixlift / hand xargs -P {PARALLEL}       = "
-          f"{ours / median(times[f'hand xargs -P {PARALLEL}']):.2f}")
-    print(f"RATIO (nixlift - its eval) / xargs -P {PARALLEL} = "
-          f"{(ours - median(build_times)) / median(times[f'hand xargs -P {PARALLEL}']):.2f}"
-          "  (nixlift build's time taken off)")
+    print(f"RATIO nixlift / hand serial            = {ours / median(times['hand serial']):.2f}")
+    print(
+        f"RATIO nixlift / hand xargs -P {PARALLEL}       = "
+        f"{ours / median(times[f'hand xargs -P {PARALLEL}']):.2f}"
+    )
+    print(
+        f"RATIO (nixlift - its eval) / xargs -P {PARALLEL} = "
+        f"{(ours - median(build_times)) / median(times[f'hand xargs -P {PARALLEL}']):.2f}"
+        "  (nixlift build's time taken off)"
+    )
     return 0
 
 
 def _check_deployed(sandbox: Sandbox, systems: dict[str, str]) -> None:
     """Every host runs its system (a case that deployed nothing would look fast)."""
-    wrong = [h.name for h in sandbox.hosts
-             if h.readlink("/run/current-system") != systems[h.name]]
+    wrong = [h.name for h in sandbox.hosts if h.readlink("/run/current-system") != systems[h.name]]
     if wrong:
         raise CommandFailed(f"after a case, {', '.join(wrong)} do not run their systems")
 

@@ -52,13 +52,15 @@ def body() -> int:
         begun = time.perf_counter()
         sandbox = lab.sandbox(count)
         rows.append((f"(context) sandbox up, {count} hosts", time.perf_counter() - begun, "ok"))
-        net = write_network(lab.directory("net"), sandbox,
-                            {h: HostSpec(role=h) for h in host_names(count)})
+        net = write_network(
+            lab.directory("net"), sandbox, {h: HostSpec(role=h) for h in host_names(count)}
+        )
         with stage(f"building {count} systems, {BATCH} at a time (not measured)"):
             begun = time.perf_counter()
             systems = build_in_batches(net, BATCH)
-            rows.append((f"(context) nixlift build, {BATCH} at a time",
-                         time.perf_counter() - begun, "ok"))
+            rows.append(
+                (f"(context) nixlift build, {BATCH} at a time", time.perf_counter() - begun, "ok")
+            )
 
         with stage("first deploy, one run"):
             seconds, first_error = attempt(nixlift("deploy", net.file))
@@ -67,16 +69,23 @@ def body() -> int:
             with stage(f"first deploy, {BATCH} at a time (the one run failed)"):
                 begun = time.perf_counter()
                 deploy_in_batches(net, BATCH)
-                rows.append((f"first deploy, {BATCH} at a time with --on",
-                             time.perf_counter() - begun, "ok"))
+                rows.append(
+                    (
+                        f"first deploy, {BATCH} at a time with --on",
+                        time.perf_counter() - begun,
+                        "ok",
+                    )
+                )
         _check_running(sandbox, systems)
 
         with stage("no-op redeploy, one run"):
             seconds, noop_error = attempt(nixlift("deploy", net.file))
             rows.append(("no-op redeploy, one run", seconds, _result(noop_error)))
         with stage(f"no-op redeploy, {BATCH} at a time"):
-            total = sum(timed(nixlift("deploy", net.file, *on(names)))
-                        for names in batches(net.names, BATCH))
+            total = sum(
+                timed(nixlift("deploy", net.file, *on(names)))
+                for names in batches(net.names, BATCH)
+            )
             rows.append((f"no-op redeploy, {BATCH} at a time with --on", total, "ok"))
         _check_running(sandbox, systems)
 
@@ -86,8 +95,10 @@ def body() -> int:
         print(f"{count}-host no-op redeploy in one run: FAILED: {noop_error}")
         return 1
     noop = next(s for c, s, _ in rows if c == "no-op redeploy, one run")
-    print(f"{count}-host no-op redeploy in one run: completed in {noop:.1f} s "
-          f"({noop / count * 1000:.0f} ms per host)")
+    print(
+        f"{count}-host no-op redeploy in one run: completed in {noop:.1f} s "
+        f"({noop / count * 1000:.0f} ms per host)"
+    )
     return 0
 
 
@@ -96,11 +107,11 @@ def _result(error: str | None) -> str:
 
 
 def _check_running(sandbox: Sandbox, systems: dict[str, str]) -> None:
-    wrong = [h.name for h in sandbox.hosts
-             if h.readlink("/run/current-system") != systems[h.name]]
+    wrong = [h.name for h in sandbox.hosts if h.readlink("/run/current-system") != systems[h.name]]
     if wrong:
-        raise CommandFailed(f"{len(wrong)} host(s) do not run their systems, e.g. "
-                            f"{', '.join(wrong[:5])}")
+        raise CommandFailed(
+            f"{len(wrong)} host(s) do not run their systems, e.g. {', '.join(wrong[:5])}"
+        )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,7 @@ def peak_rss(argv: list[str]) -> Peak:
     """VmHWM of the process started with argv, polled until it exits."""
     with tempfile.TemporaryFile("w+") as err:
         begun = time.perf_counter()
-        child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=ENV,
-                                 text=True)
+        child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=ENV, text=True)
         status = Path(f"/proc/{child.pid}/status")
         hwm_kib = 0
         polls = 0
@@ -90,9 +89,12 @@ def body() -> int:
     with Lab() as lab:
         sandbox = lab.sandbox(hosts)
         counts = (1, hosts) if args.quick else (1, 50, hosts)
-        nets = {n: write_network(lab.directory(f"net{n}"), sandbox,
-                                 {h: HostSpec(role=h) for h in host_names(n)})
-                for n in counts}
+        nets = {
+            n: write_network(
+                lab.directory(f"net{n}"), sandbox, {h: HostSpec(role=h) for h in host_names(n)}
+            )
+            for n in counts
+        }
         with stage(f"build and first deploy of {hosts} hosts, 50 at a time (not measured)"):
             build_in_batches(nets[hosts])
             deploy_in_batches(nets[hosts])
@@ -103,37 +105,53 @@ def body() -> int:
             extra = [(_label(hosts), hosts, "0")] if r == 0 else []
             for label, n, parallel in cases + extra:
                 peak = peak_rss(nixlift("deploy", nets[n].file, "--parallel", parallel))
-                say(f"  round {r + 1}/{rounds} {label} --parallel {parallel}: "
+                say(
+                    f"  round {r + 1}/{rounds} {label} --parallel {parallel}: "
                     f"{peak.mb:.1f} MB in {peak.seconds:.2f} s ({peak.polls} polls)"
-                    + (f", FAILED: {peak.error}" if peak.returncode else ""))
+                    + (f", FAILED: {peak.error}" if peak.returncode else "")
+                )
                 results.append((label, parallel, r + 1, peak))
 
-    rows = [(label, f"--parallel {parallel}", run, round(p.mb, 1), p.seconds,
-             "ok" if p.returncode == 0 else f"FAILED (exit {p.returncode})")
-            for label, parallel, run, p in results]
+    rows = [
+        (
+            label,
+            f"--parallel {parallel}",
+            run,
+            round(p.mb, 1),
+            p.seconds,
+            "ok" if p.returncode == 0 else f"FAILED (exit {p.returncode})",
+        )
+        for label, parallel, run, p in results
+    ]
     print(table(("deploy", "how", "run", "VmHWM MB", "seconds", "result"), rows))
     print()
     target = [p for label, _, _, p in results if label == _label(hosts)]
     fifty = [p.mb for label, _, _, p in results if label == "50 hosts" and p.returncode == 0]
     one = [p.mb for label, _, _, p in results if label == "1 host" and p.returncode == 0]
     if one and fifty:
-        print(f"growth 1 → 50 hosts = {(max(fifty) - max(one)) / 49 * 1024:.0f} KiB per host "
-              f"({max(one):.1f} MB → {max(fifty):.1f} MB)")
+        print(
+            f"growth 1 → 50 hosts = {(max(fifty) - max(one)) / 49 * 1024:.0f} KiB per host "
+            f"({max(one):.1f} MB → {max(fifty):.1f} MB)"
+        )
     for label, parallel, run, p in results:
         if p.returncode != 0:
             print(f"  {label} --parallel {parallel}, run {run}: {p.error}")
     failed = [p for p in target if p.returncode != 0]
     if failed:
-        print(f"PEAK RSS of nixlift, {hosts} hosts: NOT MEASURED, the deploy failed: "
-              f"{failed[0].error}")
+        print(
+            f"PEAK RSS of nixlift, {hosts} hosts: NOT MEASURED, the deploy failed: "
+            f"{failed[0].error}"
+        )
         print(f"  (peak until it failed: {max(p.mb for p in failed):.1f} MB)")
         return 1
     worst = max(p.mb for p in target)
     verdict = "met" if worst <= TARGET_MB else "NOT met"
     if hosts != HOSTS:
         verdict = f"{verdict} at {hosts} hosts; the target is for {HOSTS}: run without --quick"
-    print(f"PEAK RSS of nixlift, {hosts} hosts (max over runs) = {worst:.1f} MB  "
-          f"(target ≤ {TARGET_MB:.0f} MB: {verdict})")
+    print(
+        f"PEAK RSS of nixlift, {hosts} hosts (max over runs) = {worst:.1f} MB  "
+        f"(target ≤ {TARGET_MB:.0f} MB: {verdict})"
+    )
     return 0
 
 

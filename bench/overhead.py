@@ -75,43 +75,62 @@ def body() -> int:
 
         with stage("first deploy (not measured)"):
             first = run(nixlift("deploy", net.file, "--json"))
-        drv = run(["nix-instantiate", "-I", f"nixpkgs={STANDIN}", net.toplevel,
-                   "--argstr", "name", "h1"]).strip()
+        drv = run(
+            ["nix-instantiate", "-I", f"nixpkgs={STANDIN}", net.toplevel, "--argstr", "name", "h1"]
+        ).strip()
         system = run(["nix-store", "--realise", drv]).strip()
         if system not in first:
-            raise CommandFailed(f"the hand-run evaluation built {system}, which nixlift did "
-                                "not deploy: the two sides would not deploy the same system")
+            raise CommandFailed(
+                f"the hand-run evaluation built {system}, which nixlift did "
+                "not deploy: the two sides would not deploy the same system"
+            )
         hand_argv: list[str | Path] = ["bash", hand, net.toplevel, "h1", cfg, str(STANDIN)]
-        activate = (f"nix-env -p /nix/var/nix/profiles/system --set {system} && "
-                    f"{system}/bin/switch-to-configuration switch")
+        activate = (
+            f"nix-env -p /nix/var/nix/profiles/system --set {system} && "
+            f"{system}/bin/switch-to-configuration switch"
+        )
 
         cases: dict[str, Callable[[], float]] = {
             # the two compared
             "nixlift deploy": lambda: timed(nixlift("deploy", net.file)),
             "hand-run": lambda: timed(hand_argv),
-            "nixlift deploy, no .pyc": lambda: timed(nixlift("deploy", net.file),
-                                                     env=no_bytecode_env()),
+            "nixlift deploy, no .pyc": lambda: timed(
+                nixlift("deploy", net.file), env=no_bytecode_env()
+            ),
             # nixlift taken apart: each row adds a part of the run to the one before
             "nixlift --version (start-up)": lambda: timed(nixlift("--version")),
             "nixlift eval (+ evaluation)": lambda: timed(nixlift("eval", net.file)),
             "nixlift build (+ show-config, realise)": lambda: timed(nixlift("build", net.file)),
             "nixlift deploy push (+ ssh, probe)": lambda: timed(
-                nixlift("deploy", net.file, "push")),
+                nixlift("deploy", net.file, "push")
+            ),
             # the hand steps one by one
             "hand: nix-instantiate": lambda: timed(
-                ["nix-instantiate", "-I", f"nixpkgs={STANDIN}", net.toplevel,
-                 "--argstr", "name", "h1"]),
+                [
+                    "nix-instantiate",
+                    "-I",
+                    f"nixpkgs={STANDIN}",
+                    net.toplevel,
+                    "--argstr",
+                    "name",
+                    "h1",
+                ]
+            ),
             "hand: nix-store --realise": lambda: timed(["nix-store", "--realise", drv]),
             "hand: nix-copy-closure": lambda: timed(
-                ["nix-copy-closure", "--to", "h1", system],
-                env={**ENV, "NIX_SSHOPTS": f"-F {cfg}"}),
+                ["nix-copy-closure", "--to", "h1", system], env={**ENV, "NIX_SSHOPTS": f"-F {cfg}"}
+            ),
             "hand: ssh activate": lambda: timed(["ssh", "-F", cfg, "h1", activate]),
             "ssh -F CFG h1 true (one handshake)": lambda: timed(["ssh", "-F", cfg, "h1", "true"]),
         }
         # What the default safety net costs: the same deploy without magic rollback (if this
         # nixlift has the option), on a network of its own for the same host and system.
-        plain = write_network(lab.directory("net-plain"), sandbox,
-                              {"h1": HostSpec(role="overhead")}, {"magicRollback": False})
+        plain = write_network(
+            lab.directory("net-plain"),
+            sandbox,
+            {"h1": HostSpec(role="overhead")},
+            {"magicRollback": False},
+        )
         _, no_option = attempt(nixlift("eval", plain.file))
         if no_option is None:
             cases[PLAIN] = lambda: timed(nixlift("deploy", plain.file))
@@ -129,17 +148,24 @@ def body() -> int:
     rows = [(name, median(t), spread(t), len(t)) for name, t in times.items()]
     print(table(("case", "median s", "min-max s", "runs"), rows))
     print()
-    print(f"RATIO nixlift/hand (medians)           = {ratio:.2f}  (target ≤ {TARGET:.1f}: "
-          f"{'met' if ratio <= TARGET else 'NOT met'})")
+    print(
+        f"RATIO nixlift/hand (medians)           = {ratio:.2f}  (target ≤ {TARGET:.1f}: "
+        f"{'met' if ratio <= TARGET else 'NOT met'})"
+    )
     print(f"RATIO nixlift/hand (median per round)  = {per_round:.2f}")
     if PLAIN in times:
-        print(f"RATIO nixlift/hand, magicRollback=false = "
-              f"{median(times[PLAIN]) / median(theirs):.2f}  (deployment.magicRollback = false)")
+        print(
+            f"RATIO nixlift/hand, magicRollback=false = "
+            f"{median(times[PLAIN]) / median(theirs):.2f}  (deployment.magicRollback = false)"
+        )
     nopyc = median(times["nixlift deploy, no .pyc"]) / median(theirs)
-    print(f"RATIO nixlift/hand without bytecode    = {nopyc:.2f}  (nixlift compiled from "
-          "source at each start, as under PYTHONDONTWRITEBYTECODE=1)")
-    print(f"nixlift overhead over hand-run (median) = "
-          f"{(median(ours) - median(theirs)) * 1000:.0f} ms")
+    print(
+        f"RATIO nixlift/hand without bytecode    = {nopyc:.2f}  (nixlift compiled from "
+        "source at each start, as under PYTHONDONTWRITEBYTECODE=1)"
+    )
+    print(
+        f"nixlift overhead over hand-run (median) = {(median(ours) - median(theirs)) * 1000:.0f} ms"
+    )
     return 0
 
 

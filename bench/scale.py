@@ -53,8 +53,9 @@ def body() -> int:
     with Lab() as lab:
         sandbox = lab.sandbox(largest)
         nets = {
-            n: write_network(lab.directory(f"net{n}"), sandbox,
-                             {h: HostSpec(role=h) for h in host_names(n)})
+            n: write_network(
+                lab.directory(f"net{n}"), sandbox, {h: HostSpec(role=h) for h in host_names(n)}
+            )
             for n in counts
         }
         with stage("build and first deploy of every host (not measured)"):
@@ -65,14 +66,28 @@ def body() -> int:
         for n in counts:
             for parallel in PARALLEL:
                 cases[f"nixlift {n} --parallel {parallel}"] = functools.partial(
-                    timed, nixlift("deploy", nets[n].file, "--parallel", parallel))
+                    timed, nixlift("deploy", nets[n].file, "--parallel", parallel)
+                )
         reference = f"hand {largest}, xargs -P 10 (reference)"
         cases[reference] = lambda: hand_deploy(lab, sandbox, systems, 10)
         handshakes = f"ssh hN true x{largest}, xargs -P {largest} (floor)"
         names = "".join(f"{h}\n" for h in host_names(largest))
         cases[handshakes] = functools.partial(
-            timed, ["xargs", "-P", str(largest), "-I", "{}", "ssh", "-F",
-                    str(sandbox.ssh_config), "{}", "true"], stdin=names)
+            timed,
+            [
+                "xargs",
+                "-P",
+                str(largest),
+                "-I",
+                "{}",
+                "ssh",
+                "-F",
+                str(sandbox.ssh_config),
+                "{}",
+                "true",
+            ],
+            stdin=names,
+        )
         with stage("warm-up (not measured)"):
             timed(nixlift("deploy", nets[counts[0]].file))
         with stage(f"{rounds} interleaved rounds"):
@@ -85,11 +100,25 @@ def body() -> int:
             per_host = round(median(t) / n * 1000)
             rows.append((n, f"--parallel {parallel}", median(t), spread(t), per_host))
     t = times[reference]
-    rows.append((largest, "hand xargs -P 10 (ref.)", median(t), spread(t),
-                 round(median(t) / largest * 1000)))
+    rows.append(
+        (
+            largest,
+            "hand xargs -P 10 (ref.)",
+            median(t),
+            spread(t),
+            round(median(t) / largest * 1000),
+        )
+    )
     t = times[handshakes]
-    rows.append((largest, f"only ssh handshakes, -P {largest}", median(t), spread(t),
-                 round(median(t) / largest * 1000)))
+    rows.append(
+        (
+            largest,
+            f"only ssh handshakes, -P {largest}",
+            median(t),
+            spread(t),
+            round(median(t) / largest * 1000),
+        )
+    )
     print(table(("hosts", "how", "median s", "min-max s", "ms/host"), rows))
     print()
     for parallel in PARALLEL:
@@ -97,12 +126,16 @@ def body() -> int:
         tn = median(times[f"nixlift {largest} --parallel {parallel}"])
         met = "met" if tn / t1 <= TARGET else "NOT met"
         default = " (default)" if parallel == "10" else ""
-        print(f"RATIO t({largest})/t(1), --parallel {parallel}{default} = {tn / t1:.2f}  "
-              f"(target ≤ {TARGET:.1f}: {met})")
+        print(
+            f"RATIO t({largest})/t(1), --parallel {parallel}{default} = {tn / t1:.2f}  "
+            f"(target ≤ {TARGET:.1f}: {met})"
+        )
     for parallel in PARALLEL:
         tn = median(times[f"nixlift {largest} --parallel {parallel}"])
-        print(f"RATIO nixlift {largest} --parallel {parallel} / hand reference = "
-              f"{tn / median(times[reference]):.2f}")
+        print(
+            f"RATIO nixlift {largest} --parallel {parallel} / hand reference = "
+            f"{tn / median(times[reference]):.2f}"
+        )
     return 0
 
 

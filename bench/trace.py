@@ -28,14 +28,18 @@ def body() -> int:
     args = parser.parse_args()
     with Lab() as lab:
         sandbox = lab.sandbox(args.hosts)
-        net = write_network(lab.directory("net"), sandbox,
-                            {n: HostSpec(role=n) for n in host_names(args.hosts)})
+        net = write_network(
+            lab.directory("net"), sandbox, {n: HostSpec(role=n) for n in host_names(args.hosts)}
+        )
         run(nixlift("deploy", net.file))
         run(nixlift("--version"))  # bytecode cached before the traced run
         begun = time.perf_counter()
         child = subprocess.Popen(
             nixlift("-v", "--debug", "deploy", net.file),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
         )
         assert child.stderr is not None
         for line in child.stderr:

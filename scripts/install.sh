@@ -15,8 +15,11 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 need_apt=()
+# sudo: the sandbox hosts' users who are not root; python3: Debian's, which the apply-local test
+# runs inside a sandbox host (whose /root, where a pyenv would live, is its own); shellcheck: the
+# test command checks the shell programs that run on hosts.
 pkgs=(nix-bin nix-setup-systemd openssh-server openssh-client iproute2 qemu-user-static binfmt-support
-      sudo)
+      sudo python3 shellcheck)
 # Debian's python3 needs python3-venv for `python3 -m venv`; a python that has venv already does not.
 python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
 for pkg in "${pkgs[@]}"; do

@@ -88,7 +88,7 @@ class Registry:
             raise RegistryError(
                 f"no deployment named '{name}' (registered: {known})",
                 hint=f"register it with `nixlift create NETWORK.nix -d {name}`, "
-                     "or give the network file itself",
+                "or give the network file itself",
             )
         return Entry.from_json(name, entries[name])
 

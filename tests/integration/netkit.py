@@ -20,28 +20,38 @@ _HEADER = """let sb = builtins.fromJSON (builtins.readFile ./sandbox.json); in
 """
 
 
-def write_network(directory: Path, sandbox: Sandbox | None, body: str, *,
-                  name: str = "net.nix", nixpkgs: bool = True) -> Path:
+def write_network(
+    directory: Path,
+    sandbox: Sandbox | None,
+    body: str,
+    *,
+    name: str = "net.nix",
+    nixpkgs: bool = True,
+) -> Path:
     """A network file whose machines reach the sandbox's hosts through its ssh config.
 
     `body` is the inside of the top-level attribute set (machines, `network`, …)."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "sandbox.json").write_text(json.dumps({
-        "sshConfig": str(sandbox.ssh_config) if sandbox else "/dev/null",
-        "nixpkgs": str(STANDIN),
-        # the key the hosts' sshd must find in /etc/ssh/authorized_keys.d/USER, and the users
-        # (root, and the sandbox's users who are not root) it must be there for
-        "publicKey": sandbox.public_key if sandbox else None,
-        "users": ["root", sandbox.deploy_user, sandbox.admin_user] if sandbox else ["root"],
-        # for derivations that must really build in this test (not come from an earlier run)
-        "nonce": uuid.uuid4().hex,
-    }))
+    (directory / "sandbox.json").write_text(
+        json.dumps(
+            {
+                "sshConfig": str(sandbox.ssh_config) if sandbox else "/dev/null",
+                "nixpkgs": str(STANDIN),
+                # the key the hosts' sshd must find in /etc/ssh/authorized_keys.d/USER, and the
+                # users (root, and the sandbox's users who are not root) it must be there for
+                "publicKey": sandbox.public_key if sandbox else None,
+                "users": ["root", sandbox.deploy_user, sandbox.admin_user] if sandbox else ["root"],
+                # for derivations that must really build in this test (not come from an earlier run)
+                "nonce": uuid.uuid4().hex,
+            }
+        )
+    )
     # As on NixOS, the system decides who may log in: every machine keeps the sandbox's key for
     # root, deploy and admin (a machine that drops root's:
     # `users.users.root.openssh.authorizedKeys.keys = lib.mkForce [ ];`).
     # One line, so that the body's line numbers stay what tests expect.
     defaults = (
-        "defaults = { lib, ... }: { deployment.sshOptions = [ \"-F\" sb.sshConfig ];"
+        'defaults = { lib, ... }: { deployment.sshOptions = [ "-F" sb.sshConfig ];'
         " services.openssh.enable = lib.mkDefault true;"
         " users.users = lib.genAttrs sb.users (user: { openssh.authorizedKeys.keys ="
         " lib.optional (sb.publicKey != null) sb.publicKey; }); };\n"
@@ -52,18 +62,25 @@ def write_network(directory: Path, sandbox: Sandbox | None, body: str, *,
     return path
 
 
-def nixlift(*args: str | Path, cwd: Path | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def nixlift(
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user would, in its own process."""
     full_env = {**os.environ, "NIX_CONFIG": "substituters =\n", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "nixlift", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, env=full_env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=300,
+        check=False,
     )
 
 
-def deploy_json(*args: str | Path, **kw: Any) -> tuple[subprocess.CompletedProcess[str],
-                                                       dict[str, dict[str, Any]]]:
+def deploy_json(
+    *args: str | Path, **kw: Any
+) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
     """`nixlift deploy … --json`, with the per-host results keyed by name."""
     done = nixlift("deploy", *args, "--json", **kw)
     assert done.stdout, f"no JSON on stdout; stderr:\n{done.stderr}"

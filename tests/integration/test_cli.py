@@ -31,23 +31,26 @@ def test_the_seed_network_file_with_create_and_deploy_d(
     sb = sandbox_factory(1)
     host = sb.hosts[0]
     text = (EXAMPLES / "rpi.nix").read_text()
-    text = text.replace('"192.168.1.x";', f'"{host.address}";\n    deployment.targetPort = '
-                                          f"{host.port};")
+    text = text.replace(
+        '"192.168.1.x";', f'"{host.address}";\n    deployment.targetPort = {host.port};'
+    )
     text = text.replace('"aarch64-linux"', f'"{native_system()}"')
     text = text.replace('"aarch64-unknown-linux-gnu"', '"x86_64-unknown-linux-gnu"')
     (tmp_path / "rpi.nix").write_text(text)
-    (tmp_path / "pi-configuration.nix").write_text(
-        (EXAMPLES / "pi-configuration.nix").read_text())
-    (tmp_path / "sandbox.json").write_text(json.dumps(
-        {"sshConfig": str(sb.ssh_config), "nixpkgs": str(STANDIN)}))
+    (tmp_path / "pi-configuration.nix").write_text((EXAMPLES / "pi-configuration.nix").read_text())
+    (tmp_path / "sandbox.json").write_text(
+        json.dumps({"sshConfig": str(sb.ssh_config), "nixpkgs": str(STANDIN)})
+    )
     (tmp_path / "reach-sandbox.nix").write_text(
         "let sb = builtins.fromJSON (builtins.readFile ./sandbox.json); in {\n"
         "  network.nixpkgs = sb.nixpkgs;\n"
-        "  defaults.deployment.sshOptions = [ \"-F\" sb.sshConfig ];\n}\n")
+        '  defaults.deployment.sshOptions = [ "-F" sb.sshConfig ];\n}\n'
+    )
     env = {"NIXLIFT_REGISTRY": str(tmp_path / "registry.json")}
 
-    created = nixlift("create", "./rpi.nix", "./reach-sandbox.nix", "-d", "rpi",
-                      cwd=tmp_path, env=env)
+    created = nixlift(
+        "create", "./rpi.nix", "./reach-sandbox.nix", "-d", "rpi", cwd=tmp_path, env=env
+    )
     assert created.returncode == 0, created.stderr
     before = nixlift("info", "-d", "rpi", "--json", env=env)
     assert json.loads(before.stdout)["machines"][0]["state"] == "not deployed"
@@ -67,7 +70,10 @@ def sandbox_command(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """`nixlift-sandbox ARGS…` (the test bed's command), in its own process."""
     return subprocess.run(
         [sys.executable, "-m", "nixlift_testbed", *map(str, args)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -87,8 +93,10 @@ def test_sandbox_commands_and_the_demo_network(tmp_path: Path) -> None:
         done = nixlift("deploy", network)
         assert done.returncode == 0, done.stderr
         rows = json.loads(sandbox_command("status", "--dir", directory, "--json").stdout)
-        assert all(r["currentSystem"].endswith("-nixos-system-" + r["name"] + "-24.05.standin")
-                   for r in rows)
+        assert all(
+            r["currentSystem"].endswith("-nixos-system-" + r["name"] + "-24.05.standin")
+            for r in rows
+        )
         plain = sandbox_command("status", "--dir", directory)
         assert plain.returncode == 0 and plain.stdout.startswith("h1  127.77.")
     finally:
@@ -104,15 +112,17 @@ def test_sandbox_commands_and_the_demo_network(tmp_path: Path) -> None:
     assert nixlift("sandbox", "status").returncode == 2
 
 
-def test_info_reports_an_unreachable_host(
-    sandbox_factory: SandboxFactory, tmp_path: Path
-) -> None:
+def test_info_reports_an_unreachable_host(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
     from netkit import write_network
 
     sb = sandbox_factory(1)
-    net = write_network(tmp_path, sb, '  h1 = { ... }: { };\n  gone = { ... }: { '
-                                      'deployment.targetHost = "127.0.0.1"; '
-                                      "deployment.targetPort = 1; };")
+    net = write_network(
+        tmp_path,
+        sb,
+        "  h1 = { ... }: { };\n  gone = { ... }: { "
+        'deployment.targetHost = "127.0.0.1"; '
+        "deployment.targetPort = 1; };",
+    )
     info = nixlift("info", net, "--json")
     assert info.returncode == 1
     rows = {r["name"]: r for r in json.loads(info.stdout)["machines"]}

@@ -16,20 +16,27 @@ from nixlift.nix.platforms import binfmt_systems
 
 pytestmark = pytest.mark.integration
 
-BUSYBOX = Path(os.environ.get("NIXLIFT_STANDIN_BUSYBOX_DIR", "/usr/libexec/nixlift-standin"),
-               "aarch64-linux", "busybox")
+BUSYBOX = Path(
+    os.environ.get("NIXLIFT_STANDIN_BUSYBOX_DIR", "/usr/libexec/nixlift-standin"),
+    "aarch64-linux",
+    "busybox",
+)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_each_machine_evaluates_to_its_own_system(tmp_path: Path) -> None:
-    net = write_network(tmp_path, None, """
+    net = write_network(
+        tmp_path,
+        None,
+        """
   native = { ... }: { };
   pi3 = { ... }: {
     nixpkgs.localSystem = { system = "aarch64-linux"; config = "aarch64-unknown-linux-gnu"; };
   };
   pi4 = { ... }: { nixpkgs.hostPlatform = "aarch64-linux"; };
   old = { ... }: { nixpkgs.system = "armv7l-linux"; };
-""")
+""",
+    )
     done = nixlift("eval", net, "--json")
     assert done.returncode == 0, done.stderr
     systems = {m["name"]: m["system"] for m in json.loads(done.stdout)["machines"]}
@@ -51,7 +58,10 @@ def pi_network(directory: Path, sb_config: Path | None = None) -> Path:
         from nixlift_testbed import load
 
         sb = load(sb_config)
-    return write_network(directory, sb, """
+    return write_network(
+        directory,
+        sb,
+        """
   pi3 = { config, pkgs, lib, ... }: {
     deployment.targetHost = "h1";
     nixpkgs.localSystem = {
@@ -60,7 +70,8 @@ def pi_network(directory: Path, sb_config: Path | None = None) -> Path:
     };
     imports = [ ./pi-configuration.nix ];
   };
-""")
+""",
+    )
 
 
 def test_aarch64_is_refused_before_any_work_without_emulation(
@@ -77,10 +88,14 @@ def test_aarch64_is_refused_before_any_work_without_emulation(
     assert activations(sb.host("h1")) == []
 
 
-@pytest.mark.skipif(not BUSYBOX.exists(), reason=f"no aarch64 busybox at {BUSYBOX}: "
-                    "scripts/install.sh puts it there")
-@pytest.mark.skipif("aarch64-linux" not in binfmt_systems(),
-                    reason="no binfmt handler for aarch64 (qemu-user-static + binfmt_misc)")
+@pytest.mark.skipif(
+    not BUSYBOX.exists(),
+    reason=f"no aarch64 busybox at {BUSYBOX}: scripts/install.sh puts it there",
+)
+@pytest.mark.skipif(
+    "aarch64-linux" not in binfmt_systems(),
+    reason="no binfmt handler for aarch64 (qemu-user-static + binfmt_misc)",
+)
 def test_aarch64_builds_through_emulation_and_deploys(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:

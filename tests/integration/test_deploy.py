@@ -21,6 +21,7 @@ from nixlift_testbed import SandboxHost
 
 pytestmark = pytest.mark.integration
 
+
 def logins(host: SandboxHost) -> int:
     return host.log_file.read_text().count("Accepted publickey")
 
@@ -35,8 +36,9 @@ def test_deploy_two_hosts_then_redeploy_copies_and_activates_nothing(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     sb = sandbox_factory(2)
-    net = write_network(tmp_path, sb, TWO.replace(
-        '"second";', '"second"; deployment.alwaysActivate = false;'))
+    net = write_network(
+        tmp_path, sb, TWO.replace('"second";', '"second"; deployment.alwaysActivate = false;')
+    )
     before = {h.name: logins(h) for h in sb.hosts}  # `sandbox up` logs in once to check
     done, hosts = deploy_json(net)
     assert done.returncode == 0, done.stderr
@@ -72,7 +74,8 @@ def test_deploy_two_hosts_then_redeploy_copies_and_activates_nothing(
 def test_goals_do_what_they_say(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
     sb = sandbox_factory(5)
     body = "".join(
-        f'  h{i} = {{ ... }}: {{ environment.etc."n".text = "{i}"; }};\n' for i in range(1, 6))
+        f'  h{i} = {{ ... }}: {{ environment.etc."n".text = "{i}"; }};\n' for i in range(1, 6)
+    )
     net = write_network(tmp_path, sb, body)
     goals = {"h1": "build", "h2": "push", "h3": "boot", "h4": "test", "h5": "dry-activate"}
     systems = {}
@@ -116,11 +119,15 @@ def test_on_selects_by_name_glob_and_exclude(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     sb = sandbox_factory(3)
-    net = write_network(tmp_path, sb, """
+    net = write_network(
+        tmp_path,
+        sb,
+        """
   h1 = { ... }: { };
   h2 = { ... }: { };
   h3 = { ... }: { };
-""")
+""",
+    )
     done, hosts = deploy_json(net, "--on", "h[12]", "--exclude", "h1")
     assert done.returncode == 0, done.stderr
     assert list(hosts) == ["h2"]
@@ -163,11 +170,16 @@ def test_network_function_arguments_and_require(
 ) -> None:
     sb = sandbox_factory(1)
     (tmp_path / "extra.nix").write_text(
-        '{ h1 = { ... }: { environment.etc."from-required".text = "yes"; }; }\n')
-    net = write_network(tmp_path, sb, """
+        '{ h1 = { ... }: { environment.etc."from-required".text = "yes"; }; }\n'
+    )
+    net = write_network(
+        tmp_path,
+        sb,
+        """
   require = [ ./extra.nix ];
   h1 = { ... }: { environment.etc."colour".text = colour; };
-""")
+""",
+    )
     # turn the network into a function of `colour` (no default): NixOps' --argstr
     text = net.read_text().replace("let sb =", "{ colour }: let sb =", 1)
     net.write_text(text)
@@ -194,9 +206,13 @@ def test_reboot_required_is_reported_not_a_crash(
 
 def test_build_on_target(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
     sb = sandbox_factory(1)
-    net = write_network(tmp_path, sb, """
+    net = write_network(
+        tmp_path,
+        sb,
+        """
   h1 = { ... }: { deployment.buildOnTarget = true; environment.etc."where".text = "target"; };
-""")
+""",
+    )
     drv = json.loads(nixlift("eval", net, "--json").stdout)["machines"][0]
     assert not Path(drv["outPath"]).exists()
     done, _ = deploy_json(net)

@@ -22,7 +22,7 @@ def untouched(sb: Sandbox) -> bool:
 
 def test_syntax_error_names_file_and_line(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
     sb = sandbox_factory(1)
-    net = write_network(tmp_path, sb, "  h1 = { ... }: { networking.hostName = \"x\" };")
+    net = write_network(tmp_path, sb, '  h1 = { ... }: { networking.hostName = "x" };')
     done = nixlift("deploy", net)
     assert done.returncode == 2
     assert "syntax error" in done.stderr
@@ -41,7 +41,7 @@ def test_missing_network_file(tmp_path: Path) -> None:
 
 def test_option_that_does_not_exist(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
     sb = sandbox_factory(1)
-    net = write_network(tmp_path, sb, "  h1 = { ... }: { deployment.targtHost = \"h1\"; };")
+    net = write_network(tmp_path, sb, '  h1 = { ... }: { deployment.targtHost = "h1"; };')
     done = nixlift("deploy", net)
     assert done.returncode == 2
     assert "deployment.targtHost" in done.stderr and "does not exist" in done.stderr
@@ -51,7 +51,7 @@ def test_option_that_does_not_exist(sandbox_factory: SandboxFactory, tmp_path: P
 
 def test_option_of_the_wrong_type(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
     sb = sandbox_factory(1)
-    net = write_network(tmp_path, sb, "  h1 = { ... }: { deployment.targetPort = \"ssh\"; };")
+    net = write_network(tmp_path, sb, '  h1 = { ... }: { deployment.targetPort = "ssh"; };')
     done = nixlift("deploy", net)
     assert done.returncode == 2
     assert "deployment.targetPort" in done.stderr and "is not of type" in done.stderr
@@ -101,13 +101,17 @@ def test_build_failure_activates_nothing_for_that_host(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     sb = sandbox_factory(2)
-    net = write_network(tmp_path, sb, """
+    net = write_network(
+        tmp_path,
+        sb,
+        """
   h1 = { pkgs, ... }: {
     environment.systemPackages =
       [ (pkgs.runCommand "broken" { } "echo the-build-broke >&2; exit 3") ];
   };
   h2 = { ... }: { };
-""")
+""",
+    )
     done, hosts = deploy_json(net)
     assert done.returncode == 1
     assert hosts["h1"]["status"] == "failed" and "building h1" in hosts["h1"]["error"]
@@ -125,10 +129,14 @@ def test_failed_activation_is_reported_with_its_output(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     sb = sandbox_factory(2)
-    net = write_network(tmp_path, sb, """
+    net = write_network(
+        tmp_path,
+        sb,
+        """
   h1 = { ... }: { standin.activation.exitCode = 4; };
   h2 = { ... }: { };
-""")
+""",
+    )
     done, hosts = deploy_json(net, "--no-auto-rollback")
     assert done.returncode == 1
     assert "switch-to-configuration switch on h1 failed with exit status 4" in hosts["h1"]["error"]
@@ -140,10 +148,14 @@ def test_evaluation_failure_in_one_machine_changes_no_host(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     sb = sandbox_factory(2)
-    net = write_network(tmp_path, sb, """
+    net = write_network(
+        tmp_path,
+        sb,
+        """
   h1 = { ... }: { };
   h2 = { ... }: { assertions = [ { assertion = false; message = "h2 is not ready"; } ]; };
-""")
+""",
+    )
     done = nixlift("deploy", net)
     assert done.returncode == 2
     assert "h2 is not ready" in done.stderr
@@ -151,9 +163,13 @@ def test_evaluation_failure_in_one_machine_changes_no_host(
 
 
 def test_eval_json_never_shows_key_text(tmp_path: Path) -> None:
-    net = write_network(tmp_path, None, """
+    net = write_network(
+        tmp_path,
+        None,
+        """
   h1 = { ... }: { deployment.keys.db.text = "hunter2-secret"; };
-""")
+""",
+    )
     done = nixlift("eval", net, "--json")
     assert done.returncode == 0, done.stderr
     assert "hunter2-secret" not in done.stdout + done.stderr
@@ -166,12 +182,16 @@ def test_unreachable_reasons_are_told_apart(
 ) -> None:
     sb = sandbox_factory(3)
     (tmp_path / "empty_known_hosts").write_text("")
-    net = write_network(tmp_path, sb, """
+    net = write_network(
+        tmp_path,
+        sb,
+        """
   h1 = { ... }: { deployment.sshOptions = lib.mkForce [ "-F" sb.sshConfig
     "-o" "UserKnownHostsFile=${toString ./empty_known_hosts}" ]; };
   h2 = { ... }: { deployment.targetUser = "nobody"; };
   h3 = { ... }: { deployment.targetPort = 1; };
-""".replace("{ ... }: { deployment.sshOptions", "{ lib, ... }: { deployment.sshOptions"))
+""".replace("{ ... }: { deployment.sshOptions", "{ lib, ... }: { deployment.sshOptions"),
+    )
     done, hosts = deploy_json(net)
     assert done.returncode == 1
     assert "known_hosts" in hosts["h1"]["hint"]  # host key unknown: never turned off

@@ -27,7 +27,8 @@ def build(*args: str | Path) -> dict[str, Path]:
 
 def test_machine_forms_nodes_and_module_arguments(tmp_path: Path) -> None:
     (tmp_path / "web.nix").write_text(
-        '{ config, name, ... }: { environment.etc."me".text = name; }\n')
+        '{ config, name, ... }: { environment.etc."me".text = name; }\n'
+    )
     net = tmp_path / "net.nix"
     net.write_text("""
 {
@@ -66,8 +67,9 @@ def test_several_files_merge_in_order(tmp_path: Path) -> None:
   web = { ... }: { deployment.targetHost = "192.0.2.7"; };
   extra = { ... }: { };
 }""")
-    done = nixlift("eval", tmp_path / "logical.nix", tmp_path / "physical.nix", "--json",
-                   "--nixpkgs", STANDIN)
+    done = nixlift(
+        "eval", tmp_path / "logical.nix", tmp_path / "physical.nix", "--json", "--nixpkgs", STANDIN
+    )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["description"] == "physical"

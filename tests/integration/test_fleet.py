@@ -24,20 +24,25 @@ pytestmark = pytest.mark.integration
 def machines(count: int, extra: dict[int, str] | None = None) -> str:
     extra = extra or {}
     return "".join(
-        f'  h{i} = {{ pkgs, config, ... }}: '
+        f"  h{i} = {{ pkgs, config, ... }}: "
         f'{{ environment.etc."n".text = "{i}"; {extra.get(i, "")} }};\n'
-        for i in range(1, count + 1))
+        for i in range(1, count + 1)
+    )
 
 
 def slow_build(seconds: int) -> str:
-    return ('environment.systemPackages = [ (pkgs.runCommand "slow-${sb.nonce}" { } '
-            f'"sleep {seconds}; mkdir -p $out") ];')
+    return (
+        'environment.systemPackages = [ (pkgs.runCommand "slow-${sb.nonce}" { } '
+        f'"sleep {seconds}; mkdir -p $out") ];'
+    )
 
 
 # Each host its own broken package: a shared one would fail once per host, one after another.
-FAILING_BUILD = ('environment.systemPackages = [ (pkgs.runCommand '
-                 '"broken-${sb.nonce}-${config.networking.hostName}" { } '
-                 '"echo broken >&2; exit 1") ];')
+FAILING_BUILD = (
+    "environment.systemPackages = [ (pkgs.runCommand "
+    '"broken-${sb.nonce}-${config.networking.hostName}" { } '
+    '"echo broken >&2; exit 1") ];'
+)
 
 
 def test_twenty_hosts_one_unreachable_one_failing(
@@ -96,8 +101,12 @@ def test_max_failures_count_and_percent(sandbox_factory: SandboxFactory, tmp_pat
     net = write_network(tmp_path, sb, machines(4, extra))
     done, hosts = deploy_json(net, "--max-failures", "1")
     assert done.returncode == 1
-    assert [hosts[n]["status"] for n in ("h1", "h2", "h3", "h4")] == \
-        ["failed", "failed", "skipped", "skipped"]
+    assert [hosts[n]["status"] for n in ("h1", "h2", "h3", "h4")] == [
+        "failed",
+        "failed",
+        "skipped",
+        "skipped",
+    ]
     assert "stopped after 2 failed hosts (--max-failures 1)" in hosts["h3"]["error"]
 
     # 50% of 4 tolerates 2 failures: the others go on
@@ -111,8 +120,11 @@ def test_max_failures_count_and_percent(sandbox_factory: SandboxFactory, tmp_pat
 
 def test_tags_select_hosts(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
     sb = sandbox_factory(3)
-    net = write_network(tmp_path, sb, machines(3, {1: 'deployment.tags = [ "web" ];',
-                                                    3: 'deployment.tags = [ "web" "db" ];'}))
+    net = write_network(
+        tmp_path,
+        sb,
+        machines(3, {1: 'deployment.tags = [ "web" ];', 3: 'deployment.tags = [ "web" "db" ];'}),
+    )
     done, hosts = deploy_json(net, "--on", "@web", "--exclude", "@db")
     assert done.returncode == 0, done.stderr
     assert list(hosts) == ["h1"]
@@ -145,9 +157,21 @@ def test_interrupt_mid_deploy_leaves_every_host_whole(
     slow = dict.fromkeys(range(1, 21), "standin.activation.sleepSeconds = 2;")
     net = write_network(tmp_path, sb, machines(20, slow))
     child = subprocess.Popen(
-        [sys.executable, "-m", "nixlift", "deploy", str(net), "--parallel", "4", "--json",
-         "--progress", "plain"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "nixlift",
+            "deploy",
+            str(net),
+            "--parallel",
+            "4",
+            "--json",
+            "--progress",
+            "plain",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "NIX_CONFIG": "substituters =\n"},
     )
     assert child.stderr is not None
@@ -232,7 +256,10 @@ def test_interrupting_exec_stops_the_remote_commands(
     net = write_network(tmp_path, sb, machines(2))
     child = subprocess.Popen(
         [sys.executable, "-m", "nixlift", "exec", str(net), "--", *SLEEP],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 20
     while len(host_processes(sb, SLEEP)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -16,15 +16,18 @@ from netkit import activations, current_system, deploy_json, nixlift, write_netw
 pytestmark = pytest.mark.integration
 
 PASS = '{ cmd = [ "true" ]; description = "always"; period = 1; timeout = 2; }'
-FAIL = '{ cmd = [ "test" "-e" "/nonexistent" ]; description = "missing file"; period = 1; ' \
-       'timeout = 2; }'
+FAIL = (
+    '{ cmd = [ "test" "-e" "/nonexistent" ]; description = "missing file"; period = 1; '
+    "timeout = 2; }"
+)
 
 
 def fleet(count: int, checks: dict[int, str], label: str) -> str:
     return "".join(
         f'  h{i} = {{ ... }}: {{ environment.etc."v".text = "{label}"; '
-        f'deployment.healthChecks.cmd = [ {checks.get(i, PASS)} ]; }};\n'
-        for i in range(1, count + 1))
+        f"deployment.healthChecks.cmd = [ {checks.get(i, PASS)} ]; }};\n"
+        for i in range(1, count + 1)
+    )
 
 
 def test_failing_checks_roll_back_their_hosts_only(
@@ -111,10 +114,14 @@ def test_pre_deploy_checks_keep_a_host_from_activating(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     sb = sandbox_factory(2)
-    net = write_network(tmp_path, sb, f"""
+    net = write_network(
+        tmp_path,
+        sb,
+        f"""
   h1 = {{ ... }}: {{ deployment.preDeployChecks.cmd = [ {FAIL} ]; }};
   h2 = {{ ... }}: {{ deployment.preDeployChecks.cmd = [ {PASS} ]; }};
-""")
+""",
+    )
     done, hosts = deploy_json(net)
     assert done.returncode == 1
     assert hosts["h1"]["status"] == "failed" and "pre-deploy check" in hosts["h1"]["error"]

@@ -28,8 +28,9 @@ def write_network(directory: Path, sb: Sandbox, h1: str) -> Path:
 
 def good_then(sb: Sandbox, tmp_path: Path, second: str) -> tuple[str, Path]:
     """Deploy a good system to h1; return it and a network whose h1 is `second`."""
-    done, hosts = deploy_json(write_network(tmp_path / "good", sb,
-                                            'environment.etc."v".text = "good";'))
+    done, hosts = deploy_json(
+        write_network(tmp_path / "good", sb, 'environment.etc."v".text = "good";')
+    )
     assert done.returncode == 0, done.stderr
     return hosts["h1"]["system"], write_network(tmp_path / "next", sb, second)
 
@@ -37,8 +38,11 @@ def good_then(sb: Sandbox, tmp_path: Path, second: str) -> tuple[str, Path]:
 def start(*args: str | Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "nixlift", *map(str, args), "--progress", "plain"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "NIX_CONFIG": "substituters =\n"})
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NIX_CONFIG": "substituters =\n"},
+    )
 
 
 def wait_for_line(child: subprocess.Popen[str], needle: str, timeout: float = 60) -> list[str]:
@@ -86,9 +90,13 @@ def test_deployer_killed_after_activation_host_rolls_back(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     sb = sandbox_factory(1)
-    good, slow = good_then(sb, tmp_path, 'environment.etc."v".text = "new"; '
-                           "standin.activation.sleepSeconds = 1; "
-                           "deployment.confirmTimeout = 2;")
+    good, slow = good_then(
+        sb,
+        tmp_path,
+        'environment.etc."v".text = "new"; '
+        "standin.activation.sleepSeconds = 1; "
+        "deployment.confirmTimeout = 2;",
+    )
     h1 = sb.host("h1")
     before = len(begun(h1))
     child = start("deploy", slow)
@@ -108,8 +116,9 @@ def test_two_deployers_never_activate_at_once(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     sb = sandbox_factory(1)
-    _, slow = good_then(sb, tmp_path, 'environment.etc."v".text = "slow"; '
-                        "standin.activation.sleepSeconds = 6;")
+    _, slow = good_then(
+        sb, tmp_path, 'environment.etc."v".text = "slow"; standin.activation.sleepSeconds = 6;'
+    )
     first = start("deploy", slow, "--json")
     wait_for_line(first, "activating: switch")
     second, hosts = deploy_json(slow)
@@ -129,13 +138,15 @@ def test_two_deployers_never_activate_at_once(
     assert len(begun(h1)) == 4  # good, first, third, fourth: one after another
 
 
-def test_a_dead_deployers_lock_is_released(
-    sandbox_factory: SandboxFactory, tmp_path: Path
-) -> None:
+def test_a_dead_deployers_lock_is_released(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
     sb = sandbox_factory(1)
     # a build slow enough to kill the deployer while it holds the lock, before it activates
-    _, slow = good_then(sb, tmp_path, 'environment.systemPackages = [ (pkgs.runCommand '
-                        '"slow-${sb.nonce}" { } "sleep 20; mkdir $out") ];')
+    _, slow = good_then(
+        sb,
+        tmp_path,
+        "environment.systemPackages = [ (pkgs.runCommand "
+        '"slow-${sb.nonce}" { } "sleep 20; mkdir $out") ];',
+    )
     child = start("deploy", slow)
     wait_for_line(child, "building")
     child.send_signal(signal.SIGKILL)
@@ -158,7 +169,9 @@ def test_history_and_manual_rollback(sandbox_factory: SandboxFactory, tmp_path: 
     shown = nixlift("history", second, "--json")
     records = json.loads(shown.stdout)["h1"]
     assert [(r["system"], r["goal"], r["result"]) for r in records] == [
-        (good, "switch", "ok"), (newer, "switch", "ok")]
+        (good, "switch", "ok"),
+        (newer, "switch", "ok"),
+    ]
     assert records[0]["deployment"] == "net" and records[0]["user"]
 
     back = nixlift("rollback", second)
@@ -179,8 +192,9 @@ def test_hanging_activation_is_stopped_and_rolled_back(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     sb = sandbox_factory(1)
-    good, hang = good_then(sb, tmp_path, "standin.activation.hang = true; "
-                           "deployment.activationTimeout = 2;")
+    good, hang = good_then(
+        sb, tmp_path, "standin.activation.hang = true; deployment.activationTimeout = 2;"
+    )
     started = time.monotonic()
     done, hosts = deploy_json(hang)
     assert time.monotonic() - started < 30
@@ -206,9 +220,13 @@ def test_reboot_into_a_failing_system_goes_back(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     sb = sandbox_factory(1)
-    good, bad = good_then(sb, tmp_path, 'environment.etc."v".text = "unhealthy"; '
-                          'deployment.healthChecks.cmd = [ { cmd = [ "false" ]; period = 1; '
-                          "timeout = 2; } ];")
+    good, bad = good_then(
+        sb,
+        tmp_path,
+        'environment.etc."v".text = "unhealthy"; '
+        'deployment.healthChecks.cmd = [ { cmd = [ "false" ]; period = 1; '
+        "timeout = 2; } ];",
+    )
     h1 = sb.host("h1")
     done, hosts = deploy_json(bad, "--reboot", "--reboot-timeout", "60")
     assert done.returncode == 1
@@ -222,14 +240,18 @@ def test_config_that_locks_out_ssh_rolls_itself_back(
 ) -> None:
     sb = sandbox_factory(2)
     good, _ = good_then(sb, tmp_path, "")
-    lockout = _write_network(tmp_path / "lockout", sb, """
+    lockout = _write_network(
+        tmp_path / "lockout",
+        sb,
+        """
   h1 = { lib, ... }: {
     environment.etc."v".text = "no way in";
     users.users.root.openssh.authorizedKeys.keys = lib.mkForce [ ];
     deployment.confirmTimeout = 3;
   };
   h2 = { ... }: { };
-""")
+""",
+    )
     started = time.monotonic()
     done, hosts = deploy_json(lockout)
     assert done.returncode == 1
@@ -254,8 +276,10 @@ def test_reboot_uses_a_one_shot_entry_until_the_new_system_is_healthy(
     done, hosts = deploy_json(new, "--reboot", "--reboot-timeout", "60")
     assert done.returncode == 0, done.stderr
     system = hosts["h1"]["system"]
-    boots = [json.loads(line) for line in
-             (h1.read_text("/var/lib/standin/boots.jsonl") or "").splitlines()]
+    boots = [
+        json.loads(line)
+        for line in (h1.read_text("/var/lib/standin/boots.jsonl") or "").splitlines()
+    ]
     # the new system was booted through the one-shot entry, then made the default
     assert boots[-1]["system"] == system and boots[-1]["entry"] == "oneshot"
     assert (h1.read_text("/var/lib/standin/boot-default") or "").strip() == system
@@ -267,12 +291,16 @@ def test_a_host_that_never_comes_back_falls_back_on_its_next_boot(
 ) -> None:
     sb = sandbox_factory(1)
     good, _ = good_then(sb, tmp_path, "")
-    lockout = _write_network(tmp_path / "lockout", sb, """
+    lockout = _write_network(
+        tmp_path / "lockout",
+        sb,
+        """
   h1 = { lib, ... }: {
     environment.etc."v".text = "unreachable after boot";
     users.users.root.openssh.authorizedKeys.keys = lib.mkForce [ ];
   };
-""")
+""",
+    )
     done, hosts = deploy_json(lockout, "--reboot", "--reboot-timeout", "6")
     assert done.returncode == 1
     assert "did not come back" in hosts["h1"]["error"]
@@ -295,8 +323,9 @@ def test_history_names_the_networks_git_commit(
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "network"], check=True)
-    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     done, _ = deploy_json(net)
     assert done.returncode == 0, done.stderr
     net.write_text(net.read_text() + "\n")  # an uncommitted change
@@ -310,10 +339,14 @@ def test_allow_reboot_reboots_hosts_that_ask_for_it(
 ) -> None:
     sb = sandbox_factory(2)
     good_then(sb, tmp_path, "")
-    net = _write_network(tmp_path / "kernel", sb, """
+    net = _write_network(
+        tmp_path / "kernel",
+        sb,
+        """
   h1 = { ... }: { environment.etc."v".text = "new kernel"; standin.activation.exitCode = 100; };
   h2 = { ... }: { environment.etc."v".text = "no reboot needed"; };
-""")
+""",
+    )
     h1, h2 = sb.host("h1"), sb.host("h2")
     boots = (h1.boot_id(), h2.boot_id())
     done, hosts = deploy_json(net, "--allow-reboot", "--reboot-timeout", "60")

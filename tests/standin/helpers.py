@@ -14,9 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-STANDIN = (
-    Path(__file__).resolve().parents[2] / "testbed" / "src" / "nixlift_testbed" / "nixpkgs"
-)
+STANDIN = Path(__file__).resolve().parents[2] / "testbed" / "src" / "nixlift_testbed" / "nixpkgs"
 
 
 @dataclass(frozen=True)

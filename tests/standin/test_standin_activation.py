@@ -40,7 +40,11 @@ def run_goal(system: Path, goal: str, root: Path) -> subprocess.CompletedProcess
     )
     return subprocess.run(
         [str(system / "bin" / "switch-to-configuration"), goal],
-        capture_output=True, text=True, env=env, check=False, timeout=30,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=30,
     )
 
 
@@ -68,13 +72,17 @@ NO_SSH = "{ users.users.root.openssh.authorizedKeys.keys = [ keys.root ]; }"
 def systems(standin: Standin, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("systems")
     key_file = str(tmp / "key-file")
-    return build_systems(standin, tmp, {
-        "both": BOTH.replace("KEYFILE", key_file),
-        "root-only": ROOT_ONLY,
-        "nobody": NOBODY,
-        "no-ssh": NO_SSH,
-        "hang": "{ standin.activation.hang = true; }",
-    })
+    return build_systems(
+        standin,
+        tmp,
+        {
+            "both": BOTH.replace("KEYFILE", key_file),
+            "root-only": ROOT_ONLY,
+            "nobody": NOBODY,
+            "no-ssh": NO_SSH,
+            "hang": "{ standin.activation.hang = true; }",
+        },
+    )
 
 
 def test_activate_is_part_of_every_system(systems: dict[str, Path], tmp_path: Path) -> None:
@@ -82,8 +90,11 @@ def test_activate_is_part_of_every_system(systems: dict[str, Path], tmp_path: Pa
     script = (both / "activate").read_text()
     assert script.startswith(f"#!/bin/sh\nsystemConfig={both}\n")
     assert os.access(both / "activate", os.X_OK)
-    env = dict(os.environ, NIXLIFT_STANDIN_RUN=str(tmp_path / "run"),
-               NIXLIFT_STANDIN_ETC=str(tmp_path / "etc"))
+    env = dict(
+        os.environ,
+        NIXLIFT_STANDIN_RUN=str(tmp_path / "run"),
+        NIXLIFT_STANDIN_ETC=str(tmp_path / "etc"),
+    )
     subprocess.run([str(both / "activate")], env=env, check=True)
     assert os.readlink(tmp_path / "run" / "current-system") == str(both)
     assert keys(tmp_path) == {"alice": ALICE + "\n", "root": ROOT + "\n"}
@@ -96,8 +107,11 @@ def test_authorized_keys_follow_the_system(systems: dict[str, Path], tmp_path: P
     (keys_dir / "bob").write_text("an installer's key\n")  # not written by any activation
 
     assert run_goal(systems["both"], "switch", tmp_path).returncode == 0
-    assert keys(tmp_path) == {"alice": ALICE + "\n", "bob": "an installer's key\n",
-                              "root": ROOT + "\n"}
+    assert keys(tmp_path) == {
+        "alice": ALICE + "\n",
+        "bob": "an installer's key\n",
+        "root": ROOT + "\n",
+    }
     for name in ("alice", "root"):
         assert (keys_dir / name).stat().st_mode & 0o7777 == 0o444
     assert (keys_dir / ".managed").read_text().split() == ["alice", "root"]
@@ -134,12 +148,19 @@ def test_authorized_keys_in_the_systems_etc(systems: dict[str, Path]) -> None:
 
 
 def test_hang_begins_and_never_switches(systems: dict[str, Path], tmp_path: Path) -> None:
-    env = dict(os.environ, NIXLIFT_STANDIN_STATE=str(tmp_path / "state"),
-               NIXLIFT_STANDIN_RUN=str(tmp_path / "run"), NIXLIFT_STANDIN_ETC=str(tmp_path / "etc"))
+    env = dict(
+        os.environ,
+        NIXLIFT_STANDIN_STATE=str(tmp_path / "state"),
+        NIXLIFT_STANDIN_RUN=str(tmp_path / "run"),
+        NIXLIFT_STANDIN_ETC=str(tmp_path / "etc"),
+    )
     hang = systems["hang"]
     child = subprocess.Popen(
         [str(hang / "bin" / "switch-to-configuration"), "switch"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     try:
@@ -160,7 +181,7 @@ def test_hang_begins_and_never_switches(systems: dict[str, Path], tmp_path: Path
 
 
 def test_every_knob_is_documented(standin: Standin) -> None:
-    options = standin.eval(f"""let o = {nixos(['{ }'])}.options.standin.activation; in
+    options = standin.eval(f"""let o = {nixos(["{ }"])}.options.standin.activation; in
       builtins.mapAttrs (n: v: {{ internal = v.internal or false; description = v.description; }})
         o""")
     assert isinstance(options, dict)

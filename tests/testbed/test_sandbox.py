@@ -166,7 +166,13 @@ def test_hosts_are_separate_machines(sandbox2: Sandbox) -> None:
     ).stdout
     # /nix holds nothing but the socket of the host's nix-daemon (see the users' tests)
     assert out.splitlines() == [
-        "h1", "h1", "/nix:", "var", "daemon-socket", "/root:", "nix-store (Nix) 2.8.0",
+        "h1",
+        "h1",
+        "/nix:",
+        "var",
+        "daemon-socket",
+        "/root:",
+        "nix-store (Nix) 2.8.0",
     ]
     assert ssh(sandbox2, "h2", "hostname").stdout == "h2\n"
 
@@ -408,7 +414,7 @@ def build_systems(sandbox: Sandbox, tmp_path: Path, names: list[str]) -> dict[st
     )
     base = (
         f"{{ lib, ... }}: let sb = builtins.fromJSON (builtins.readFile {tmp_path}/sandbox.json);"
-        " in { services.openssh.enable = true; networking.hostName = \"h1\";"
+        ' in { services.openssh.enable = true; networking.hostName = "h1";'
         " users.users.root.openssh.authorizedKeys.keys = [ sb.publicKey ];"
         " environment.etc.nonce.text = sb.nonce; }"
     )
@@ -429,8 +435,21 @@ def master(sandbox: Sandbox, host: str, tmp_path: Path) -> Iterator[Callable[...
     """An open SSH connection (ControlMaster) to `host`; yields `via(command)` running over it."""
     path = tmp_path / f"cm-{host}"
     opts = ["-o", f"ControlPath={path}"]
-    run(["ssh", "-F", str(sandbox.ssh_config), "-o", "ControlMaster=yes", "-o",
-         "ControlPersist=60", *opts, host, "true"], timeout=30)
+    run(
+        [
+            "ssh",
+            "-F",
+            str(sandbox.ssh_config),
+            "-o",
+            "ControlMaster=yes",
+            "-o",
+            "ControlPersist=60",
+            *opts,
+            host,
+            "true",
+        ],
+        timeout=30,
+    )
 
     def via(command: str, **kwargs: Any) -> proc.Completed:
         argv = ["ssh", "-F", str(sandbox.ssh_config), "-o", "ControlMaster=no", *opts, host]
@@ -571,8 +590,13 @@ def test_boot_entries_and_access_follow_the_system(
     assert h1.readlink("/run/booted-system") == good
     assert ssh(sandbox, "h1", "cat /proc/sys/kernel/random/boot_id").stdout.strip() == after
     status = json.loads(ssh(sandbox, "h1", "standin-bootctl status").stdout)
-    assert status == {"default": good, "oneshot": None, "booted": good, "current": good,
-                      "bootId": after}
+    assert status == {
+        "default": good,
+        "oneshot": None,
+        "booted": good,
+        "current": good,
+        "bootId": after,
+    }
 
     # a one-shot entry: used for the next boot only
     out = ssh(sandbox, "h1", f"standin-bootctl set-oneshot {locked}").stdout
@@ -586,12 +610,19 @@ def test_boot_entries_and_access_follow_the_system(
     assert h1.readlink("/run/current-system") == good
     assert ssh(sandbox, "h1", "true").returncode == 0
     assert [(b["system"], b["entry"]) for b in boots(h1)] == [
-        (None, None), (good, "default"), (locked, "oneshot"), (good, "default"),
+        (None, None),
+        (good, "default"),
+        (locked, "oneshot"),
+        (good, "default"),
     ]
 
     # set-default, clear-oneshot; a one-shot entry that is no system falls back to the default
-    ssh(sandbox, "h1", f"standin-bootctl set-default {locked} && standin-bootctl set-oneshot {good}"
-        " && standin-bootctl clear-oneshot")
+    ssh(
+        sandbox,
+        "h1",
+        f"standin-bootctl set-default {locked} && standin-bootctl set-oneshot {good}"
+        " && standin-bootctl clear-oneshot",
+    )
     assert (h1.root / "state" / "boot-default").read_text() == f"{locked}\n"
     assert not (h1.root / "state" / "boot-once").exists()
     ssh(sandbox, "h1", f"standin-bootctl set-default {good}")
@@ -605,8 +636,13 @@ def test_bootctl_refuses_what_is_no_system(sandbox_factory: SandboxFactory) -> N
     sandbox = sandbox_factory(1)
     h1 = sandbox.host("h1")
     status = json.loads(ssh(sandbox, "h1", "standin-bootctl status").stdout)
-    assert status == {"default": None, "oneshot": None, "booted": None, "current": None,
-                      "bootId": h1.boot_id()}
+    assert status == {
+        "default": None,
+        "oneshot": None,
+        "booted": None,
+        "current": None,
+        "bootId": h1.boot_id(),
+    }
     for command in ("set-oneshot /nix/store", "set-default /nonexistent"):
         refused = ssh(sandbox, "h1", f"standin-bootctl {command}", check=False)
         assert refused.returncode == 1 and "is not a system" in refused.stderr
@@ -636,8 +672,12 @@ def test_bootctl_boots_generations_of_the_system_profile(
     assert h1.readlink(f"{profile}-2-link") == second
 
     # as systemd's bootctl: quiet when it succeeds; the records are the stand-in loader's
-    done = ssh(sandbox, "h1", "bootctl set-default nixos-generation-2.conf"
-                              " && bootctl set-oneshot nixos-generation-1.conf")
+    done = ssh(
+        sandbox,
+        "h1",
+        "bootctl set-default nixos-generation-2.conf"
+        " && bootctl set-oneshot nixos-generation-1.conf",
+    )
     assert done.stdout == ""
     assert (state / "boot-default").read_text() == f"{second}\n"
     assert (state / "boot-once").read_text() == f"{good}\n"
@@ -650,7 +690,9 @@ def test_bootctl_boots_generations_of_the_system_profile(
     asyncio.run(h1.reboot())
     assert h1.readlink("/run/current-system") == second
     assert [(b["system"], b["entry"]) for b in boots(h1)] == [
-        (None, None), (good, "oneshot"), (second, "default"),
+        (None, None),
+        (good, "oneshot"),
+        (second, "default"),
     ]
 
     # a generation that does not exist, a name that is no entry, a verb it does not know
@@ -673,10 +715,13 @@ def test_hanging_activation_until_reboot(sandbox_factory: SandboxFactory, tmp_pa
     hang = build_systems(sandbox, tmp_path, ["hang"])["hang"]
 
     async def scenario() -> tuple[proc.Completed, list[str]]:
-        activation = asyncio.create_task(proc.run(
-            sandbox.ssh_argv("h1", f"{hang}/bin/switch-to-configuration switch"),
-            check=False, timeout=30,
-        ))
+        activation = asyncio.create_task(
+            proc.run(
+                sandbox.ssh_argv("h1", f"{hang}/bin/switch-to-configuration switch"),
+                check=False,
+                timeout=30,
+            )
+        )
         begun: list[str] = []
         for _ in range(500):
             begun = (h1.read_text("/var/lib/standin/activations-begun") or "").splitlines()
@@ -702,7 +747,11 @@ def deploy_json(network: Path) -> tuple[subprocess.CompletedProcess[str], dict[s
     env = {**os.environ, "NIX_CONFIG": "substituters =\n"}
     done = subprocess.run(
         [sys.executable, "-m", "nixlift", "deploy", str(network), "--json"],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     assert done.stdout, f"no JSON on stdout; stderr:\n{done.stderr}"
     return done, {h["name"]: h for h in json.loads(done.stdout)["hosts"]}
@@ -712,8 +761,9 @@ def test_deployed_network_keeps_access_across_reboots(sandbox_factory: SandboxFa
     sandbox = sandbox_factory(1)
     h1 = sandbox.host("h1")
     # the demo network `nixlift-sandbox up` writes, which authorizes the sandbox's key
-    net = write_network(sandbox.directory, list(sandbox.names), sandbox.ssh_config,
-                        public_key=sandbox.public_key)
+    net = write_network(
+        sandbox.directory, list(sandbox.names), sandbox.ssh_config, public_key=sandbox.public_key
+    )
     done, hosts = deploy_json(net)
     assert done.returncode == 0, done.stderr
     system = hosts["h1"]["system"]

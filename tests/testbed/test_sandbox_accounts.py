@@ -64,8 +64,7 @@ def test_adding_again_keeps_the_ids_and_replaces_the_lines() -> None:
     acc = add_accounts(real, GROUP, SHADOW + "deploy:!:19000::::::\n", shell="/bin/sh")
     assert dict(acc.ids)["deploy"] == 1600
     assert [line for line in acc.passwd.splitlines() if line.startswith("deploy:")] == [
-        "deploy:x:1600:1600:nixlift sandbox user with sudo without a password:"
-        "/home/deploy:/bin/sh"
+        "deploy:x:1600:1600:nixlift sandbox user with sudo without a password:/home/deploy:/bin/sh"
     ]
     assert [line for line in acc.shadow.splitlines() if line.startswith("deploy:")] == [
         "deploy:*:::::::"
@@ -85,8 +84,9 @@ def test_sudo_rules_and_logins() -> None:
 def test_the_admin_password_hash_is_the_passwords() -> None:
     salt = ADMIN_PASSWORD_HASH.split("$")[2]
     argv = ["openssl", "passwd", "-6", "-salt", salt, "-stdin"]
-    made = subprocess.run(argv, input=ADMIN_PASSWORD + "\n", capture_output=True, text=True,
-                          check=True)
+    made = subprocess.run(
+        argv, input=ADMIN_PASSWORD + "\n", capture_output=True, text=True, check=True
+    )
     assert made.stdout.strip() == ADMIN_PASSWORD_HASH
 
 

@@ -115,16 +115,15 @@ def test_bootctl_is_systemd_boots_command_on_the_hosts(tmp_path: Path) -> None:
     assert '    bootctl) systemd_bootctl "$@" ;;\n' in script
     assert "link=/nix/var/nix/profiles/system-$n-link\n" in script
     bootctl = str(tmp_path / "bin" / "bootctl")
-    usage = subprocess.run(["sh", bootctl, "--help"], capture_output=True, text=True,
-                           check=False)
+    usage = subprocess.run(["sh", bootctl, "--help"], capture_output=True, text=True, check=False)
     assert usage.returncode == 0
     assert usage.stdout.startswith("Usage: bootctl is-installed | set-default ENTRY |")
     assert "nixos-generation-N.conf" in usage.stdout
-    unknown = subprocess.run(["sh", bootctl, "list"], capture_output=True, text=True,
-                             check=False)
+    unknown = subprocess.run(["sh", bootctl, "list"], capture_output=True, text=True, check=False)
     assert unknown.returncode == 1 and "'list' is not emulated" in unknown.stderr
-    outside = subprocess.run(["sh", bootctl, "is-installed"], capture_output=True, text=True,
-                             check=False)
+    outside = subprocess.run(
+        ["sh", bootctl, "is-installed"], capture_output=True, text=True, check=False
+    )
     assert outside.returncode == 1 and "not inside a nixlift sandbox host" in outside.stderr
 
 

@@ -23,7 +23,13 @@ def test_the_users_are_the_sandboxs(sandbox2: Sandbox) -> None:
     assert (DEPLOY_USER, ADMIN_USER) == ("deploy", "admin")
     assert sandbox2.admin_password == ADMIN_PASSWORD == "nixlift-test-password"
     assert sandbox2.ssh_argv("h1", "true", user="deploy") == [
-        "ssh", "-F", str(sandbox2.ssh_config), "-l", "deploy", "h1", "true",
+        "ssh",
+        "-F",
+        str(sandbox2.ssh_config),
+        "-l",
+        "deploy",
+        "h1",
+        "true",
     ]
 
 
@@ -44,12 +50,15 @@ def test_users_log_in_with_the_client_key_into_homes_of_their_own(sandbox2: Sand
         assert keys.split()[:2] == sandbox2.public_key.split()[:2]
     # the accounts, the sudo rules and the host's name are the hosts' own /etc, not the real one
     assert "deploy ALL=(ALL) NOPASSWD: ALL" in (
-        h1.read_text("/etc/sudoers.d/nixlift-sandbox") or "")
+        h1.read_text("/etc/sudoers.d/nixlift-sandbox") or ""
+    )
     assert not Path("/etc/sudoers.d/nixlift-sandbox").exists()
     assert f"{h2.address} h2" in (h2.read_text("/etc/hosts") or "")
     # a locked account (`!` in /etc/shadow) is refused by sshd without PAM: not these two
-    shadow = {line.split(":")[0]: line.split(":")[1]
-              for line in (h1.read_text("/etc/shadow") or "").splitlines()}
+    shadow = {
+        line.split(":")[0]: line.split(":")[1]
+        for line in (h1.read_text("/etc/shadow") or "").splitlines()
+    }
     assert shadow["deploy"] == "*"
     assert shadow["admin"].startswith("$6$")
 
@@ -78,8 +87,10 @@ def test_sudo_without_and_with_a_password(sandbox_factory: SandboxFactory) -> No
 def build_unsigned() -> str:
     """A new input-addressed path (built here, so signed by no one); a uuid makes it new."""
     nonce = uuid.uuid4().hex  # (hex digits: nothing to quote in the Nix text)
-    expr = ('derivation { name = "unsigned"; system = builtins.currentSystem;'
-            f' builder = "/bin/sh"; args = [ "-c" "echo {nonce} > $out" ]; }}')
+    expr = (
+        'derivation { name = "unsigned"; system = builtins.currentSystem;'
+        f' builder = "/bin/sh"; args = [ "-c" "echo {nonce} > $out" ]; }}'
+    )
     return run(["nix-build", "--no-out-link", "-E", expr], timeout=60).stdout.strip()
 
 

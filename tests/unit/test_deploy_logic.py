@@ -9,12 +9,14 @@ B = "/nix/store/bbb-nixos-system-b"
 
 
 def test_parse_probe_answer() -> None:
-    probe = Probe.from_json({"current": A, "profile": B, "boot_id": "1234", "valid": True,
-                             "systemd": False})
+    probe = Probe.from_json(
+        {"current": A, "profile": B, "boot_id": "1234", "valid": True, "systemd": False}
+    )
     assert probe.state == HostState(A, B, "1234")
     assert probe.has_system and not probe.systemd
-    empty = Probe.from_json({"current": None, "profile": None, "boot_id": None,
-                             "valid": False, "systemd": True})
+    empty = Probe.from_json(
+        {"current": None, "profile": None, "boot_id": None, "valid": False, "systemd": True}
+    )
     assert empty.state == HostState(None, None, None)
     assert not empty.has_system and empty.systemd
 
@@ -50,9 +52,13 @@ def test_remote_command_split() -> None:
     from nixlift.cli.parser import split_remote_command
 
     assert split_remote_command(["exec", "net.nix", "--on", "a", "--", "ls", "--", "-l"]) == (
-        ["exec", "net.nix", "--on", "a"], ["ls", "--", "-l"])
+        ["exec", "net.nix", "--on", "a"],
+        ["ls", "--", "-l"],
+    )
     assert split_remote_command(["-v", "ssh", "h1", "--", "uptime"]) == (
-        ["-v", "ssh", "h1"], ["uptime"])
+        ["-v", "ssh", "h1"],
+        ["uptime"],
+    )
     assert split_remote_command(["deploy", "--", "x"]) == (["deploy", "--", "x"], [])
     from nixlift.cli.remote_cmd import remote_words
 

@@ -36,8 +36,10 @@ def test_build_lines_progress_and_errors() -> None:
     assert texts[0] is None  # a chatty activity is not shown
     assert "building-now" in texts and "a plain line" in texts
     assert log.builds == Counts(0, 1, "builds")
-    assert log.tail.splitlines()[-2:] == ["error: builder for '/nix/store/x.drv' failed",
-                                          "a plain line"]
+    assert log.tail.splitlines()[-2:] == [
+        "error: builder for '/nix/store/x.drv' failed",
+        "a plain line",
+    ]
 
 
 def test_garbage_after_the_prefix_is_kept_as_text() -> None:

@@ -12,9 +12,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_wheel_holds_the_product_and_nothing_of_the_test_bed(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         str(ROOT), "-w", str(tmp_path)],
-        check=True, capture_output=True, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(ROOT),
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     [wheel] = tmp_path.glob("nixlift-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "nixlift/agent/agent.sh" in names and "nixlift/nix/eval.nix" in names

@@ -26,9 +26,14 @@ def cap(**kw: object) -> BuildCapability:
 
 
 def machine(name: str, system: str, build_on_target: bool = False) -> Machine:
-    return Machine(name, system, system,
-                   DeploymentOptions(target_host=name, build_on_target=build_on_target),
-                   "/nix/store/x.drv", "/nix/store/x")
+    return Machine(
+        name,
+        system,
+        system,
+        DeploymentOptions(target_host=name, build_on_target=build_on_target),
+        "/nix/store/x.drv",
+        "/nix/store/x",
+    )
 
 
 def test_native_and_compatible_systems_build() -> None:
@@ -41,8 +46,9 @@ def test_foreign_system_needs_extra_platforms_and_binfmt() -> None:
     assert reason is not None and "extra-platforms" in reason
     no_binfmt = cap(extra_platforms=frozenset({"aarch64-linux"})).why_not("aarch64-linux")
     assert no_binfmt is not None and "binfmt" in no_binfmt
-    both = cap(extra_platforms=frozenset({"aarch64-linux"}),
-               binfmt_systems=frozenset({"aarch64-linux"}))
+    both = cap(
+        extra_platforms=frozenset({"aarch64-linux"}), binfmt_systems=frozenset({"aarch64-linux"})
+    )
     assert both.why_not("aarch64-linux") is None
 
 
@@ -81,8 +87,14 @@ def test_capability_from_show_config() -> None:
 
 def test_check_names_every_machine_and_the_ways_out() -> None:
     with pytest.raises(PlatformError) as e:
-        check(cap(), [machine("pi3", "aarch64-linux"), machine("web", "x86_64-linux"),
-                      machine("pi4", "aarch64-linux")])
+        check(
+            cap(),
+            [
+                machine("pi3", "aarch64-linux"),
+                machine("web", "x86_64-linux"),
+                machine("pi4", "aarch64-linux"),
+            ],
+        )
     text = str(e.value)
     assert "'pi3' is aarch64-linux" in text and "'pi4' is aarch64-linux" in text
     assert "web" not in text
@@ -99,9 +111,14 @@ def test_all_native_skips_the_probe_only_when_nothing_says_otherwise() -> None:
     from nixlift.nix.argv import NixSettings
 
     def net(*systems: str) -> Network:
-        return Network("n", "", (P("/n.nix"),), tuple(machine(f"m{i}", s)
-                                                     for i, s in enumerate(systems)),
-                       (), local_system="x86_64-linux")
+        return Network(
+            "n",
+            "",
+            (P("/n.nix"),),
+            tuple(machine(f"m{i}", s) for i, s in enumerate(systems)),
+            (),
+            local_system="x86_64-linux",
+        )
 
     from nixlift.nix.platforms import all_native
 
@@ -109,5 +126,6 @@ def test_all_native_skips_the_probe_only_when_nothing_says_otherwise() -> None:
     assert not all_native(net("x86_64-linux", "aarch64-linux"), NixSettings())
     assert not all_native(net("x86_64-linux"), NixSettings(max_jobs="0"))
     assert not all_native(net("x86_64-linux"), NixSettings(builders="ssh://b x86_64-linux"))
-    assert not all_native(net("x86_64-linux"),
-                          NixSettings(options=(("extra-platforms", "aarch64-linux"),)))
+    assert not all_native(
+        net("x86_64-linux"), NixSettings(options=(("extra-platforms", "aarch64-linux"),))
+    )

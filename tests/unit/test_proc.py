@@ -18,8 +18,9 @@ def test_a_line_longer_than_asyncios_default_buffer() -> None:
 
 def test_failure_carries_the_stderr_tail_and_a_hint() -> None:
     with pytest.raises(CommandError) as e:
-        asyncio.run(proc.run(["sh", "-c", "echo bad >&2; exit 3"], what="the thing",
-                             hint="do this"))
+        asyncio.run(
+            proc.run(["sh", "-c", "echo bad >&2; exit 3"], what="the thing", hint="do this")
+        )
     assert e.value.returncode == 3 and e.value.stderr_tail == "bad"
     assert str(e.value) == "the thing failed with exit status 3" and e.value.hint == "do this"
 
@@ -39,8 +40,7 @@ def _running(argv: str) -> list[str]:
 def test_timeout_kills_the_whole_group() -> None:
     seconds = 3000 + os.getpid() % 1000  # a sleep no other test runs
     with pytest.raises(CommandError, match=r"did not finish within 0\.3 s"):
-        asyncio.run(proc.run(["sh", "-c", f"sleep {seconds} & sleep {seconds + 1}"],
-                             timeout=0.3))
+        asyncio.run(proc.run(["sh", "-c", f"sleep {seconds} & sleep {seconds + 1}"], timeout=0.3))
     time.sleep(0.2)
     assert _running(f"sleep {seconds}") == [] and _running(f"sleep {seconds + 1}") == []
 

@@ -17,7 +17,7 @@ def test_target_from_deployment_options() -> None:
     argv = t.ssh_argv("true")
     assert argv[:3] == ["ssh", "-T", "-x"]
     assert argv[-3:] == ["--", "root@pi.lan", "true"]
-    assert argv[argv.index("-p"): argv.index("-p") + 2] == ["-p", "2222"]
+    assert argv[argv.index("-p") : argv.index("-p") + 2] == ["-p", "2222"]
     assert argv[argv.index("-F") + 1] == "/c f"
 
 
@@ -46,8 +46,9 @@ def test_elevation_strategies() -> None:
 
 
 def test_control_master_options_reach_nix_sshopts_without_whitespace_words() -> None:
-    t = SshTarget("pi", "pi.lan", 2222, "root", ("-F", "/c f", "-i", "/k"),
-                  control_path=Path("/tmp/nl-x/0"))
+    t = SshTarget(
+        "pi", "pi.lan", 2222, "root", ("-F", "/c f", "-i", "/k"), control_path=Path("/tmp/nl-x/0")
+    )
     opts = t.nix_sshopts().split()
     assert "ControlPath=/tmp/nl-x/0" in opts and "ControlMaster=auto" in opts
     assert "BatchMode=yes" in opts and "-p" in opts and "/k" in opts
@@ -56,8 +57,9 @@ def test_control_master_options_reach_nix_sshopts_without_whitespace_words() -> 
 
 def test_the_users_ssh_options_come_before_nixlifts_defaults() -> None:
     # ssh takes the first value of an option: the user's ConnectTimeout wins over ours
-    t = SshTarget("pi", "pi.lan", None, "root", ("-o", "ConnectTimeout=3"),
-                  control_path=Path("/tmp/nl-x/0"))
+    t = SshTarget(
+        "pi", "pi.lan", None, "root", ("-o", "ConnectTimeout=3"), control_path=Path("/tmp/nl-x/0")
+    )
     args = t.option_args()
     assert args.index("ConnectTimeout=3") < args.index("ConnectTimeout=10")
     # but the master connection nixlift relies on is named first

@@ -119,8 +119,11 @@ class Decision:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Decision:
         reason = data.get("reason")
-        return cls(Outcome(data.get("outcome", "undecided")),
-                   None if reason is None else str(reason), data.get("running"))
+        return cls(
+            Outcome(data.get("outcome", "undecided")),
+            None if reason is None else str(reason),
+            data.get("running"),
+        )
 
 
 @dataclass(frozen=True)
@@ -134,9 +137,12 @@ class Probe:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Probe:
-        return cls(HostState(data.get("current"), data.get("profile"), data.get("boot_id")),
-                   bool(data.get("valid")), bool(data.get("systemd")),
-                   bool(data.get("daemon", True)))
+        return cls(
+            HostState(data.get("current"), data.get("profile"), data.get("boot_id")),
+            bool(data.get("valid")),
+            bool(data.get("systemd")),
+            bool(data.get("daemon", True)),
+        )
 
 
 @dataclass(frozen=True)
@@ -170,8 +176,16 @@ def parse_generations(data: Mapping[str, Any]) -> list[Generation]:
     for g in data.get("generations") or []:
         m = _LINK.match(str(g.get("link") or ""))
         if m and g.get("system"):
-            found.append(Generation(int(m.group(1)), g["link"], int(g.get("created") or 0),
-                                    g["system"], g["link"] == current, g["system"] == running))
+            found.append(
+                Generation(
+                    int(m.group(1)),
+                    g["link"],
+                    int(g.get("created") or 0),
+                    g["system"],
+                    g["link"] == current,
+                    g["system"] == running,
+                )
+            )
     return sorted(found, key=lambda g: g.number)
 
 
@@ -201,29 +215,43 @@ class Agent:
     ) -> dict[str, Any]:
         """One call; `payload` follows the request on stdin (key material: never in argv)."""
         request = encode_request(action, fields or {}) + payload
-        done = await self._run(request, what=what, timeout=timeout,
-                               fresh_connection=fresh_connection)
+        done = await self._run(
+            request, what=what, timeout=timeout, fresh_connection=fresh_connection
+        )
         if done.returncode == MISSING and '"missing"' in done.stdout:
-            done = await self._run(request, what=what, timeout=timeout,
-                                   fresh_connection=fresh_connection, install=True)
+            done = await self._run(
+                request, what=what, timeout=timeout, fresh_connection=fresh_connection, install=True
+            )
         if done.returncode != 0:
             raise self._failure(done, what, error)
         return decode_answer(done.stdout)
 
-    async def _run(self, request: bytes, *, what: str, timeout: float | None,
-                   fresh_connection: bool, install: bool = False,
-                   keep_stdin_open: bool = False,
-                   on_stdout: proc.LineSink | None = None) -> proc.Completed:
+    async def _run(
+        self,
+        request: bytes,
+        *,
+        what: str,
+        timeout: float | None,
+        fresh_connection: bool,
+        install: bool = False,
+        keep_stdin_open: bool = False,
+        on_stdout: proc.LineSink | None = None,
+    ) -> proc.Completed:
         body = script() if install else b""
         stdin = self.host.elevation.stdin_prefix() + MARKER + body + request
         return await self.host.run(
             ["sh", "-c", _BOOT, "nixlift-agent", version(), str(len(body))],
-            what=what, elevated=True, stdin=stdin, keep_stdin_open=keep_stdin_open,
-            fresh_connection=fresh_connection, timeout=timeout, check=False,
-            on_stdout=on_stdout)
+            what=what,
+            elevated=True,
+            stdin=stdin,
+            keep_stdin_open=keep_stdin_open,
+            fresh_connection=fresh_connection,
+            timeout=timeout,
+            check=False,
+            on_stdout=on_stdout,
+        )
 
-    def _failure(self, done: proc.Completed, what: str,
-                 error: type[CommandError]) -> CommandError:
+    def _failure(self, done: proc.Completed, what: str, error: type[CommandError]) -> CommandError:
         name = self.host.name
         if refusal(done.stderr) is not None:
             return elevation_error(self.host.name, self.host.elevation, done, what)
@@ -231,59 +259,114 @@ class Agent:
         with contextlib.suppress(AgentError):
             answer = decode_answer(done.stdout)
             if "error" in answer:
-                return error(f"{what} on {name} failed: {str(answer['error']).strip()}",
-                             argv=done.argv, returncode=done.returncode,
-                             stderr_tail=done.stderr_tail(), host=name)
-        return error(f"{message} on {name} failed with exit status {done.returncode}",
-                     argv=done.argv, returncode=done.returncode,
-                     stderr_tail=done.stderr_tail(), host=name)
+                return error(
+                    f"{what} on {name} failed: {str(answer['error']).strip()}",
+                    argv=done.argv,
+                    returncode=done.returncode,
+                    stderr_tail=done.stderr_tail(),
+                    host=name,
+                )
+        return error(
+            f"{message} on {name} failed with exit status {done.returncode}",
+            argv=done.argv,
+            returncode=done.returncode,
+            stderr_tail=done.stderr_tail(),
+            host=name,
+        )
 
     # --- typed calls -----------------------------------------------------------------------
 
     async def probe(self, system: str | None) -> Probe:
-        return Probe.from_json(await self.call("probe", {"system": system or ""},
-                                               what="reading the host's state"))
+        return Probe.from_json(
+            await self.call("probe", {"system": system or ""}, what="reading the host's state")
+        )
 
-    async def start(self, directory: str, system: str, goal: str, *, set_profile: bool,
-                    auto_rollback: bool, magic: bool, confirm_timeout: int,
-                    activation_timeout: int) -> Started:
+    async def start(
+        self,
+        directory: str,
+        system: str,
+        goal: str,
+        *,
+        set_profile: bool,
+        auto_rollback: bool,
+        magic: bool,
+        confirm_timeout: int,
+        activation_timeout: int,
+    ) -> Started:
         """Activate detached from this connection and wait for switch-to-configuration."""
-        answer = await self.call("start", {
-            "dir": directory, "system": system, "goal": goal, "set_profile": set_profile,
-            "auto_rollback": auto_rollback, "magic": magic,
-            "confirm_timeout": confirm_timeout, "activation_timeout": activation_timeout,
-        }, what="activating", error=ActivationError, timeout=activation_timeout + 30)
+        answer = await self.call(
+            "start",
+            {
+                "dir": directory,
+                "system": system,
+                "goal": goal,
+                "set_profile": set_profile,
+                "auto_rollback": auto_rollback,
+                "magic": magic,
+                "confirm_timeout": confirm_timeout,
+                "activation_timeout": activation_timeout,
+            },
+            what="activating",
+            error=ActivationError,
+            timeout=activation_timeout + 30,
+        )
         if answer.get("refused"):
             return Started(None, False, "", refused=True)
         status = answer.get("status")
-        return Started(None if status is None else int(status), bool(answer.get("systemd")),
-                       str(answer.get("log") or ""))
+        return Started(
+            None if status is None else int(status),
+            bool(answer.get("systemd")),
+            str(answer.get("log") or ""),
+        )
 
     async def decision(self, directory: str, timeout: int) -> Decision:
-        return Decision.from_json(await self.call(
-            "decision", {"dir": directory, "timeout": timeout},
-            what="waiting for the host's decision", error=ActivationError,
-            timeout=timeout + 30))
+        return Decision.from_json(
+            await self.call(
+                "decision",
+                {"dir": directory, "timeout": timeout},
+                what="waiting for the host's decision",
+                error=ActivationError,
+                timeout=timeout + 30,
+            )
+        )
 
     async def confirm(self, directory: str, timeout: int) -> Decision:
         """Magic rollback's proof: over a NEW login that can act as root, delete the canary."""
-        return Decision.from_json(await self.call(
-            "confirm", {"dir": directory}, what="confirming over a new connection",
-            fresh_connection=True, timeout=timeout + 30))
+        return Decision.from_json(
+            await self.call(
+                "confirm",
+                {"dir": directory},
+                what="confirming over a new connection",
+                fresh_connection=True,
+                timeout=timeout + 30,
+            )
+        )
 
     async def abort(self, directory: str, reason: str) -> Decision:
-        return Decision.from_json(await self.call(
-            "abort", {"dir": directory, "reason": reason}, what="aborting the activation",
-            error=ActivationError, timeout=90))
+        return Decision.from_json(
+            await self.call(
+                "abort",
+                {"dir": directory, "reason": reason},
+                what="aborting the activation",
+                error=ActivationError,
+                timeout=90,
+            )
+        )
 
     async def undo(self, directory: str, goal: str, set_profile: bool, reason: str) -> Decision:
-        return Decision.from_json(await self.call(
-            "undo", {"dir": directory, "goal": goal, "set_profile": set_profile,
-                     "reason": reason}, what="rolling back", error=ActivationError))
+        return Decision.from_json(
+            await self.call(
+                "undo",
+                {"dir": directory, "goal": goal, "set_profile": set_profile, "reason": reason},
+                what="rolling back",
+                error=ActivationError,
+            )
+        )
 
     async def activation_log(self, directory: str) -> str:
-        answer = await self.call("activation_log", {"dir": directory},
-                                 what="reading the activation's output")
+        answer = await self.call(
+            "activation_log", {"dir": directory}, what="reading the activation's output"
+        )
         return str(answer.get("log") or "")
 
     async def record(self, entry: Mapping[str, Any]) -> None:
@@ -305,31 +388,39 @@ class Agent:
         return parse_generations(await self.call("generations", what="listing generations"))
 
     async def switch_generation(self, link: str) -> Switched:
-        answer = await self.call("switch_generation", {"link": link},
-                                 what=f"switching to {link}", error=ActivationError)
-        return Switched(answer.get("outcome") == "switched", answer.get("running"),
-                        str(answer.get("log") or ""))
+        answer = await self.call(
+            "switch_generation", {"link": link}, what=f"switching to {link}", error=ActivationError
+        )
+        return Switched(
+            answer.get("outcome") == "switched", answer.get("running"), str(answer.get("log") or "")
+        )
 
     async def set_boot(self, system: str) -> Switched:
-        answer = await self.call("set_boot", {"system": system},
-                                 what="making the previous system the boot default",
-                                 error=ActivationError)
+        answer = await self.call(
+            "set_boot",
+            {"system": system},
+            what="making the previous system the boot default",
+            error=ActivationError,
+        )
         return Switched(bool(answer.get("ok")), None, str(answer.get("log") or ""))
 
     async def boot_once(self, new: str, old: str) -> str:
-        answer = await self.call("boot_once", {"new": new, "old": old},
-                                 what="setting a one-shot boot entry")
+        answer = await self.call(
+            "boot_once", {"new": new, "old": old}, what="setting a one-shot boot entry"
+        )
         return str(answer.get("mechanism") or "none")
 
     async def boot_default(self, system: str) -> None:
-        await self.call("boot_default", {"system": system},
-                        what="making the new system the boot default")
+        await self.call(
+            "boot_default", {"system": system}, what="making the new system the boot default"
+        )
 
     async def reboot(self) -> None:
         await self.call("reboot", what="rebooting")
 
-    async def hold(self, action: str, fields: Mapping[str, object], *, what: str
-                   ) -> tuple[asyncio.Task[proc.Completed], dict[str, Any]]:
+    async def hold(
+        self, action: str, fields: Mapping[str, object], *, what: str
+    ) -> tuple[asyncio.Task[proc.Completed], dict[str, Any]]:
         """A call that goes on after its first answer (the lock, a store): returns the task
         (cancel it to end the call) and that answer."""
         request = encode_request(action, fields)
@@ -341,9 +432,17 @@ class Agent:
                     with contextlib.suppress(json.JSONDecodeError):
                         first.set_result(json.loads(text))
 
-            task = asyncio.ensure_future(self._run(
-                request, what=what, timeout=None, fresh_connection=False,
-                install=install, keep_stdin_open=True, on_stdout=line))
+            task = asyncio.ensure_future(
+                self._run(
+                    request,
+                    what=what,
+                    timeout=None,
+                    fresh_connection=False,
+                    install=install,
+                    keep_stdin_open=True,
+                    on_stdout=line,
+                )
+            )
             pending: set[asyncio.Future[Any]] = {first, task}
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if first.done() and not first.result().get("missing"):
@@ -351,8 +450,9 @@ class Agent:
             done = await task
             if done.returncode != MISSING:
                 raise self._failure(done, what, AgentError)
-        raise NixliftError(f"the agent could not be installed on {self.host.name}",
-                           host=self.host.name)
+        raise NixliftError(
+            f"the agent could not be installed on {self.host.name}", host=self.host.name
+        )
 
     @contextlib.asynccontextmanager
     async def store_bridge(self) -> AsyncIterator[str]:
@@ -366,12 +466,14 @@ class Agent:
             with contextlib.suppress(BaseException):
                 await task
 
-    async def hold_lock(self, info: Mapping[str, Any], wait: int, system: str | None, *,
-                        want_keys: bool = False) -> tuple[asyncio.Task[proc.Completed],
-                                                          dict[str, Any]]:
+    async def hold_lock(
+        self, info: Mapping[str, Any], wait: int, system: str | None, *, want_keys: bool = False
+    ) -> tuple[asyncio.Task[proc.Completed], dict[str, Any]]:
         """Take the host's lock: returns the task holding it (cancel it to let go) and the
         agent's first answer (`locked` with the host's state, and with `want_keys` what it
         knows of the keys nixlift wrote; or `busy` with the holder)."""
-        return await self.hold("lock", {"info": dict(info), "wait": wait,
-                                        "system": system or "", "want_keys": want_keys},
-                               what="locking the host")
+        return await self.hold(
+            "lock",
+            {"info": dict(info), "wait": wait, "system": system or "", "want_keys": want_keys},
+            what="locking the host",
+        )

@@ -14,26 +14,35 @@ from nixlift.model import Machine
 from nixlift.transport.elevate import Elevation, Password, reads_password
 
 
-def reach(inv: Invocation, machines: Sequence[Machine], *,
-          local: frozenset[str] = frozenset()) -> Reach:
+def reach(
+    inv: Invocation, machines: Sequence[Machine], *, local: frozenset[str] = frozenset()
+) -> Reach:
     """With --ask-sudo-password, ask once (on the terminal) for the password every host whose
     SSH user is not root gives to sudo."""
     password = None
     if inv.ask_sudo_password:
         needing = [m for m in machines if _needs_root(m, local)]
         if not needing:
-            print("nixlift: every selected host is reached as root: no sudo password asked",
-                  file=sys.stderr)
+            print(
+                "nixlift: every selected host is reached as root: no sudo password asked",
+                file=sys.stderr,
+            )
         else:
             for m in needing:
                 command = m.deployment.privilege_escalation
                 if not reads_password(command):
                     raise UsageError(
                         f"--ask-sudo-password gives the password to sudo, but machine "
-                        f"'{m.name}' becomes root with {' '.join(command)!r}", host=m.name,
-                        hint="let that command work without a password, or use sudo")
-            users = sorted({getpass.getuser() if m.name in local
-                            else m.deployment.target_user or "" for m in needing})
+                        f"'{m.name}' becomes root with {' '.join(command)!r}",
+                        host=m.name,
+                        hint="let that command work without a password, or use sudo",
+                    )
+            users = sorted(
+                {
+                    getpass.getuser() if m.name in local else m.deployment.target_user or ""
+                    for m in needing
+                }
+            )
             password = ask(", ".join(u for u in users if u) or "the SSH user")
     return Reach(inv.fleet.connect_timeout, password=password, local=local)
 
@@ -48,9 +57,11 @@ def ask(users: str) -> Password:
     try:
         tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
-        raise UsageError("--ask-sudo-password needs a terminal to ask on",
-                         hint="run nixlift in a terminal, or allow the SSH user sudo without a "
-                              "password (NOPASSWD) on the hosts") from None
+        raise UsageError(
+            "--ask-sudo-password needs a terminal to ask on",
+            hint="run nixlift in a terminal, or allow the SSH user sudo without a "
+            "password (NOPASSWD) on the hosts",
+        ) from None
     os.close(tty)
     try:
         value = getpass.getpass(f"[nixlift] sudo password for {users}: ")

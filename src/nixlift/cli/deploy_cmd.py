@@ -33,12 +33,12 @@ def uploads_keys(inv: Invocation) -> bool:
     return inv.upload_keys and inv.goal.activates and inv.goal is not Goal.DRY_ACTIVATE
 
 
-async def evaluate_checked(inv: Invocation, req: Request | None = None
-                           ) -> tuple[Network, NixSettings]:
+async def evaluate_checked(
+    inv: Invocation, req: Request | None = None
+) -> tuple[Network, NixSettings]:
     """Evaluate; refuse machines this machine cannot build before anything else happens."""
     req = req or resolve(inv.network)
-    network = await evaluate(req.source, req.selection, req.settings,
-                             key_texts=uploads_keys(inv))
+    network = await evaluate(req.source, req.selection, req.settings, key_texts=uploads_keys(inv))
     settings = with_network_config(req.settings, network)
     if not platforms.all_native(network, settings):
         platforms.check(await platforms.probe(settings), network.machines)
@@ -51,8 +51,11 @@ def declared_keys(inv: Invocation, network: Network) -> dict[str, list[keys.Key]
     found = {m.name: keys.declared(m, base) for m in network.machines}
     count = sum(len(k) for k in found.values())
     if count and not inv.upload_keys and inv.goal.activates:
-        print(f"nixlift: --no-keys: {count} key{'s' if count != 1 else ''} and secrets declared "
-              "by the selected machines are not uploaded", file=sys.stderr)
+        print(
+            f"nixlift: --no-keys: {count} key{'s' if count != 1 else ''} and secrets declared "
+            "by the selected machines are not uploaded",
+            file=sys.stderr,
+        )
     return found if uploads_keys(inv) else {}
 
 
@@ -76,18 +79,23 @@ async def cmd_apply_local(inv: Invocation) -> int:
     if not machine.deployment.allow_local_deployment:
         raise UsageError(
             f"machine '{machine.name}' does not allow local deployment",
-            hint="set deployment.allowLocalDeployment = true in its configuration")
+            hint="set deployment.allowLocalDeployment = true in its configuration",
+        )
     local = reach(inv, network.machines, local=frozenset({machine.name}))
     return await run_deployment(inv, network, settings, local)
 
 
-async def run_deployment(inv: Invocation, network: Network, settings: NixSettings,
-                         how: Reach) -> int:
+async def run_deployment(
+    inv: Invocation, network: Network, settings: NixSettings, how: Reach
+) -> int:
     goal = inv.goal
     keys_of = declared_keys(inv, network)
     keep = inv.network.keep_result
-    roots = _gc_root_dir(network.deployment_name) if keep else Path(
-        tempfile.mkdtemp(prefix="nixlift-roots-"))
+    roots = (
+        _gc_root_dir(network.deployment_name)
+        if keep
+        else Path(tempfile.mkdtemp(prefix="nixlift-roots-"))
+    )
     fleet, safety = inv.fleet, inv.safety
     options = DeployOptions(
         goal=goal,
@@ -112,8 +120,7 @@ async def run_deployment(inv: Invocation, network: Network, settings: NixSetting
     )
     label = network.description or network.deployment_name
     count = len(network.machines)
-    print(f"{goal.value}: {label} ({count} machine{'s' if count != 1 else ''})",
-          file=sys.stderr)
+    print(f"{goal.value}: {label} ({count} machine{'s' if count != 1 else ''})", file=sys.stderr)
     with screen(inv.output) as shown:
         deployment = Deployment(network, options, shown.emit, keys=keys_of)
         try:
@@ -124,11 +131,13 @@ async def run_deployment(inv: Invocation, network: Network, settings: NixSetting
                 shutil.rmtree(roots, ignore_errors=True)
     shown.summary(results)
     if inv.output.json:
-        print_json({
-            "deployment": network.deployment_name,
-            "goal": goal.value,
-            "hosts": [result_json(r) for r in results],
-        })
+        print_json(
+            {
+                "deployment": network.deployment_name,
+                "goal": goal.value,
+                "hosts": [result_json(r) for r in results],
+            }
+        )
     elif goal is Goal.BUILD:
         for r in results:
             if r.succeeded and r.system:

@@ -38,12 +38,17 @@ async def targets(inv: Invocation) -> Network:
     return await evaluate(req.source, req.selection, req.settings, machines="deployment")
 
 
-async def on_hosts(inv: Invocation, network: Network,
-                   work: Callable[[Machine, Host], Awaitable[T]], *,
-                   interruptible: bool = True) -> tuple[dict[str, T | NixliftError], bool]:
+async def on_hosts(
+    inv: Invocation,
+    network: Network,
+    work: Callable[[Machine, Host], Awaitable[T]],
+    *,
+    interruptible: bool = True,
+) -> tuple[dict[str, T | NixliftError], bool]:
     """`work` on every selected host (see Fleet.each); also whether Ctrl-C stopped it."""
-    async with Fleet(network.machines, reach(inv, network.machines),
-                     parallel=inv.fleet.parallel) as fleet:
+    async with Fleet(
+        network.machines, reach(inv, network.machines), parallel=inv.fleet.parallel
+    ) as fleet:
         with interrupts(fleet.interrupt):
             results = await fleet.each(work, interruptible=interruptible)
     return results, fleet.rollout.interrupted
@@ -66,16 +71,22 @@ async def cmd_list_generations(inv: Invocation) -> int:
     network = await targets(inv)
     results, interrupted = await on_hosts(inv, network, lambda m, h: Agent(h).generations())
     if inv.output.json:
-        print_json({name: [dataclasses.asdict(g) for g in r] for name, r in results.items()
-                    if not isinstance(r, NixliftError)})
+        print_json(
+            {
+                name: [dataclasses.asdict(g) for g in r]
+                for name, r in results.items()
+                if not isinstance(r, NixliftError)
+            }
+        )
     else:
         for name, r in results.items():
             if isinstance(r, NixliftError):
                 continue
             print(f"{name}:")
             for g in reversed(r):
-                marks = ", ".join(w for w, on in (("current", g.current),
-                                                  ("running", g.running)) if on)
+                marks = ", ".join(
+                    w for w, on in (("current", g.current), ("running", g.running)) if on
+                )
                 stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(g.created))
                 print(f"  {g.number:>4}  {stamp}  {g.system}" + (f"  ({marks})" if marks else ""))
     return report_errors(results, interrupted)
@@ -91,10 +102,12 @@ async def cmd_history(inv: Invocation) -> int:
             if isinstance(r, NixliftError):
                 continue
             print(f"{name}:")
-            for e in r[-inv.last:] if inv.last else r:
+            for e in r[-inv.last :] if inv.last else r:
                 commit = f" @{str(e.get('commit'))[:12]}" if e.get("commit") else ""
-                print(f"  {e.get('time')}  {e.get('user')}@{e.get('from')}  {e.get('goal')}  "
-                      f"{e.get('result')}  {e.get('system')}{commit}")
+                print(
+                    f"  {e.get('time')}  {e.get('user')}@{e.get('from')}  {e.get('goal')}  "
+                    f"{e.get('result')}  {e.get('system')}{commit}"
+                )
     return report_errors(results, interrupted)
 
 
@@ -102,10 +115,17 @@ async def cmd_rollback(inv: Invocation) -> int:
     network = await targets(inv)
     show = PlainRenderer()
     results, interrupted = await on_hosts(
-        inv, network, lambda m, h: roll_back(
-            Agent(h), to=inv.to, deployment=network.deployment_name,
-            lock_wait=inv.fleet.lock_wait, emit=show),
-        interruptible=False)
+        inv,
+        network,
+        lambda m, h: roll_back(
+            Agent(h),
+            to=inv.to,
+            deployment=network.deployment_name,
+            lock_wait=inv.fleet.lock_wait,
+            emit=show,
+        ),
+        interruptible=False,
+    )
     for name, r in results.items():
         if not isinstance(r, NixliftError):
             print(f"[{name}] now runs {r.running or 'no system'}", file=sys.stderr)
@@ -121,15 +141,16 @@ async def cmd_check(inv: Invocation) -> int:
         return await health.run_checks(host, m, which, discard, systemd=not inv.pre_deploy)
 
     results, interrupted = await on_hosts(inv, network, work)
-    rows = [r for found in results.values() if not isinstance(found, NixliftError)
-            for r in found]
+    rows = [r for found in results.values() if not isinstance(found, NixliftError) for r in found]
     if inv.output.json:
         print_json([dataclasses.asdict(r) for r in rows])
     else:
         for r in rows:
-            print(f"{r.host}  {r.kind:7}  {'ok' if r.ok else 'FAILED':6}  {r.description}"
-                  f"  ({r.attempts} attempt{'s' if r.attempts != 1 else ''}, {r.seconds:g} s)"
-                  + (f"  {r.detail}" if r.detail else ""))
+            print(
+                f"{r.host}  {r.kind:7}  {'ok' if r.ok else 'FAILED':6}  {r.description}"
+                f"  ({r.attempts} attempt{'s' if r.attempts != 1 else ''}, {r.seconds:g} s)"
+                + (f"  {r.detail}" if r.detail else "")
+            )
         checked = {r.host for r in rows}
         for name, found in results.items():
             if not isinstance(found, NixliftError) and name not in checked:
@@ -140,16 +161,18 @@ async def cmd_check(inv: Invocation) -> int:
 
 async def cmd_upload_keys(inv: Invocation) -> int:
     req = resolve(inv.network)
-    network = await evaluate(req.source, req.selection, req.settings, machines="deployment",
-                             key_texts=True)
+    network = await evaluate(
+        req.source, req.selection, req.settings, machines="deployment", key_texts=True
+    )
     base = network.files[0].resolve().parent if network.files else Path.cwd()
     declared = {m.name: keys.declared(m, base) for m in network.machines}
     show = PlainRenderer()
 
     async def work(m: Machine, host: Host) -> keys.Uploaded:
         agent = Agent(host)
-        lock = HostLock(agent, holder_info(network.deployment_name), inv.fleet.lock_wait,
-                        want_keys=True)
+        lock = HostLock(
+            agent, holder_info(network.deployment_name), inv.fleet.lock_wait, want_keys=True
+        )
         locked = await lock.acquire()
         try:
             uploaded = await keys.send_all(agent, m, declared[m.name], locked.keys)
@@ -160,6 +183,11 @@ async def cmd_upload_keys(inv: Invocation) -> int:
 
     results, interrupted = await on_hosts(inv, network, work)
     if inv.output.json:
-        print_json({name: dataclasses.asdict(r) for name, r in results.items()
-                    if not isinstance(r, NixliftError)})
+        print_json(
+            {
+                name: dataclasses.asdict(r)
+                for name, r in results.items()
+                if not isinstance(r, NixliftError)
+            }
+        )
     return report_errors(results, interrupted)

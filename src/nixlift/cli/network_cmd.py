@@ -22,11 +22,13 @@ async def cmd_eval(inv: Invocation) -> int:
     req = resolve(inv.network)
     network = await evaluate(req.source, req.selection, req.settings)
     if inv.output.json:
-        print_json({
-            "deployment": network.deployment_name,
-            "description": network.description,
-            "machines": [machine_json(m) for m in network.machines],
-        })
+        print_json(
+            {
+                "deployment": network.deployment_name,
+                "description": network.description,
+                "machines": [machine_json(m) for m in network.machines],
+            }
+        )
         return 0
     if network.description:
         print(f"# {network.description}", file=sys.stderr)
@@ -38,8 +40,9 @@ async def cmd_eval(inv: Invocation) -> int:
 async def cmd_info(inv: Invocation) -> int:
     req = resolve(inv.network)
     network = await evaluate(req.source, req.selection, req.settings)
-    async with Fleet(network.machines, reach(inv, network.machines),
-                     parallel=inv.fleet.parallel) as fleet:
+    async with Fleet(
+        network.machines, reach(inv, network.machines), parallel=inv.fleet.parallel
+    ) as fleet:
         with interrupts(fleet.interrupt):
             probes = await fleet.each(lambda m, host: Agent(host).probe(m.out_path))
     rows: list[dict[str, Any]] = []
@@ -50,17 +53,32 @@ async def cmd_info(inv: Invocation) -> int:
             row.update(state="unreachable", error=str(found), hint=found.hint)
         else:
             running = found.state.current_system
-            row.update(running=running, profile=found.state.profile_system,
-                       state="up to date" if running == m.out_path else
-                       "not deployed" if running is None else "out of date")
+            row.update(
+                running=running,
+                profile=found.state.profile_system,
+                state="up to date"
+                if running == m.out_path
+                else "not deployed"
+                if running is None
+                else "out of date",
+            )
         rows.append(row)
     if inv.output.json:
         print_json({"deployment": network.deployment_name, "machines": rows})
     else:
         print_table(
             ("MACHINE", "TARGET", "SYSTEM", "RUNNING", "BUILDS", "STATE"),
-            [(r["name"], r["target"], r["system"], short_path(r["running"]),
-              short_path(r["outPath"]), r["state"]) for r in rows],
+            [
+                (
+                    r["name"],
+                    r["target"],
+                    r["system"],
+                    short_path(r["running"]),
+                    short_path(r["outPath"]),
+                    r["state"],
+                )
+                for r in rows
+            ],
         )
         for r in rows:
             if r["state"] == "unreachable":
@@ -77,15 +95,20 @@ async def cmd_create(inv: Invocation) -> int:
     req = resolve(choice)
     # Evaluate the names now, so a wrong file is found at create time, not at the first deploy.
     network = await evaluate(req.source, Selection(), req.settings, machines="none")
-    entry = reg.Registry().put(reg.Entry(
-        name=choice.deployment,
-        files=tuple(str(f.resolve()) for f in req.source.files),
-        args=req.source.args.exprs,
-        argstrs=req.source.args.strings,
-        include=req.settings.include,
-    ))
-    print(f"registered '{entry.name}': {', '.join(entry.files)} "
-          f"(machines: {', '.join(network.all_names)})", file=sys.stderr)
+    entry = reg.Registry().put(
+        reg.Entry(
+            name=choice.deployment,
+            files=tuple(str(f.resolve()) for f in req.source.files),
+            args=req.source.args.exprs,
+            argstrs=req.source.args.strings,
+            include=req.settings.include,
+        )
+    )
+    print(
+        f"registered '{entry.name}': {', '.join(entry.files)} "
+        f"(machines: {', '.join(network.all_names)})",
+        file=sys.stderr,
+    )
     print(entry.name)
     return 0
 
@@ -95,8 +118,9 @@ async def cmd_list(inv: Invocation) -> int:
     if inv.output.json:
         print_json([{"name": e.name, **e.to_json()} for e in entries])
     elif entries:
-        print_table(("NAME", "FILES", "CREATED"),
-                    [(e.name, " ".join(e.files), e.created) for e in entries])
+        print_table(
+            ("NAME", "FILES", "CREATED"), [(e.name, " ".join(e.files), e.created) for e in entries]
+        )
     else:
         print("no deployments registered (nixlift create NETWORK.nix -d NAME)", file=sys.stderr)
     return 0

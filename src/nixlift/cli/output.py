@@ -40,9 +40,13 @@ def public_deployment(raw: dict[str, Any]) -> dict[str, Any]:
     for which in ("healthChecks", "preDeployChecks"):
         checks = raw.get(which)
         if isinstance(checks, dict) and checks.get("http"):
-            shown[which] = {**checks, "http": [
-                {**c, "headers": dict.fromkeys(c.get("headers") or {}, REDACTED)}
-                for c in checks["http"]]}
+            shown[which] = {
+                **checks,
+                "http": [
+                    {**c, "headers": dict.fromkeys(c.get("headers") or {}, REDACTED)}
+                    for c in checks["http"]
+                ],
+            }
     return shown
 
 

@@ -37,12 +37,17 @@ async def cmd_exec(inv: Invocation) -> int:
 
     async def one(m: Machine, host: Host) -> int:
         done = await host.run(
-            words, what=shlex.join(words), check=False, stop_with_connection=True,
+            words,
+            what=shlex.join(words),
+            check=False,
+            stop_with_connection=True,
             on_stdout=lambda line: print(f"[{m.name}] {line}", flush=True),
-            on_stderr=lambda line: print(f"[{m.name}] {line}", file=sys.stderr, flush=True))
+            on_stderr=lambda line: print(f"[{m.name}] {line}", file=sys.stderr, flush=True),
+        )
         if done.returncode != 0:
-            raise ExitStatus(f"exit status {done.returncode}", returncode=done.returncode,
-                             host=m.name)
+            raise ExitStatus(
+                f"exit status {done.returncode}", returncode=done.returncode, host=m.name
+            )
         return 0
 
     results, interrupted = await on_hosts(inv, network, one)
@@ -56,11 +61,16 @@ async def cmd_exec(inv: Invocation) -> int:
         if isinstance(error, ExitStatus):
             print(f"[{name}] {error}", file=sys.stderr)
         else:
-            print(f"[{name}] error: {error}" + (f" (hint: {error.hint})" if error.hint else ""),
-                  file=sys.stderr)
+            print(
+                f"[{name}] error: {error}" + (f" (hint: {error.hint})" if error.hint else ""),
+                file=sys.stderr,
+            )
     total = len(results)
-    print(f"{total - len(failed)} of {total} hosts succeeded"
-          + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr)
+    print(
+        f"{total - len(failed)} of {total} hosts succeeded"
+        + (f"; failed: {', '.join(failed)}" if failed else ""),
+        file=sys.stderr,
+    )
     return 1 if failed else 0
 
 
@@ -68,8 +78,9 @@ async def cmd_ssh(inv: Invocation) -> int:
     name = inv.machine or ""
     network = await targets(replace(inv, network=replace(inv.network, on=(name,), exclude=())))
     if len(network.machines) != 1:
-        raise UsageError(f"'{name}' names {len(network.machines)} machines; "
-                         "nixlift ssh needs exactly one")
+        raise UsageError(
+            f"'{name}' names {len(network.machines)} machines; nixlift ssh needs exactly one"
+        )
     machine = network.machines[0]
     if machine.deployment.target_host is None:
         raise local_only(machine)

@@ -21,8 +21,11 @@ from nixlift.ui.plain import PlainRenderer, summary
 def wants_live(output: Output) -> bool:
     if output.progress != "auto":
         return output.progress == "live"
-    return sys.stderr.isatty() and os.environ.get("TERM", "dumb") != "dumb" \
+    return (
+        sys.stderr.isatty()
+        and os.environ.get("TERM", "dumb") != "dumb"
         and not os.environ.get("CI")
+    )
 
 
 @dataclass(frozen=True)

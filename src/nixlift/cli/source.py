@@ -68,7 +68,7 @@ def _only_entry() -> str:
     raise UsageError(
         "no network file and no deployment name given",
         hint="give the network file (nixlift deploy ./network.nix) or -d NAME "
-             f"(registered: {', '.join(e.name for e in entries) or 'none'})",
+        f"(registered: {', '.join(e.name for e in entries) or 'none'})",
     )
 
 

@@ -75,8 +75,15 @@ def _tail(log: str) -> str | None:
 Verify = Callable[[bool], Awaitable["tuple[str, str] | None"]]
 
 
-async def activate(agent: Agent, system: str, goal: Goal, safety: Safety, before: HostState,
-                   emit: Emit, verify: Verify) -> Activation:
+async def activate(
+    agent: Agent,
+    system: str,
+    goal: Goal,
+    safety: Safety,
+    before: HostState,
+    emit: Emit,
+    verify: Verify,
+) -> Activation:
     """Activate, then `verify(systemd)` (the health checks), then, with magic rollback, confirm
     over a new connection. A failure of either goes back (unless rollback is off)."""
     name = agent.host.name
@@ -84,34 +91,54 @@ async def activate(agent: Agent, system: str, goal: Goal, safety: Safety, before
     magic = safety.magic_rollback and goal in (Goal.SWITCH, Goal.TEST)
     auto = safety.auto_rollback and goal in (Goal.SWITCH, Goal.TEST, Goal.BOOT)
     started = await agent.start(
-        directory, system, goal.value, set_profile=goal.sets_profile, auto_rollback=auto,
-        magic=magic, confirm_timeout=safety.confirm_timeout,
-        activation_timeout=safety.activation_timeout)
+        directory,
+        system,
+        goal.value,
+        set_profile=goal.sets_profile,
+        auto_rollback=auto,
+        magic=magic,
+        confirm_timeout=safety.confirm_timeout,
+        activation_timeout=safety.activation_timeout,
+    )
     if started.refused:
-        return Activation(Status.FAILED, f"{system} is not a NixOS system (it has no "
-                          "nixos-version and bin/switch-to-configuration); nothing was changed",
-                          hint="the machine's configuration must build a NixOS "
-                               "system.build.toplevel")
+        return Activation(
+            Status.FAILED,
+            f"{system} is not a NixOS system (it has no "
+            "nixos-version and bin/switch-to-configuration); nothing was changed",
+            hint="the machine's configuration must build a NixOS system.build.toplevel",
+        )
     for line in started.log.splitlines():
         emit(Output(name, line))
     tail = _tail(started.log)
     back = _Back(agent, directory, system, before, goal)
     if started.status is None:
         return Activation(
-            Status.FAILED, f"switch-to-configuration {goal.value} on {name} did not finish "
-            f"within {safety.activation_timeout} s", detail=tail,
+            Status.FAILED,
+            f"switch-to-configuration {goal.value} on {name} did not finish "
+            f"within {safety.activation_timeout} s",
+            detail=tail,
             hint="it goes on running on the host; raise deployment.activationTimeout if it is "
-                 "just slow")
+            "just slow",
+        )
     code = started.status
     if code not in (0, REBOOT_REQUIRED):
-        reason = (f"switch-to-configuration {goal.value} took longer than activationTimeout"
-                  if code == TIMED_OUT else
-                  f"switch-to-configuration {goal.value} exited with {code}")
+        reason = (
+            f"switch-to-configuration {goal.value} took longer than activationTimeout"
+            if code == TIMED_OUT
+            else f"switch-to-configuration {goal.value} exited with {code}"
+        )
         if auto:
-            return await back.report(await agent.decision(directory, 120), f"{reason} on {name}",
-                                     "its last output lines say what failed")
-        return Activation(Status.FAILED, _failure_message(name, goal, code, safety),
-                          hint=_failure_hint(code), detail=tail)
+            return await back.report(
+                await agent.decision(directory, 120),
+                f"{reason} on {name}",
+                "its last output lines say what failed",
+            )
+        return Activation(
+            Status.FAILED,
+            _failure_message(name, goal, code, safety),
+            hint=_failure_hint(code),
+            detail=tail,
+        )
     failed_check = await verify(started.systemd)
     if failed_check is not None:
         why, hint = failed_check
@@ -119,8 +146,9 @@ async def activate(agent: Agent, system: str, goal: Goal, safety: Safety, before
             # the watchdog is waiting for a confirmation: tell it not to wait
             decision = await agent.abort(directory, f"health check failed: {why}")
         elif auto:
-            decision = await agent.undo(directory, goal.value, goal.sets_profile,
-                                        f"health check failed: {why}")
+            decision = await agent.undo(
+                directory, goal.value, goal.sets_profile, f"health check failed: {why}"
+            )
         else:
             return Activation(Status.FAILED, why, hint=hint, systemd=started.systemd)
         return await back.report(decision, why, hint)
@@ -131,15 +159,24 @@ async def activate(agent: Agent, system: str, goal: Goal, safety: Safety, before
         except NixliftError as e:
             # Locked out: the host decides by itself once the confirmation time is up.
             decision = await agent.decision(directory, safety.confirm_timeout + 30)
-            hint = (e.hint + "; " if e.hint else "") + "the new configuration must keep the " \
+            hint = (
+                (e.hint + "; " if e.hint else "") + "the new configuration must keep the "
                 "host reachable over SSH (and able to become root)"
-            return await back.report(decision, f"could not log in over a new connection "
-                                     f"after activation ({e})", hint, verb="rolled itself back")
+            )
+            return await back.report(
+                decision,
+                f"could not log in over a new connection after activation ({e})",
+                hint,
+                verb="rolled itself back",
+            )
         if decision.outcome is Outcome.NO_CANARY:  # the watchdog had decided already: ask what
             decision = await agent.decision(directory, 30)
         if decision.outcome is not Outcome.CONFIRMED:
-            return await back.report(decision, "the host decided before the confirmation "
-                                     "arrived", "raise deployment.confirmTimeout")
+            return await back.report(
+                decision,
+                "the host decided before the confirmation arrived",
+                "raise deployment.confirmTimeout",
+            )
     status = Status.REBOOT_REQUIRED if code == REBOOT_REQUIRED else Status.OK
     return Activation(status, systemd=started.systemd)
 
@@ -154,13 +191,15 @@ class _Back:
     before: HostState
     goal: Goal
 
-    async def report(self, decision: Decision, why: str, hint: str,
-                     verb: str = "rolled back") -> Activation:
+    async def report(
+        self, decision: Decision, why: str, hint: str, verb: str = "rolled back"
+    ) -> Activation:
         name = self.agent.host.name
         tail = _tail(await self.agent.activation_log(self.directory))
         running = decision.running
         if decision.outcome is Outcome.ROLLED_BACK and (
-                running != self.new_system or self.goal is Goal.BOOT):
+            running != self.new_system or self.goal is Goal.BOOT
+        ):
             if self.goal is Goal.BOOT:
                 now = f"{verb}: its boot default is the previous system again"
             elif running is None:
@@ -169,23 +208,31 @@ class _Back:
                 now = f"{verb} to the previous system {running}"
             else:
                 now = f"{verb}: it runs {running}"
-            return Activation(Status.ROLLED_BACK, f"{why}; {name} {now}", hint=hint,
-                              detail=tail)
+            return Activation(Status.ROLLED_BACK, f"{why}; {name} {now}", hint=hint, detail=tail)
         if decision.outcome is Outcome.UNDECIDED:
-            return Activation(Status.FAILED, f"{why}; {name} has not decided whether to roll "
-                              "back", hint="the host needs a look: nixlift list-generations",
-                              detail=tail)
+            return Activation(
+                Status.FAILED,
+                f"{why}; {name} has not decided whether to roll back",
+                hint="the host needs a look: nixlift list-generations",
+                detail=tail,
+            )
         runs = f"it runs {running}" if running else "it runs no system now"
-        return Activation(Status.FAILED, f"{why}; rolling {name} back failed too: {runs}",
-                          hint="the host needs a look: nixlift list-generations", detail=tail)
+        return Activation(
+            Status.FAILED,
+            f"{why}; rolling {name} back failed too: {runs}",
+            hint="the host needs a look: nixlift list-generations",
+            detail=tail,
+        )
 
 
 def _failure_message(name: str, goal: Goal, code: int, safety: Safety) -> str:
     if code == PROFILE_FAILED:
         return f"setting the system profile on {name} failed"
     if code == TIMED_OUT:
-        return (f"switch-to-configuration {goal.value} on {name} took longer than "
-                f"{safety.activation_timeout} s and was stopped")
+        return (
+            f"switch-to-configuration {goal.value} on {name} took longer than "
+            f"{safety.activation_timeout} s and was stopped"
+        )
     return f"switch-to-configuration {goal.value} on {name} failed with exit status {code}"
 
 
@@ -194,5 +241,7 @@ def _failure_hint(code: int) -> str:
         return "its output says why (a full disk, a store path the host lacks)"
     if code == TIMED_OUT:
         return "raise deployment.activationTimeout if it is just slow"
-    return ("its last output lines (shown with this error) say what failed; the host may be "
-            "partly switched: check it, fix the configuration and deploy again")
+    return (
+        "its last output lines (shown with this error) say what failed; the host may be "
+        "partly switched: check it, fix the configuration and deploy again"
+    )

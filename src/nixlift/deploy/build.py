@@ -23,9 +23,15 @@ _BUILD_HINT = "the build log above shows which derivation failed and why"
 async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: Emit) -> str:
     """Realise the machine's toplevel, keeping it alive with a GC root under `gc_roots`."""
     root = gc_roots / machine.name
-    await run_logged(nix_argv.realise(machine.drv_path, root, settings), host=machine.name,
-                     phase=Stage.BUILD, emit=emit, error=BuildError,
-                     what=f"building {machine.name}", hint=_BUILD_HINT)
+    await run_logged(
+        nix_argv.realise(machine.drv_path, root, settings),
+        host=machine.name,
+        phase=Stage.BUILD,
+        emit=emit,
+        error=BuildError,
+        what=f"building {machine.name}",
+        hint=_BUILD_HINT,
+    )
     built = await asyncio.to_thread(os.path.realpath, root)
     if built != machine.out_path:
         raise BuildError(
@@ -36,8 +42,9 @@ async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: E
     return built
 
 
-async def register_built(machines: Sequence[Machine], settings: NixSettings,
-                         gc_roots: Path) -> None:
+async def register_built(
+    machines: Sequence[Machine], settings: NixSettings, gc_roots: Path
+) -> None:
     """Protect systems that are already in the store with GC roots: one nix call for all of
     them, instead of one per machine (what keeps a no-op redeploy of many hosts cheap)."""
     drvs = list(dict.fromkeys(m.drv_path for m in machines))
@@ -58,12 +65,19 @@ async def build_on_target(agent: Agent, machine: Machine, emit: Emit) -> str:
     async with served_store(agent) as store:
         await host.copy_to([drv], use_substitutes=False, emit=emit, remote_store=store)
         # through the daemon serving this user when sudo wants a password, else as root
-        argv = ["nix-store", "--realise", drv] if store is None else \
-            ["nix-store", "--store", store, "--realise", drv]
-        await host.run(argv, what=f"building {machine.name} on the host",
-                       elevated=store is None, error=BuildError,
-                       on_stderr=lambda line: emit(Output(machine.name, line)),
-                       stop_with_connection=True)
+        argv = (
+            ["nix-store", "--realise", drv]
+            if store is None
+            else ["nix-store", "--store", store, "--realise", drv]
+        )
+        await host.run(
+            argv,
+            what=f"building {machine.name} on the host",
+            elevated=store is None,
+            error=BuildError,
+            on_stderr=lambda line: emit(Output(machine.name, line)),
+            stop_with_connection=True,
+        )
     return machine.out_path
 
 
@@ -73,8 +87,9 @@ class SharedBuild:
     each machine learns from nix's JSON log the moment its own system is built, so its copy starts
     while the others still build."""
 
-    def __init__(self, machines: Sequence[Machine], settings: NixSettings, gc_roots: Path,
-                 emit: Emit) -> None:
+    def __init__(
+        self, machines: Sequence[Machine], settings: NixSettings, gc_roots: Path, emit: Emit
+    ) -> None:
         self.machines = list(machines)
         self.settings = settings
         self.gc_roots = gc_roots
@@ -82,7 +97,8 @@ class SharedBuild:
         self.log = NixLog()
         loop = asyncio.get_running_loop()
         self._built: dict[str, asyncio.Future[None]] = {
-            m.drv_path: loop.create_future() for m in self.machines}
+            m.drv_path: loop.create_future() for m in self.machines
+        }
         self.log.on_build_end = self._ended
         self._settling: set[asyncio.Task[None]] = set()
 
@@ -109,10 +125,16 @@ class SharedBuild:
 
         try:
             await proc.run(
-                [*nix_argv.realise_many(drvs, self.gc_roots / ".shared", self.settings),
-                 "--keep-going", "--log-format", "internal-json"],
-                check=False, what=f"building {names}",
-                on_stderr=relay(waiting, Stage.BUILD, self.log, self.emit))
+                [
+                    *nix_argv.realise_many(drvs, self.gc_roots / ".shared", self.settings),
+                    "--keep-going",
+                    "--log-format",
+                    "internal-json",
+                ],
+                check=False,
+                what=f"building {names}",
+                on_stderr=relay(waiting, Stage.BUILD, self.log, self.emit),
+            )
         finally:
             for m in self.machines:
                 future = self._built[m.drv_path]
@@ -121,9 +143,14 @@ class SharedBuild:
                 if await asyncio.to_thread(os.path.exists, m.out_path):
                     future.set_result(None)
                 else:
-                    future.set_exception(BuildError(
-                        f"building {m.name} failed", stderr_tail="\n".join(
-                            list(self.log.lines)[-25:]), hint=_BUILD_HINT, host=m.name))
+                    future.set_exception(
+                        BuildError(
+                            f"building {m.name} failed",
+                            stderr_tail="\n".join(list(self.log.lines)[-25:]),
+                            hint=_BUILD_HINT,
+                            host=m.name,
+                        )
+                    )
 
     def covers(self, machine: Machine) -> bool:
         return machine.drv_path in self._built
@@ -146,8 +173,16 @@ class LocalBuilds:
     share one nix-store (SharedBuild), and with --keep-result each is built on its own (a GC
     root of its own name), `build_parallel` at a time."""
 
-    def __init__(self, machines: Sequence[Machine], settings: NixSettings, gc_roots: Path,
-                 emit: Emit, *, keep_roots: bool, build_parallel: int) -> None:
+    def __init__(
+        self,
+        machines: Sequence[Machine],
+        settings: NixSettings,
+        gc_roots: Path,
+        emit: Emit,
+        *,
+        keep_roots: bool,
+        build_parallel: int,
+    ) -> None:
         self.machines = [m for m in machines if not m.deployment.build_on_target]
         self.settings = settings
         self.gc_roots = gc_roots
@@ -162,8 +197,7 @@ class LocalBuilds:
         """Systems already in the store need no build: GC roots for all of them in one call."""
         if self.keep_roots:
             return
-        present = [m for m in self.machines
-                   if await asyncio.to_thread(os.path.exists, m.out_path)]
+        present = [m for m in self.machines if await asyncio.to_thread(os.path.exists, m.out_path)]
         if present:
             await register_built(present, self.settings, self.gc_roots)
             self._prebuilt = {m.name for m in present}

@@ -25,16 +25,19 @@ async def served_store(agent: Agent) -> AsyncIterator[str | None]:
             yield f"unix://{socket}"
 
 
-async def copy(agent: Agent, paths: Sequence[str], *, use_substitutes: bool, emit: Emit,
-               daemon: bool = True) -> None:
+async def copy(
+    agent: Agent, paths: Sequence[str], *, use_substitutes: bool, emit: Emit, daemon: bool = True
+) -> None:
     host = agent.host
     if host.is_local:
         return
     if not daemon:
-        log.debug("%s has no nix-daemon program: copying through nix-store --serve (a round "
-                  "trip per path)", host.name)
+        log.debug(
+            "%s has no nix-daemon program: copying through nix-store --serve (a round "
+            "trip per path)",
+            host.name,
+        )
         await host.copy_to(paths, use_substitutes=use_substitutes, emit=emit, legacy=True)
         return
     async with served_store(agent) as store:
-        await host.copy_to(paths, use_substitutes=use_substitutes, emit=emit,
-                           remote_store=store)
+        await host.copy_to(paths, use_substitutes=use_substitutes, emit=emit, remote_store=store)

@@ -44,10 +44,11 @@ class Reach:
 
 def local_only(machine: Machine) -> UsageError:
     return UsageError(
-        f"machine '{machine.name}' has deployment.targetHost = null: it is only deployed on "
-        "itself", host=machine.name,
+        f"machine '{machine.name}' has deployment.targetHost = null: it is only deployed on itself",
+        host=machine.name,
         hint="run `nixlift apply-local` on that machine (with deployment.allowLocalDeployment "
-             "= true), or give it a targetHost")
+        "= true), or give it a targetHost",
+    )
 
 
 #: makes the Host of a machine (tests give fakes; nixlift uses ssh or this machine)
@@ -55,9 +56,16 @@ HostMaker = Callable[[Machine], Host]
 
 
 class Fleet:
-    def __init__(self, machines: Sequence[Machine], reach: Reach = Reach(), *,
-                 parallel: int = 10, policy: FailurePolicy | None = None,
-                 emit: Emit = discard, make_host: HostMaker | None = None) -> None:
+    def __init__(
+        self,
+        machines: Sequence[Machine],
+        reach: Reach = Reach(),
+        *,
+        parallel: int = 10,
+        policy: FailurePolicy | None = None,
+        emit: Emit = discard,
+        make_host: HostMaker | None = None,
+    ) -> None:
         self.machines = tuple(machines)
         self.reach = reach
         self.emit = emit
@@ -73,8 +81,12 @@ class Fleet:
         self._control = Path(tempfile.mkdtemp(prefix="nl-", dir="/tmp"))
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await asyncio.gather(*(h.close() for h in self._opened), return_exceptions=True)
         if self._control is not None:
             shutil.rmtree(self._control, ignore_errors=True)
@@ -93,15 +105,19 @@ class Fleet:
         if self._make_host is not None:
             host = self._make_host(machine)
         elif machine.name in self.reach.local:
-            host = LocalHost(machine.name, escalation=d.privilege_escalation,
-                             password=self.reach.password)
+            host = LocalHost(
+                machine.name, escalation=d.privilege_escalation, password=self.reach.password
+            )
         elif d.target_host is None:
             raise local_only(machine)
         else:
             assert self._control is not None, "a Fleet is used inside `async with`"
             host = SshHost.for_machine(
-                machine, self._control / str(len(self._hosts)),
-                connect_timeout=self.reach.connect_timeout, password=self.reach.password)
+                machine,
+                self._control / str(len(self._hosts)),
+                connect_timeout=self.reach.connect_timeout,
+                password=self.reach.password,
+            )
         self._hosts[machine.name] = host
         return host
 
@@ -128,8 +144,9 @@ class Fleet:
     def slots_full(self) -> bool:
         return self._slots is not None and self._slots.locked()
 
-    async def each(self, work: Callable[[Machine, Host], Awaitable[T]], *,
-                   interruptible: bool = True) -> dict[str, T | NixliftError]:
+    async def each(
+        self, work: Callable[[Machine, Host], Awaitable[T]], *, interruptible: bool = True
+    ) -> dict[str, T | NixliftError]:
         """Run `work` for every machine, `--parallel` at a time; a host's error is its own and
         counts for the failure policy. `interruptible` work is cancelled by Ctrl-C (work that
         activates a system is not: it always runs to its end)."""
@@ -142,7 +159,8 @@ class Fleet:
                     host = await self.connect(machine)
                     if interruptible:
                         return await self.rollout.interruptible(
-                            machine.name, lambda: work(machine, host))
+                            machine.name, lambda: work(machine, host)
+                        )
                     return await work(machine, host)
             except Stopped as e:
                 return e
@@ -155,15 +173,18 @@ class Fleet:
         return {m.name: t.result() for m, t in zip(self.machines, tasks, strict=True)}
 
 
-async def on_each(machines: Sequence[Machine], work: Callable[[Machine, Host], Awaitable[T]],
-                  *, reach: Reach = Reach(), parallel: int = 10,
-                  interruptible: bool = True,
-                  fleet_ready: Callable[[Fleet], None] | None = None,
-                  ) -> tuple[dict[str, T | NixliftError], Fleet]:
+async def on_each(
+    machines: Sequence[Machine],
+    work: Callable[[Machine, Host], Awaitable[T]],
+    *,
+    reach: Reach = Reach(),
+    parallel: int = 10,
+    interruptible: bool = True,
+    fleet_ready: Callable[[Fleet], None] | None = None,
+) -> tuple[dict[str, T | NixliftError], Fleet]:
     """A Fleet for `machines`, `work` on each of them; `fleet_ready` sees the Fleet first
     (to hook Ctrl-C to it)."""
     async with Fleet(machines, reach, parallel=parallel) as fleet:
         if fleet_ready is not None:
             fleet_ready(fleet)
         return await fleet.each(work, interruptible=interruptible), fleet
-

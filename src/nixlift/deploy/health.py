@@ -32,8 +32,14 @@ class CheckResult:
     detail: str = ""
 
 
-async def _retry(host: str, kind: str, description: str, period: int, timeout: int,
-                 attempt: Callable[[float], Awaitable[str | None]]) -> CheckResult:
+async def _retry(
+    host: str,
+    kind: str,
+    description: str,
+    period: int,
+    timeout: int,
+    attempt: Callable[[float], Awaitable[str | None]],
+) -> CheckResult:
     """`attempt(time_left)` returns None when the check passed, else why not."""
     start = time.monotonic()
     attempts = 0
@@ -51,12 +57,16 @@ async def _retry(host: str, kind: str, description: str, period: int, timeout: i
         await asyncio.sleep(period)
 
 
-def _cmd_check(host: Host, check: dict[str, Any]
-               ) -> Callable[[float], Awaitable[str | None]]:
+def _cmd_check(host: Host, check: dict[str, Any]) -> Callable[[float], Awaitable[str | None]]:
     async def attempt(left: float) -> str | None:
         try:
-            done = await host.run(check["cmd"], what="a health check", check=False,
-                                  timeout=left, stop_with_connection=True)
+            done = await host.run(
+                check["cmd"],
+                what="a health check",
+                check=False,
+                timeout=left,
+                stop_with_connection=True,
+            )
         except NixliftError as e:
             return str(e)
         if done.returncode == 0:
@@ -72,8 +82,9 @@ def http_url(machine: Machine, check: dict[str, Any]) -> str:
     return f"{check.get('scheme', 'http')}://{host}:{check.get('port', 80)}{check.get('path', '/')}"
 
 
-def _http_check(machine: Machine, check: dict[str, Any]
-                ) -> Callable[[float], Awaitable[str | None]]:
+def _http_check(
+    machine: Machine, check: dict[str, Any]
+) -> Callable[[float], Awaitable[str | None]]:
     # imported here: urllib pulls in http.client and email, ~15 ms of every start otherwise
     import ssl
     import urllib.error
@@ -114,16 +125,27 @@ echo "$state"
 async def _systemd(host: Host, timeout: int) -> CheckResult | None:
     """Where the host runs systemd: wait for it to settle and name failed units (from JSON)."""
     start = time.monotonic()
-    done = await host.run(["sh", "-c", _SYSTEMD, "nixlift-systemd", str(timeout)],
-                          what="asking systemd", check=False, timeout=timeout + 10)
+    done = await host.run(
+        ["sh", "-c", _SYSTEMD, "nixlift-systemd", str(timeout)],
+        what="asking systemd",
+        check=False,
+        timeout=timeout + 10,
+    )
     state, _, rest = done.stdout.partition("\n")
     if state == "no-systemd":
         return None
     took = round(time.monotonic() - start, 2)
     name = host.name
     if state in ("running", ""):
-        return CheckResult(name, "systemd", "system state", state == "running", 1, took,
-                           "" if state else "no answer from systemctl")
+        return CheckResult(
+            name,
+            "systemd",
+            "system state",
+            state == "running",
+            1,
+            took,
+            "" if state else "no answer from systemctl",
+        )
     try:
         failed = [u.get("unit", "?") for u in json.loads(rest or "[]")]
     except json.JSONDecodeError:
@@ -132,8 +154,9 @@ async def _systemd(host: Host, timeout: int) -> CheckResult | None:
     return CheckResult(name, "systemd", "system state", False, 1, took, detail)
 
 
-async def run_checks(host: Host, machine: Machine, which: str, emit: Emit,
-                     *, systemd: bool = False) -> list[CheckResult]:
+async def run_checks(
+    host: Host, machine: Machine, which: str, emit: Emit, *, systemd: bool = False
+) -> list[CheckResult]:
     """Run all of the machine's `which` checks ("healthChecks" or "preDeployChecks") at once."""
     checks = machine.deployment.raw.get(which) or {}
     name = machine.name
@@ -163,4 +186,5 @@ def require_passing(results: list[CheckResult], which: str = "health check") -> 
             f"attempt{'s' if first.attempts != 1 else ''} in {first.seconds:g} s: "
             f"{first.detail}{more}",
             host=first.host,
-            hint="`nixlift check` runs the checks again; fix the configuration or the check")
+            hint="`nixlift check` runs the checks again; fix the configuration or the check",
+        )

@@ -19,16 +19,33 @@ async def network_commit(files: tuple[Path, ...]) -> str | None:
     directory = files[0].resolve().parent
     try:
         head = await proc.run(["git", "-C", str(directory), "rev-parse", "HEAD"], timeout=10)
-        status = await proc.run(["git", "-C", str(directory), "status", "--porcelain", "--",
-                                 *(str(f.resolve()) for f in files)], timeout=10)
+        status = await proc.run(
+            [
+                "git",
+                "-C",
+                str(directory),
+                "status",
+                "--porcelain",
+                "--",
+                *(str(f.resolve()) for f in files),
+            ],
+            timeout=10,
+        )
     except (CommandError, OSError):
         return None
     commit = head.stdout.strip()
     return commit + ("+dirty" if status.stdout.strip() else "")
 
 
-def entry(*, deployment: str, commit: str | None, system: str | None, goal: str,
-          result: str, error: str | None) -> dict[str, Any]:
+def entry(
+    *,
+    deployment: str,
+    commit: str | None,
+    system: str | None,
+    goal: str,
+    result: str,
+    error: str | None,
+) -> dict[str, Any]:
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "user": getpass.getuser(),

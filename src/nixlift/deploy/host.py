@@ -79,14 +79,24 @@ def _verdict(error: NixliftError, skip_unreachable: bool) -> Verdict:
         status = Status.ROLLED_BACK
     else:
         status = Status.FAILED
-    return Verdict(status, str(error), error.hint or None,
-                   getattr(error, "stderr_tail", "") or None)
+    return Verdict(
+        status, str(error), error.hint or None, getattr(error, "stderr_tail", "") or None
+    )
 
 
 class HostSequence:
-    def __init__(self, machine: Machine, options: DeployOptions, ready: Ready, *,
-                 fleet: Fleet, builds: Builds, deployment_name: str, emit: Emit,
-                 keys: Sequence[keys_mod.Key] = ()) -> None:
+    def __init__(
+        self,
+        machine: Machine,
+        options: DeployOptions,
+        ready: Ready,
+        *,
+        fleet: Fleet,
+        builds: Builds,
+        deployment_name: str,
+        emit: Emit,
+        keys: Sequence[keys_mod.Key] = (),
+    ) -> None:
         self.machine = machine
         #: the machine's keys and secrets, uploaded with goals that activate (not dry-activate)
         self.keys = tuple(keys) if options.upload_keys else ()
@@ -118,13 +128,24 @@ class HostSequence:
         except Exception as e:
             # a bug of nixlift's: this host fails, the others go on (and keep their activations)
             log.debug("%s: internal error", self.name, exc_info=True)
-            end = Verdict(Status.FAILED, f"internal error in nixlift: {e!r}",
-                          "please report it, with the output of --debug")
+            end = Verdict(
+                Status.FAILED,
+                f"internal error in nixlift: {e!r}",
+                "please report it, with the output of --debug",
+            )
         result = HostResult(
-            self.name, end.status, self.machine.out_path if self.built else None,
-            error=end.error, hint=end.hint, durations=tuple(self.durations),
-            copied=self.copied, activated=self.activated, detail=end.detail,
-            keys_written=self.uploaded.written, keys_unchanged=self.uploaded.unchanged)
+            self.name,
+            end.status,
+            self.machine.out_path if self.built else None,
+            error=end.error,
+            hint=end.hint,
+            durations=tuple(self.durations),
+            copied=self.copied,
+            activated=self.activated,
+            detail=end.detail,
+            keys_written=self.uploaded.written,
+            keys_unchanged=self.uploaded.unchanged,
+        )
         await self._record(result)
         return result
 
@@ -140,9 +161,18 @@ class HostSequence:
         if probe is None or m.deployment.build_on_target:
             probe = await self._step(Stage.PROBE, "", lambda: agent.probe(m.out_path))
         if not probe.has_system:
-            await self._step(Stage.COPY, m.out_path, lambda: copy(
-                agent, [m.out_path], use_substitutes=m.deployment.use_substitutes,
-                emit=self.emit, daemon=probe.daemon), slot=True)
+            await self._step(
+                Stage.COPY,
+                m.out_path,
+                lambda: copy(
+                    agent,
+                    [m.out_path],
+                    use_substitutes=m.deployment.use_substitutes,
+                    emit=self.emit,
+                    daemon=probe.daemon,
+                ),
+                slot=True,
+            )
             self.copied = self.touched = True
         if not goal.activates:
             return Verdict(Status.OK)
@@ -157,8 +187,11 @@ class HostSequence:
         if m.deployment.build_on_target:
             if agent is None:
                 raise Stopped("building on the host not started: no connection")
-            await self._step(Stage.BUILD, f"{m.system}, on the host",
-                             lambda: build_on_target(agent, m, self.emit))
+            await self._step(
+                Stage.BUILD,
+                f"{m.system}, on the host",
+                lambda: build_on_target(agent, m, self.emit),
+            )
         else:
             await self._step(Stage.BUILD, m.system, lambda: self.builds.wait(m))
         self.built = True
@@ -168,8 +201,11 @@ class HostSequence:
         # --reboot: the new system becomes the boot default and runs after the reboot
         goal = Goal.BOOT if options.reboot and options.goal.sets_profile else options.goal
         if options.health_checks and goal is not Goal.DRY_ACTIVATE:
-            results = await self._step(Stage.CHECK, "pre-deploy checks", lambda: health.run_checks(
-                host, m, "preDeployChecks", self.emit))
+            results = await self._step(
+                Stage.CHECK,
+                "pre-deploy checks",
+                lambda: health.run_checks(host, m, "preDeployChecks", self.emit),
+            )
             health.require_passing(results, "pre-deploy check")
         uploads = self.keys if goal is not Goal.DRY_ACTIVATE else ()
         if uploads:
@@ -201,8 +237,9 @@ class HostSequence:
                 if goal not in (Goal.SWITCH, Goal.TEST) or not options.health_checks:
                     return None
                 try:
-                    health.require_passing(await health.run_checks(
-                        host, m, "healthChecks", self.emit, systemd=systemd))
+                    health.require_passing(
+                        await health.run_checks(host, m, "healthChecks", self.emit, systemd=systemd)
+                    )
                 except health.HealthCheckError as e:
                     return str(e), e.hint
                 return None
@@ -210,8 +247,9 @@ class HostSequence:
             with self._clock(Stage.ACTIVATE):
                 # Not interruptible: once begun, an activation (and its checks and
                 # confirmation) runs to its end, so a host is never left half switched.
-                result = await activation.activate(agent, m.out_path, goal, safety, before,
-                                                   self.emit, verify)
+                result = await activation.activate(
+                    agent, m.out_path, goal, safety, before, self.emit, verify
+                )
             if not result.succeeded:
                 return Verdict(result.status, result.error, result.hint, result.detail)
             required = result.status is Status.REBOOT_REQUIRED
@@ -223,8 +261,7 @@ class HostSequence:
             self.emit(Notice(self.name, "activated; switch-to-configuration asks for a reboot"))
         return Verdict(result.status)
 
-    async def _reboot(self, agent: Agent, before: HostState,
-                      safety: activation.Safety) -> None:
+    async def _reboot(self, agent: Agent, before: HostState, safety: activation.Safety) -> None:
         """Reboot into the new system and check it; if it does not come back healthy, go back
         to the system that was the boot default before and reboot into that."""
         m, options = self.machine, self.options
@@ -241,14 +278,17 @@ class HostSequence:
             back_once = True
             await self._resend_run_keys(agent)
             if options.health_checks:
-                health.require_passing(await health.run_checks(
-                    agent.host, m, "healthChecks", self.emit, systemd=True))
+                health.require_passing(
+                    await health.run_checks(agent.host, m, "healthChecks", self.emit, systemd=True)
+                )
             if once != "none":
                 await agent.boot_default(m.out_path)
         except (reboot.RebootError, health.HealthCheckError) as e:
             if once != "none" and isinstance(e, reboot.RebootError):
-                e.hint = (f"it was booted once through {once}'s one-shot entry: its next "
-                          f"boot starts {previous} again")
+                e.hint = (
+                    f"it was booted once through {once}'s one-shot entry: its next "
+                    f"boot starts {previous} again"
+                )
             if not safety.auto_rollback or previous is None or not back_once:
                 raise  # never came back: nothing to roll back with
             try:
@@ -257,17 +297,23 @@ class HostSequence:
                 await reboot.reboot(agent, self.emit, timeout=timeout, expect=previous)
             except NixliftError:
                 raise e from None
-            raise RolledBackError(f"{e}; {self.name} rebooted into its previous system",
-                                  host=self.name, hint=e.hint) from None
+            raise RolledBackError(
+                f"{e}; {self.name} rebooted into its previous system", host=self.name, hint=e.hint
+            ) from None
 
     async def _record(self, result: HostResult) -> None:
         """Append to the host's own history; a deploy that could not write it still counts."""
         agent = self.ready.agent
         if agent is None or not self.touched:
             return
-        record = history.entry(deployment=self.deployment_name, commit=self.options.commit,
-                               system=self.machine.out_path, goal=self.options.goal.value,
-                               result=result.status.value, error=result.error)
+        record = history.entry(
+            deployment=self.deployment_name,
+            commit=self.options.commit,
+            system=self.machine.out_path,
+            goal=self.options.goal.value,
+            result=result.status.value,
+            error=result.error,
+        )
         try:
             await agent.record(record)
         except NixliftError as e:
@@ -279,23 +325,37 @@ class HostSequence:
         for key in self.keys:
             self.key_contents[key.path] = await keys_mod.content(key, self.machine)
 
-    async def _upload(self, agent: Agent, phase: str, *, prune: bool = False,
-                      known: keys_mod.Known | None = None) -> None:
+    async def _upload(
+        self, agent: Agent, phase: str, *, prune: bool = False, known: keys_mod.Known | None = None
+    ) -> None:
         """Upload the keys of one phase (with `prune`, also remove those no longer declared),
         then run the actions of the secrets written."""
         chosen = [k for k in self.keys if k.upload_at == phase]
         if not chosen and not prune:
             return
         known = known or self.ready.keys or await keys_mod.known(agent)
-        uploaded = await self._step(Stage.KEYS, f"{len(chosen)} {phase}", lambda: keys_mod.upload(
-            agent, chosen, self.key_contents, known,
-            prune=[k.path for k in self.keys] if prune else None))
+        uploaded = await self._step(
+            Stage.KEYS,
+            f"{len(chosen)} {phase}",
+            lambda: keys_mod.upload(
+                agent,
+                chosen,
+                self.key_contents,
+                known,
+                prune=[k.path for k in self.keys] if prune else None,
+            ),
+        )
         self.touched = True
         self.uploaded += uploaded
         self.emit(Output(self.name, f"keys: {uploaded.describe()}"))
         for name in uploaded.owner_pending:
-            self.emit(Notice(self.name, f"key {name} is root's until its user or group exists "
-                                        "(the activation gives it its owner)"))
+            self.emit(
+                Notice(
+                    self.name,
+                    f"key {name} is root's until its user or group exists "
+                    "(the activation gives it its owner)",
+                )
+            )
         await keys_mod.run_actions(agent.host, chosen, uploaded.written)
 
     async def _resend_run_keys(self, agent: Agent) -> None:
@@ -304,8 +364,11 @@ class HostSequence:
         if not again:
             return
         known = await keys_mod.known(agent)
-        uploaded = await self._step(Stage.KEYS, f"{len(again)} after the reboot",
-                                    lambda: keys_mod.upload(agent, again, self.key_contents, known))
+        uploaded = await self._step(
+            Stage.KEYS,
+            f"{len(again)} after the reboot",
+            lambda: keys_mod.upload(agent, again, self.key_contents, known),
+        )
         self.emit(Output(self.name, f"keys: {uploaded.describe()}"))
 
     # --- steps -----------------------------------------------------------------------------
@@ -318,8 +381,9 @@ class HostSequence:
         finally:
             self.durations.append((stage, round(time.monotonic() - start, 3)))
 
-    async def _step(self, stage: Stage, detail: str, work: Callable[[], Awaitable[T]],
-                    *, slot: bool = False) -> T:
+    async def _step(
+        self, stage: Stage, detail: str, work: Callable[[], Awaitable[T]], *, slot: bool = False
+    ) -> T:
         """A stage that a stop prevents and an interruption cuts short."""
         rollout = self.fleet.rollout
         rollout.may_start(stage.value)

@@ -78,8 +78,10 @@ class Known:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Known:
-        return cls(bytes.fromhex(str(data.get("salt") or "")),
-                   {str(k): str(v) for k, v in (data.get("present") or {}).items()})
+        return cls(
+            bytes.fromhex(str(data.get("salt") or "")),
+            {str(k): str(v) for k, v in (data.get("present") or {}).items()},
+        )
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,12 @@ class Uploaded:
     owner_pending: tuple[str, ...] = ()
 
     def __add__(self, other: Uploaded) -> Uploaded:
-        return Uploaded(self.written + other.written, self.unchanged + other.unchanged,
-                        self.removed + other.removed, self.owner_pending + other.owner_pending)
+        return Uploaded(
+            self.written + other.written,
+            self.unchanged + other.unchanged,
+            self.removed + other.removed,
+            self.owner_pending + other.owner_pending,
+        )
 
     def describe(self) -> str:
         parts = []
@@ -119,24 +125,38 @@ def declared(machine: Machine, base: Path) -> list[Key]:
     found: list[Key] = []
     for name, k in sorted((raw.get("keys") or {}).items()):
         directory = PurePosixPath(str(k.get("destDir") or "/run/keys"))
-        found.append(Key(
-            name=name, kind="keys", path=str(directory / str(k.get("name") or name)),
-            user=str(k.get("user") or "root"), group=str(k.get("group") or "root"),
-            mode=str(k.get("permissions") or "0600"), upload_at=str(k.get("uploadAt") or PRE),
-            dirs="keys", source=str(k.get("source") or "none"),
-            file=_relative_to(k.get("keyFile"), base),
-            command=tuple(str(w) for w in k.get("keyCommand") or ()),
-        ))
+        found.append(
+            Key(
+                name=name,
+                kind="keys",
+                path=str(directory / str(k.get("name") or name)),
+                user=str(k.get("user") or "root"),
+                group=str(k.get("group") or "root"),
+                mode=str(k.get("permissions") or "0600"),
+                upload_at=str(k.get("uploadAt") or PRE),
+                dirs="keys",
+                source=str(k.get("source") or "none"),
+                file=_relative_to(k.get("keyFile"), base),
+                command=tuple(str(w) for w in k.get("keyCommand") or ()),
+            )
+        )
     for name, s in sorted((raw.get("secrets") or {}).items()):
         owner = s.get("owner") or {}
-        found.append(Key(
-            name=name, kind="secrets", path=str(s.get("destination") or ""),
-            user=str(owner.get("user") or "root"), group=str(owner.get("group") or "root"),
-            mode=str(s.get("permissions") or "0400"), upload_at=str(s.get("uploadAt") or PRE),
-            dirs="make" if s.get("mkDirs", True) else "none", source="file",
-            file=_relative_to(s.get("source"), base),
-            action=tuple(str(w) for w in s.get("action") or ()),
-        ))
+        found.append(
+            Key(
+                name=name,
+                kind="secrets",
+                path=str(s.get("destination") or ""),
+                user=str(owner.get("user") or "root"),
+                group=str(owner.get("group") or "root"),
+                mode=str(s.get("permissions") or "0400"),
+                upload_at=str(s.get("uploadAt") or PRE),
+                dirs="make" if s.get("mkDirs", True) else "none",
+                source="file",
+                file=_relative_to(s.get("source"), base),
+                action=tuple(str(w) for w in s.get("action") or ()),
+            )
+        )
     _check(machine.name, found)
     return found
 
@@ -146,23 +166,30 @@ def _check(machine: str, keys: Sequence[Key]) -> None:
     for key in keys:
         where = f"{key.label} of machine '{machine}'"
         if key.source == "none":
-            raise UsageError(f"{where} has neither text, keyFile nor keyCommand",
-                             hint="give exactly one of them")
+            raise UsageError(
+                f"{where} has neither text, keyFile nor keyCommand", hint="give exactly one of them"
+            )
         if not _PLAIN_PATH.fullmatch(key.path) or "/../" in f"{key.path}/":
             raise UsageError(
                 f"{where}: nixlift cannot write a file at {key.path!r}",
                 hint="use an absolute path of letters, digits and . _ - + @ % = : , / "
-                     "(no blanks, quotes or ..)")
+                "(no blanks, quotes or ..)",
+            )
         if not _MODE.fullmatch(key.mode):
-            raise UsageError(f"{where}: {key.mode!r} is not a file mode",
-                             hint='give an octal mode such as "0600"')
+            raise UsageError(
+                f"{where}: {key.mode!r} is not a file mode",
+                hint='give an octal mode such as "0600"',
+            )
         for who in (key.user, key.group):
             if not _NAME.fullmatch(who):
                 raise UsageError(f"{where}: {who!r} is not a user or group name")
         other = seen.get(key.path)
         if other is not None:
-            raise UsageError(f"{other.label} and {key.label} of machine '{machine}' are both "
-                             f"written to {key.path}", hint="give each its own name or destDir")
+            raise UsageError(
+                f"{other.label} and {key.label} of machine '{machine}' are both "
+                f"written to {key.path}",
+                hint="give each its own name or destDir",
+            )
         seen[key.path] = key
 
 
@@ -172,8 +199,11 @@ async def content(key: Key, machine: Machine) -> bytes:
     if key.source == "text":
         secret = machine.key_texts.get(key.name)
         if secret is None:
-            raise KeySourceError(f"{where}: its text was not evaluated", host=machine.name,
-                                 hint="this is a bug in nixlift")
+            raise KeySourceError(
+                f"{where}: its text was not evaluated",
+                host=machine.name,
+                hint="this is a bug in nixlift",
+            )
         return secret.value
     if key.source in ("keyFile", "file"):
         assert key.file is not None
@@ -181,16 +211,26 @@ async def content(key: Key, machine: Machine) -> bytes:
             return await asyncio.to_thread(Path(key.file).read_bytes)
         except OSError as e:
             raise KeySourceError(
-                f"{where}: cannot read {key.file} ({e.strerror})", host=machine.name,
+                f"{where}: cannot read {key.file} ({e.strerror})",
+                host=machine.name,
                 hint="the file is read on this machine, relative paths from the network "
-                     "file's directory") from None
+                "file's directory",
+            ) from None
     try:
-        done = await proc.run(key.command, binary_stdout=True, error=KeySourceError,
-                              what=f"the keyCommand of {where}", host=machine.name,
-                              hint="its output is the key; it runs on this machine")
+        done = await proc.run(
+            key.command,
+            binary_stdout=True,
+            error=KeySourceError,
+            what=f"the keyCommand of {where}",
+            host=machine.name,
+            hint="its output is the key; it runs on this machine",
+        )
     except MissingProgramError as e:
-        raise KeySourceError(f"the keyCommand of {where}: {e.message}", host=machine.name,
-                             hint="it runs on this machine, with its PATH") from None
+        raise KeySourceError(
+            f"the keyCommand of {where}: {e.message}",
+            host=machine.name,
+            hint="it runs on this machine, with its PATH",
+        ) from None
     return done.data
 
 
@@ -205,8 +245,14 @@ async def known(agent: Agent) -> Known:
     return Known.from_json(await agent.call("keys_known", what="reading the host's keys"))
 
 
-async def upload(agent: Agent, keys: Sequence[Key], contents: Mapping[str, bytes],
-                 known: Known, *, prune: Sequence[str] | None = None) -> Uploaded:
+async def upload(
+    agent: Agent,
+    keys: Sequence[Key],
+    contents: Mapping[str, bytes],
+    known: Known,
+    *,
+    prune: Sequence[str] | None = None,
+) -> Uploaded:
     """Write the keys whose content or metadata changed; with `prune` (every path the machine
     declares), remove what nixlift wrote before and is no longer declared."""
     fields: dict[str, object] = {"count": len(keys)}
@@ -216,11 +262,18 @@ async def upload(agent: Agent, keys: Sequence[Key], contents: Mapping[str, bytes
         data = contents[key.path]
         sign = digest(known.salt, key, data)
         write = known.present.get(key.path) != sign
-        fields.update({
-            f"k{i}_path": key.path, f"k{i}_user": key.user, f"k{i}_group": key.group,
-            f"k{i}_mode": key.mode, f"k{i}_size": len(data) if write else 0,
-            f"k{i}_digest": sign, f"k{i}_write": write, f"k{i}_dirs": key.dirs,
-        })
+        fields.update(
+            {
+                f"k{i}_path": key.path,
+                f"k{i}_user": key.user,
+                f"k{i}_group": key.group,
+                f"k{i}_mode": key.mode,
+                f"k{i}_size": len(data) if write else 0,
+                f"k{i}_digest": sign,
+                f"k{i}_write": write,
+                f"k{i}_dirs": key.dirs,
+            }
+        )
         if write:
             payload += data
         names[key.path] = key.name
@@ -228,8 +281,9 @@ async def upload(agent: Agent, keys: Sequence[Key], contents: Mapping[str, bytes
         fields["prune"] = True
         fields["declared_count"] = len(prune)
         fields.update({f"declared_{j}": path for j, path in enumerate(prune)})
-    answer = await agent.call("keys", fields, payload=bytes(payload),
-                              what="uploading keys", error=KeyUploadError)
+    answer = await agent.call(
+        "keys", fields, payload=bytes(payload), what="uploading keys", error=KeyUploadError
+    )
     return Uploaded(
         written=tuple(names.get(p, p) for p in answer.get("written") or ()),
         unchanged=tuple(names.get(p, p) for p in answer.get("unchanged") or ()),
@@ -246,21 +300,30 @@ async def run_actions(host: Host, keys: Sequence[Key], written: Sequence[str]) -
         if not key.action or key.name not in written or key.action in done:
             continue
         done.add(key.action)
-        result = await host.run(list(key.action), what=f"the action of {key.label}",
-                                check=False, stop_with_connection=True)
+        result = await host.run(
+            list(key.action),
+            what=f"the action of {key.label}",
+            check=False,
+            stop_with_connection=True,
+        )
         if result.returncode != 0:
             raise KeyUploadError(
                 f"the action {' '.join(key.action)!r} after writing {key.label} failed on "
                 f"{host.name} with exit status {result.returncode}",
-                returncode=result.returncode, stderr_tail=result.stderr_tail(), host=host.name,
-                hint="its output says why; the secret itself was written")
+                returncode=result.returncode,
+                stderr_tail=result.stderr_tail(),
+                host=host.name,
+                hint="its output says why; the secret itself was written",
+            )
 
 
-async def send_all(agent: Agent, machine: Machine, keys: Sequence[Key],
-                   known_keys: Known | None) -> Uploaded:
+async def send_all(
+    agent: Agent, machine: Machine, keys: Sequence[Key], known_keys: Known | None
+) -> Uploaded:
     """Every key and secret of the machine, both phases (`nixlift upload-keys`)."""
     contents = {k.path: await content(k, machine) for k in keys}
-    uploaded = await upload(agent, keys, contents, known_keys or await known(agent),
-                            prune=[k.path for k in keys])
+    uploaded = await upload(
+        agent, keys, contents, known_keys or await known(agent), prune=[k.path for k in keys]
+    )
     await run_actions(agent.host, keys, uploaded.written)
     return uploaded

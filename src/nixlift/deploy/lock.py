@@ -39,8 +39,10 @@ def describe_holder(info: object) -> str:
         return "another deployer"
     if "what" in info:
         return str(info["what"])
-    return (f"{info.get('user', '?')}@{info.get('from', '?')} (pid {info.get('pid', '?')}, "
-            f"deploying {info.get('deployment', '?')}) since {info.get('since', '?')}")
+    return (
+        f"{info.get('user', '?')}@{info.get('from', '?')} (pid {info.get('pid', '?')}, "
+        f"deploying {info.get('deployment', '?')}) since {info.get('since', '?')}"
+    )
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,15 @@ class Locked:
 
 
 class HostLock:
-    def __init__(self, agent: Agent, info: dict[str, Any], wait: int, system: str = "", *,
-                 want_keys: bool = False) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        info: dict[str, Any],
+        wait: int,
+        system: str = "",
+        *,
+        want_keys: bool = False,
+    ) -> None:
         self.agent = agent
         self.info = info
         self.wait = wait
@@ -64,17 +73,22 @@ class HostLock:
 
     async def acquire(self) -> Locked:
         """Hold the lock; return the host's state as read under it (for `system`)."""
-        self._task, answer = await self.agent.hold_lock(self.info, self.wait, self.system,
-                                                        want_keys=self.want_keys)
+        self._task, answer = await self.agent.hold_lock(
+            self.info, self.wait, self.system, want_keys=self.want_keys
+        )
         if answer.get("locked"):
             keys = answer.get("keys")
-            return Locked(Probe.from_json(answer.get("probe") or {}),
-                          Known.from_json(keys) if isinstance(keys, dict) else None)
+            return Locked(
+                Probe.from_json(answer.get("probe") or {}),
+                Known.from_json(keys) if isinstance(keys, dict) else None,
+            )
         await self.release()
         name = self.agent.host.name
         raise LockedError(
-            f"{name} is locked by {describe_holder(answer.get('holder'))}", host=name,
-            hint="wait for that deploy to end, or give --lock-wait SECONDS to wait for it")
+            f"{name} is locked by {describe_holder(answer.get('holder'))}",
+            host=name,
+            hint="wait for that deploy to end, or give --lock-wait SECONDS to wait for it",
+        )
 
     async def release(self) -> None:
         if self._task is not None and not self._task.done():

@@ -28,19 +28,37 @@ from nixlift.model import HostResult, Machine, Network
 class Deployment:
     """One run of the pipeline over a network's selected machines."""
 
-    def __init__(self, network: Network, options: DeployOptions, emit: Emit, *,
-                 keys: Mapping[str, Sequence[Key]] | None = None,
-                 make_host: HostMaker | None = None, builds: LocalBuilds | None = None) -> None:
+    def __init__(
+        self,
+        network: Network,
+        options: DeployOptions,
+        emit: Emit,
+        *,
+        keys: Mapping[str, Sequence[Key]] | None = None,
+        make_host: HostMaker | None = None,
+        builds: LocalBuilds | None = None,
+    ) -> None:
         self.network = network
         self.options = options
         self.emit = emit
         #: each machine's keys and secrets (checked before anything started)
         self.keys = keys or {}
-        self.fleet = Fleet(network.machines, options.reach, parallel=options.parallel,
-                           policy=options.policy, emit=emit, make_host=make_host)
+        self.fleet = Fleet(
+            network.machines,
+            options.reach,
+            parallel=options.parallel,
+            policy=options.policy,
+            emit=emit,
+            make_host=make_host,
+        )
         self.builds = builds or LocalBuilds(
-            network.machines, options.settings, options.gc_roots, emit,
-            keep_roots=options.keep_roots, build_parallel=options.build_parallel)
+            network.machines,
+            options.settings,
+            options.gc_roots,
+            emit,
+            keep_roots=options.keep_roots,
+            build_parallel=options.build_parallel,
+        )
         self._locks: list[HostLock] = []
 
     @property
@@ -50,8 +68,13 @@ class Deployment:
     def interrupt(self) -> None:
         """Ctrl-C: stop starting work, cancel builds and copies, let activations finish."""
         if not self.fleet.rollout.interrupted:
-            self.emit(Notice(None, "interrupted: cancelling builds and copies; activations "
-                                   "already running will finish"))
+            self.emit(
+                Notice(
+                    None,
+                    "interrupted: cancelling builds and copies; activations "
+                    "already running will finish",
+                )
+            )
         self.fleet.interrupt()
         self.builds.cancel()
 
@@ -94,9 +117,13 @@ class Deployment:
             agent = Agent(host)
             if not self.options.goal.activates:
                 return Ready(host, agent, connect_seconds=seconds)
-            lock = HostLock(agent, holder_info(self.network.deployment_name),
-                            self.options.lock_wait, m.out_path,
-                            want_keys=bool(self.keys.get(m.name)) and self.options.upload_keys)
+            lock = HostLock(
+                agent,
+                holder_info(self.network.deployment_name),
+                self.options.lock_wait,
+                m.out_path,
+                want_keys=bool(self.keys.get(m.name)) and self.options.upload_keys,
+            )
             self._locks.append(lock)
             try:
                 locked = await rollout.interruptible("locking", lock.acquire)
@@ -108,10 +135,16 @@ class Deployment:
         return {m.name: r for m, r in zip(self.network.machines, found, strict=True)}
 
     async def _host(self, m: Machine, ready: Ready) -> HostResult:
-        result = await HostSequence(m, self.options, ready, fleet=self.fleet,
-                                    builds=self.builds, keys=self.keys.get(m.name, ()),
-                                    deployment_name=self.network.deployment_name,
-                                    emit=self.emit).run()
+        result = await HostSequence(
+            m,
+            self.options,
+            ready,
+            fleet=self.fleet,
+            builds=self.builds,
+            keys=self.keys.get(m.name, ()),
+            deployment_name=self.network.deployment_name,
+            emit=self.emit,
+        ).run()
         if result.failed:
             self.fleet.rollout.failed()
         self.emit(Finished(result))

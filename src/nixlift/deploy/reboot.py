@@ -25,8 +25,11 @@ async def reboot(agent: Agent, emit: Emit, *, timeout: int, expect: str | None) 
     `expect`, the host must run that system (its /run/current-system) after the boot."""
     host = agent.host
     if host.is_local:
-        raise RebootError(f"{host.name} is this machine: nixlift cannot wait for itself to "
-                          "reboot", host=host.name, hint="reboot it yourself")
+        raise RebootError(
+            f"{host.name} is this machine: nixlift cannot wait for itself to reboot",
+            host=host.name,
+            hint="reboot it yourself",
+        )
     before = (await agent.probe(None)).state.boot_id
     emit(Phase(host.name, Stage.REBOOT, "rebooting"))
     await agent.reboot()
@@ -47,11 +50,15 @@ async def reboot(agent: Agent, emit: Emit, *, timeout: int, expect: str | None) 
             if expect is not None and probe.state.current_system != expect:
                 raise RebootError(
                     f"{host.name} came back running {probe.state.current_system or 'nothing'}"
-                    f", not {expect}", host=host.name,
-                    hint="its boot entry is not the new system: check the bootloader")
+                    f", not {expect}",
+                    host=host.name,
+                    hint="its boot entry is not the new system: check the bootloader",
+                )
             return
         await asyncio.sleep(RETRY)  # not gone yet, or no boot id to tell: try again
     raise RebootError(
         f"{host.name} did not come back within {timeout} s after rebooting"
-        + (f" (last: {last_error})" if last_error else ""), host=host.name,
-        hint="check the host's console; raise --reboot-timeout if it boots slowly")
+        + (f" (last: {last_error})" if last_error else ""),
+        host=host.name,
+        hint="check the host's console; raise --reboot-timeout if it boots slowly",
+    )

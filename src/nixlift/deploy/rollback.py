@@ -27,18 +27,23 @@ def choose(generations: list[Generation], to: int | None, host: str) -> Generati
             if g.number == to:
                 return g
         have = ", ".join(str(g.number) for g in generations) or "none"
-        raise UsageError(f"{host} has no generation {to} (it has: {have})",
-                         hint="nixlift list-generations shows them")
+        raise UsageError(
+            f"{host} has no generation {to} (it has: {have})",
+            hint="nixlift list-generations shows them",
+        )
     current = next((g for g in generations if g.current), None)
     older = [g for g in generations if current is None or g.number < current.number]
     if not older:
-        raise UsageError(f"{host} has no generation before its current one to roll back to",
-                         hint="nixlift list-generations shows them")
+        raise UsageError(
+            f"{host} has no generation before its current one to roll back to",
+            hint="nixlift list-generations shows them",
+        )
     return older[-1]
 
 
-async def roll_back(agent: Agent, *, to: int | None, deployment: str, lock_wait: int,
-                    emit: Emit) -> RolledBack:
+async def roll_back(
+    agent: Agent, *, to: int | None, deployment: str, lock_wait: int, emit: Emit
+) -> RolledBack:
     name = agent.host.name
     lock = HostLock(agent, holder_info(deployment), lock_wait)
     await lock.acquire()
@@ -46,16 +51,25 @@ async def roll_back(agent: Agent, *, to: int | None, deployment: str, lock_wait:
         target = choose(await agent.generations(), to, name)
         emit(Phase(name, Stage.ROLLBACK, f"to generation {target.number} ({target.system})"))
         switched = await agent.switch_generation(target.link)
-        await agent.record(history.entry(
-            deployment=deployment, commit=None, system=target.system,
-            goal=f"rollback to {target.number}", result="ok" if switched.ok else "failed",
-            error=None))
+        await agent.record(
+            history.entry(
+                deployment=deployment,
+                commit=None,
+                system=target.system,
+                goal=f"rollback to {target.number}",
+                result="ok" if switched.ok else "failed",
+                error=None,
+            )
+        )
         if not switched.ok:
             tail = "\n".join(switched.log.splitlines()[-25:])
             raise ActivationError(
                 f"activating generation {target.number} on {name} failed; it runs "
-                f"{switched.running or 'no system'}", stderr_tail=tail, host=name,
-                hint="its last output lines say why; nixlift list-generations shows the rest")
+                f"{switched.running or 'no system'}",
+                stderr_tail=tail,
+                host=name,
+                hint="its last output lines say why; nixlift list-generations shows the rest",
+            )
         return RolledBack(target, switched.running)
     finally:
         await lock.release()

@@ -105,8 +105,15 @@ def realise(drv_path: str, gc_root: Path, settings: NixSettings) -> list[str]:
 
 def realise_many(drv_paths: Sequence[str], gc_root: Path, settings: NixSettings) -> list[str]:
     """One nix-store for several derivations; GC roots gc_root, gc_root-2, … in that order."""
-    return ["nix-store", "--realise", *drv_paths, "--add-root", str(gc_root), *_POLL,
-            *settings.build_args()]
+    return [
+        "nix-store",
+        "--realise",
+        *drv_paths,
+        "--add-root",
+        str(gc_root),
+        *_POLL,
+        *settings.build_args(),
+    ]
 
 
 def show_config(settings: NixSettings) -> list[str]:

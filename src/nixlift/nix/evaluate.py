@@ -45,20 +45,26 @@ def check_files(files: tuple[Path, ...]) -> None:
 
 
 _ERROR_HINTS = (
-    (re.compile(r"no nixpkgs to evaluate|was not found in the Nix search path"),
-     "point nixlift at nixpkgs: network.nixpkgs in the file, --nixpkgs PATH, "
-     "-I nixpkgs=PATH or NIX_PATH"),
-    (re.compile(r"The option .* does not exist"),
-     "check the option's spelling; the README's table lists the deployment.* options"),
-    (re.compile(r"is not of type"),
-     "give the option a value of the type shown"),
-    (re.compile(r"syntax error"),
-     "fix the Nix syntax at the file and line shown"),
-    (re.compile(r"called without required argument"),
-     "the network file is a function: give the argument with --arg NAME EXPR "
-     "or --argstr NAME VALUE"),
-    (re.compile(r"nixpkgs\.hostPlatform nor the legacy option nixpkgs\.system"),
-     "set nixpkgs.hostPlatform (or nixpkgs.localSystem) in the machine's configuration"),
+    (
+        re.compile(r"no nixpkgs to evaluate|was not found in the Nix search path"),
+        "point nixlift at nixpkgs: network.nixpkgs in the file, --nixpkgs PATH, "
+        "-I nixpkgs=PATH or NIX_PATH",
+    ),
+    (
+        re.compile(r"The option .* does not exist"),
+        "check the option's spelling; the README's table lists the deployment.* options",
+    ),
+    (re.compile(r"is not of type"), "give the option a value of the type shown"),
+    (re.compile(r"syntax error"), "fix the Nix syntax at the file and line shown"),
+    (
+        re.compile(r"called without required argument"),
+        "the network file is a function: give the argument with --arg NAME EXPR "
+        "or --argstr NAME VALUE",
+    ),
+    (
+        re.compile(r"nixpkgs\.hostPlatform nor the legacy option nixpkgs\.system"),
+        "set nixpkgs.hostPlatform (or nixpkgs.localSystem) in the machine's configuration",
+    ),
 )
 
 
@@ -102,9 +108,7 @@ async def evaluate(
         # keep nix's whole error: it names the file, line and option
         full = _nix_error_text(e.stderr_tail)
         files = ", ".join(str(f) for f in source.files)
-        raise EvalError(
-            f"evaluating {files} failed:\n{full}", hint=_hint_for(full)
-        ) from None
+        raise EvalError(f"evaluating {files} failed:\n{full}", hint=_hint_for(full)) from None
     return parse(json.loads(done.stdout), source, selection)
 
 

@@ -73,7 +73,7 @@ class NixLog:
             self.lines.append(raw)
             return raw, None
         try:
-            event = json.loads(raw[len(PREFIX):])
+            event = json.loads(raw[len(PREFIX) :])
         except json.JSONDecodeError:
             self.lines.append(raw)
             return raw, None
@@ -144,8 +144,9 @@ class NixLog:
         return None, None
 
 
-def relay(hosts: Callable[[], Iterable[str]], phase: Stage, log: NixLog,
-          emit: Emit) -> Callable[[str], None]:
+def relay(
+    hosts: Callable[[], Iterable[str]], phase: Stage, log: NixLog, emit: Emit
+) -> Callable[[str], None]:
     """A line sink turning nix's internal-json stderr into Output and Progress events for the
     hosts the command is working for now (one nix command may build for several)."""
 
@@ -161,17 +162,35 @@ def relay(hosts: Callable[[], Iterable[str]], phase: Stage, log: NixLog,
     return sink
 
 
-async def run_logged(argv: Sequence[str], *, host: str, phase: Stage, emit: Emit,
-                     error: type[CommandError], what: str, hint: str,
-                     env: Mapping[str, str] | None = None) -> proc.Completed:
+async def run_logged(
+    argv: Sequence[str],
+    *,
+    host: str,
+    phase: Stage,
+    emit: Emit,
+    error: type[CommandError],
+    what: str,
+    hint: str,
+    env: Mapping[str, str] | None = None,
+) -> proc.Completed:
     """Run a nix command with --log-format internal-json: its progress and lines become events,
     and a failure raises `error` with the last lines a person can read (not the JSON)."""
     log = NixLog()
-    done = await proc.run([*argv, "--log-format", "internal-json"], env=env, check=False,
-                          host=host, on_stderr=relay(lambda: (host,), phase, log, emit))
+    done = await proc.run(
+        [*argv, "--log-format", "internal-json"],
+        env=env,
+        check=False,
+        host=host,
+        on_stderr=relay(lambda: (host,), phase, log, emit),
+    )
     if done.returncode != 0:
         program = argv[0].rsplit("/", 1)[-1]
-        raise error(f"{what} failed ({program} exit status {done.returncode})",
-                    argv=done.argv, returncode=done.returncode,
-                    stderr_tail="\n".join(list(log.lines)[-25:]), hint=hint, host=host)
+        raise error(
+            f"{what} failed ({program} exit status {done.returncode})",
+            argv=done.argv,
+            returncode=done.returncode,
+            stderr_tail="\n".join(list(log.lines)[-25:]),
+            hint=hint,
+            host=host,
+        )
     return done

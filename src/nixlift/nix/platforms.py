@@ -22,8 +22,13 @@ BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
 # Systems a CPU runs without emulation, beyond its own.
 _NATIVE_COMPAT = {
-    "x86_64-linux": {"i686-linux", "x86_64-v1-linux", "x86_64-v2-linux", "x86_64-v3-linux",
-                     "x86_64-v4-linux"},
+    "x86_64-linux": {
+        "i686-linux",
+        "x86_64-v1-linux",
+        "x86_64-v2-linux",
+        "x86_64-v3-linux",
+        "x86_64-v4-linux",
+    },
     "aarch64-linux": {"armv7l-linux", "armv6l-linux"},
 }
 
@@ -59,12 +64,16 @@ class BuildCapability:
             if system in self.extra_platforms:
                 if system in self.binfmt_systems:
                     return None
-                return (f"nix lists {system} in extra-platforms, but no binfmt handler for it is "
-                        "registered, so its builds would fail with 'Exec format error'")
+                return (
+                    f"nix lists {system} in extra-platforms, but no binfmt handler for it is "
+                    "registered, so its builds would fail with 'Exec format error'"
+                )
         elif system == self.native:
             return "local builds are off (--max-jobs 0) and no remote builder lists it"
-        return f"it is neither this machine's system ({self.native}) nor in extra-platforms, " \
-               "and no remote builder lists it"
+        return (
+            f"it is neither this machine's system ({self.native}) nor in extra-platforms, "
+            "and no remote builder lists it"
+        )
 
 
 def parse_builders(spec: str, read_file: Mapping[str, str] | None = None) -> frozenset[str]:
@@ -135,12 +144,23 @@ async def probe(settings: NixSettings) -> BuildCapability:
 def all_native(network: Network, settings: NixSettings) -> bool:
     """Every machine is built here for this machine's own system, and nothing in the settings
     changes where builds go: asking nix how it builds (one more process) can be skipped."""
-    changed = settings.builders is not None or settings.max_jobs in ("0",) or any(
-        name in ("system", "extra-platforms", "builders", "max-jobs")
-        for name, _ in settings.options)
-    return bool(network.local_system) and not changed and all(
-        m.system == network.local_system for m in network.machines
-        if not m.deployment.build_on_target)
+    changed = (
+        settings.builders is not None
+        or settings.max_jobs in ("0",)
+        or any(
+            name in ("system", "extra-platforms", "builders", "max-jobs")
+            for name, _ in settings.options
+        )
+    )
+    return (
+        bool(network.local_system)
+        and not changed
+        and all(
+            m.system == network.local_system
+            for m in network.machines
+            if not m.deployment.build_on_target
+        )
+    )
 
 
 def check(capability: BuildCapability, machines: Iterable[Machine]) -> None:
@@ -154,8 +174,10 @@ def check(capability: BuildCapability, machines: Iterable[Machine]) -> None:
             problems.append((m, reason))
     if not problems:
         return
-    lines = [f"machine '{m.name}' is {m.system}, which cannot be built here: {why}"
-             for m, why in problems]
+    lines = [
+        f"machine '{m.name}' is {m.system}, which cannot be built here: {why}"
+        for m, why in problems
+    ]
     systems = sorted({m.system for m, _ in problems})
     wanted = " ".join(systems)
     quoted = " ".join(f'"{s}"' for s in systems)

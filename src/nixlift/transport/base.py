@@ -42,8 +42,12 @@ class Host(Protocol):
 
     async def __aenter__(self) -> Self: ...
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
     async def run(
         self,
@@ -68,8 +72,15 @@ class Host(Protocol):
         using the open connection: proof that the host still lets someone in."""
         ...
 
-    async def copy_to(self, paths: Sequence[str], *, use_substitutes: bool, emit: Emit,
-                      legacy: bool = False, remote_store: str | None = None) -> None:
+    async def copy_to(
+        self,
+        paths: Sequence[str],
+        *,
+        use_substitutes: bool,
+        emit: Emit,
+        legacy: bool = False,
+        remote_store: str | None = None,
+    ) -> None:
         """Copy the closures of store paths into the host's store (nothing for this machine):
         through its nix-daemon, or with `legacy` through nix-store --serve; `remote_store`
         names another store there (a daemon socket) to copy into."""

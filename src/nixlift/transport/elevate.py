@@ -38,8 +38,12 @@ class Elevation:
     password: Password | None = field(default=None, compare=False)
 
     @classmethod
-    def for_user(cls, user: str | None, command: tuple[str, ...] = DEFAULT_COMMAND,
-                 password: Password | None = None) -> Elevation:
+    def for_user(
+        cls,
+        user: str | None,
+        command: tuple[str, ...] = DEFAULT_COMMAND,
+        password: Password | None = None,
+    ) -> Elevation:
         if user in (None, "root") or not command:
             return cls()
         return cls(tuple(command), password)
@@ -97,12 +101,19 @@ def elevation_error(host: str, elevation: Elevation, done: Completed, what: str)
     why = refusal(done.stderr) or "failed"
     program = elevation.program or "the escalation command"
     if why == "wants a password":
-        hint = ("give it with --ask-sudo-password (one prompt for every host), or allow the "
-                "SSH user sudo without a password (NOPASSWD) on the host")
+        hint = (
+            "give it with --ask-sudo-password (one prompt for every host), or allow the "
+            "SSH user sudo without a password (NOPASSWD) on the host"
+        )
     elif why == "did not accept the password":
         hint = "nothing was changed on it; run again and give the right password"
     else:
         hint = "let the SSH user run commands as root there, or deploy as root"
-    return ElevationError(f"{what} on {host} needs root, and {program} {why}",
-                          argv=done.argv, returncode=done.returncode,
-                          stderr_tail=done.stderr_tail(), host=host, hint=hint)
+    return ElevationError(
+        f"{what} on {host} needs root, and {program} {why}",
+        argv=done.argv,
+        returncode=done.returncode,
+        stderr_tail=done.stderr_tail(),
+        host=host,
+        hint=hint,
+    )

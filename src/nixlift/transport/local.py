@@ -17,8 +17,13 @@ from nixlift.transport.elevate import DEFAULT_COMMAND, Elevation, Password, elev
 class LocalHost:
     is_local = True
 
-    def __init__(self, name: str, *, escalation: tuple[str, ...] = DEFAULT_COMMAND,
-                 password: Password | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        escalation: tuple[str, ...] = DEFAULT_COMMAND,
+        password: Password | None = None,
+    ) -> None:
         self.name = name
         user = "root" if os.geteuid() == 0 else "someone"
         self.elevation = Elevation.for_user(user, escalation, password)
@@ -31,16 +36,21 @@ class LocalHost:
         await self.open()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
     async def open(self) -> None:
         if self.elevation.password is None:
             return
         argv = self.elevation.wrap(["true"])
-        done = await proc.run(argv, stdin=self.elevation.stdin_prefix(), check=False,
-                              host=self.name, timeout=30)
+        done = await proc.run(
+            argv, stdin=self.elevation.stdin_prefix(), check=False, host=self.name, timeout=30
+        )
         if done.returncode != 0:
             raise elevation_error(self.name, self.elevation, done, "becoming root")
 
@@ -69,13 +79,28 @@ class LocalHost:
         # Every local command ends with nixlift (its process group is stopped on cancellation),
         # so stop_with_connection needs nothing more; a fresh connection is this machine again.
         words = self.elevation.wrap(list(argv)) if elevated else list(argv)
-        return await proc.run(words, what=f"{what} on {self.name}", stdin=stdin,
-                              keep_stdin_open=keep_stdin_open, timeout=timeout, check=check,
-                              error=error, on_stdout=on_stdout, on_stderr=on_stderr,
-                              host=self.name)
+        return await proc.run(
+            words,
+            what=f"{what} on {self.name}",
+            stdin=stdin,
+            keep_stdin_open=keep_stdin_open,
+            timeout=timeout,
+            check=check,
+            error=error,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+            host=self.name,
+        )
 
-    async def copy_to(self, paths: Sequence[str], *, use_substitutes: bool, emit: Emit,
-                      legacy: bool = False, remote_store: str | None = None) -> None:
+    async def copy_to(
+        self,
+        paths: Sequence[str],
+        *,
+        use_substitutes: bool,
+        emit: Emit,
+        legacy: bool = False,
+        remote_store: str | None = None,
+    ) -> None:
         return None  # built into this machine's own store
 
     def nix_sshopts(self) -> None:

@@ -31,20 +31,32 @@ from nixlift.transport.elevate import Elevation, Password, elevation_error
 CONTROL_PERSIST = 120
 
 _DIAGNOSES = (
-    (re.compile(r"Connection refused"),
-     "nothing accepts SSH connections there: is sshd running, and are "
-     "deployment.targetHost/targetPort right?"),
-    (re.compile(r"timed out|No route to host|Network is unreachable"),
-     "the host did not answer: is it up and on the network, and is the address right?"),
-    (re.compile(r"Could not resolve hostname|Name or service not known"),
-     "the name does not resolve: check deployment.targetHost or your ssh config"),
-    (re.compile(r"REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed|"
-                r"No \S+ host key is known"),
-     "the host's key is unknown or changed: check it is the right machine, then add its key to "
-     "known_hosts (e.g. connect once with ssh); nixlift never turns host key checking off"),
-    (re.compile(r"Permission denied|Too many authentication failures"),
-     "authentication failed: load the key into ssh-agent, or point deployment.sshOptions at it "
-     "([ \"-i\" \"/path/key\" ]); check deployment.targetUser"),
+    (
+        re.compile(r"Connection refused"),
+        "nothing accepts SSH connections there: is sshd running, and are "
+        "deployment.targetHost/targetPort right?",
+    ),
+    (
+        re.compile(r"timed out|No route to host|Network is unreachable"),
+        "the host did not answer: is it up and on the network, and is the address right?",
+    ),
+    (
+        re.compile(r"Could not resolve hostname|Name or service not known"),
+        "the name does not resolve: check deployment.targetHost or your ssh config",
+    ),
+    (
+        re.compile(
+            r"REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed|"
+            r"No \S+ host key is known"
+        ),
+        "the host's key is unknown or changed: check it is the right machine, then add its key to "
+        "known_hosts (e.g. connect once with ssh); nixlift never turns host key checking off",
+    ),
+    (
+        re.compile(r"Permission denied|Too many authentication failures"),
+        "authentication failed: load the key into ssh-agent, or point deployment.sshOptions at it "
+        '([ "-i" "/path/key" ]); check deployment.targetUser',
+    ),
 )
 
 
@@ -81,8 +93,14 @@ class SshTarget:
         d = machine.deployment
         if d.target_host is None:
             raise ValueError(f"{machine.name} has no targetHost: it is not reached over SSH")
-        return cls(name=machine.name, host=d.target_host, port=d.target_port,
-                   user=d.target_user, options=d.ssh_options, connect_timeout=connect_timeout)
+        return cls(
+            name=machine.name,
+            host=d.target_host,
+            port=d.target_port,
+            user=d.target_user,
+            options=d.ssh_options,
+            connect_timeout=connect_timeout,
+        )
 
     @property
     def destination(self) -> str:
@@ -95,18 +113,24 @@ class SshTarget:
         args: list[str] = []
         if self.control_path is not None:
             args += [
-                "-o", f"ControlPath={self.control_path}",
+                "-o",
+                f"ControlPath={self.control_path}",
                 # auto: if the master went away (idle timeout), the next command opens a new one
-                "-o", "ControlMaster=auto",
-                "-o", f"ControlPersist={CONTROL_PERSIST}",
+                "-o",
+                "ControlMaster=auto",
+                "-o",
+                f"ControlPersist={CONTROL_PERSIST}",
             ]
         args += list(self.options)
         if self.port is not None:
             args += ["-p", str(self.port)]
         args += [
-            "-o", "BatchMode=yes",
-            "-o", f"ConnectTimeout={self.connect_timeout}",
-            "-o", "ServerAliveInterval=15",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={self.connect_timeout}",
+            "-o",
+            "ServerAliveInterval=15",
         ]
         return args
 
@@ -118,8 +142,19 @@ class SshTarget:
         """ssh over a NEW connection, never a multiplexed one (not even one the user's ssh config
         would pick): proof that the host still lets someone log in."""
         plain = replace(self, control_path=None)
-        return ["ssh", "-T", "-x", "-o", "ControlPath=none", "-o", "ControlMaster=no",
-                *plain.option_args(), "--", self.destination, remote_command]
+        return [
+            "ssh",
+            "-T",
+            "-x",
+            "-o",
+            "ControlPath=none",
+            "-o",
+            "ControlMaster=no",
+            *plain.option_args(),
+            "--",
+            self.destination,
+            remote_command,
+        ]
 
     def interactive_argv(self, command: Sequence[str] = ()) -> list[str]:
         """`nixlift ssh`: the same host, port, user and options, but a person at the keyboard
@@ -173,11 +208,20 @@ class SshHost:
         self.elevation = elevation
 
     @classmethod
-    def for_machine(cls, machine: Machine, control_path: Path, *, connect_timeout: int = 10,
-                    password: Password | None = None) -> SshHost:
+    def for_machine(
+        cls,
+        machine: Machine,
+        control_path: Path,
+        *,
+        connect_timeout: int = 10,
+        password: Password | None = None,
+    ) -> SshHost:
         d = machine.deployment
-        return cls(SshTarget.for_machine(machine, connect_timeout), control_path,
-                   Elevation.for_user(d.target_user, d.privilege_escalation, password))
+        return cls(
+            SshTarget.for_machine(machine, connect_timeout),
+            control_path,
+            Elevation.for_user(d.target_user, d.privilege_escalation, password),
+        )
 
     @property
     def destination(self) -> str:
@@ -188,21 +232,32 @@ class SshHost:
         await self.open()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
     async def open(self) -> None:
         if self.elevation.password is None:
-            await self._ssh(self.target.ssh_argv("true"), what="connecting",
-                            timeout=self.target.connect_timeout + 20)
+            await self._ssh(
+                self.target.ssh_argv("true"),
+                what="connecting",
+                timeout=self.target.connect_timeout + 20,
+            )
             return
         # With a password, the first login also tries it, once (sudo reads one line and then
         # the end of its input): a wrong one is told before anything else runs there.
         argv = self.elevation.wrap(["true"])
-        done = await self._ssh(self.target.ssh_argv(remote_command(argv)), what="connecting",
-                               timeout=self.target.connect_timeout + 30, check=False,
-                               stdin=self.elevation.stdin_prefix())
+        done = await self._ssh(
+            self.target.ssh_argv(remote_command(argv)),
+            what="connecting",
+            timeout=self.target.connect_timeout + 30,
+            check=False,
+            stdin=self.elevation.stdin_prefix(),
+        )
         if done.returncode != 0:
             raise elevation_error(self.name, self.elevation, done, "logging in")
 
@@ -239,12 +294,18 @@ class SshHost:
         if stop_with_connection:
             words = stopping_with_connection(words)
         command = remote_command(words)
-        ssh = self.target.fresh_argv(command) if fresh_connection \
-            else self.target.ssh_argv(command)
+        ssh = self.target.fresh_argv(command) if fresh_connection else self.target.ssh_argv(command)
         return await self._ssh(
-            ssh, what=what, timeout=timeout, check=check, error=error, stdin=stdin,
+            ssh,
+            what=what,
+            timeout=timeout,
+            check=check,
+            error=error,
+            stdin=stdin,
             keep_stdin_open=keep_stdin_open or stop_with_connection,
-            on_stdout=on_stdout, on_stderr=on_stderr)
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+        )
 
     async def _ssh(
         self,
@@ -261,31 +322,58 @@ class SshHost:
     ) -> proc.Completed:
         """ssh's own failures (exit 255 with a connection diagnosis) become SshError, the
         command's failures `error`."""
-        done = await proc.run(argv, timeout=timeout, check=False, stdin=stdin,
-                              keep_stdin_open=keep_stdin_open, on_stderr=on_stderr,
-                              on_stdout=on_stdout, error=SshError, what=f"{what} on {self.name}",
-                              host=self.name)
+        done = await proc.run(
+            argv,
+            timeout=timeout,
+            check=False,
+            stdin=stdin,
+            keep_stdin_open=keep_stdin_open,
+            on_stderr=on_stderr,
+            on_stdout=on_stdout,
+            error=SshError,
+            what=f"{what} on {self.name}",
+            host=self.name,
+        )
         if done.returncode == 255 and _is_ssh_failure(done.stderr):
             raise SshError(
                 f"cannot reach {self.name} ({self.destination}) over SSH",
-                argv=done.argv, returncode=255, stderr_tail=done.stderr_tail(),
-                hint=diagnose(done.stderr), host=self.name)
+                argv=done.argv,
+                returncode=255,
+                stderr_tail=done.stderr_tail(),
+                hint=diagnose(done.stderr),
+                host=self.name,
+            )
         if check and done.returncode != 0:
             raise error(
                 f"{what} on {self.name} failed with exit status {done.returncode}",
-                argv=done.argv, returncode=done.returncode, stderr_tail=done.stderr_tail(),
-                host=self.name)
+                argv=done.argv,
+                returncode=done.returncode,
+                stderr_tail=done.stderr_tail(),
+                host=self.name,
+            )
         return done
 
-    async def copy_to(self, paths: Sequence[str], *, use_substitutes: bool, emit: Emit,
-                      legacy: bool = False, remote_store: str | None = None) -> None:
+    async def copy_to(
+        self,
+        paths: Sequence[str],
+        *,
+        use_substitutes: bool,
+        emit: Emit,
+        legacy: bool = False,
+        remote_store: str | None = None,
+    ) -> None:
         url = self.store_url(legacy=legacy, remote_store=remote_store)
         await run_logged(
             nix_argv.copy_to(url, paths, use_substitutes=use_substitutes),
-            env={"NIX_SSHOPTS": self.nix_sshopts()}, host=self.name, phase=Stage.COPY, emit=emit,
-            error=CopyError, what=f"copying to {self.name}",
+            env={"NIX_SSHOPTS": self.nix_sshopts()},
+            host=self.name,
+            phase=Stage.COPY,
+            emit=emit,
+            error=CopyError,
+            what=f"copying to {self.name}",
             hint="check free space on the host (df /nix); a user other than root needs sudo "
-                 "for nix-daemon there")
+            "for nix-daemon there",
+        )
 
     def nix_sshopts(self) -> str:
         return self.target.nix_sshopts()

@@ -158,8 +158,12 @@ class _Host:
 
 
 #: how the title and the count line call the hosts of each category (but "done")
-_COUNT_WORDS = {"running": "running", "failed": "failed", "skipped": "skipped",
-                "pending": "waiting"}
+_COUNT_WORDS = {
+    "running": "running",
+    "failed": "failed",
+    "skipped": "skipped",
+    "pending": "waiting",
+}
 _KEEP_ORDER = {"running": 0, "failed": 1, "pending": 2, "skipped": 3, "done": 4}
 
 
@@ -261,9 +265,7 @@ class LiveRenderer:
             for name in event.hosts:
                 self._host(name, touch=False)
             planned = set(event.hosts)
-            st.order = list(dict.fromkeys(event.hosts)) + [
-                n for n in st.order if n not in planned
-            ]
+            st.order = list(dict.fromkeys(event.hosts)) + [n for n in st.order if n not in planned]
         elif isinstance(event, Phase):
             host = self._host(event.host)
             if event.phase != host.phase:
@@ -303,13 +305,17 @@ class LiveRenderer:
 
     def _failure_block(self, host: _Host, result: HostResult) -> RenderableType:
         parts: list[RenderableType] = [
-            Text.assemble(("✗ ", "bold red"), (result.name, "bold red"), ": ",
-                          Text(_ANSI.sub("", describe(result)), "red"))
+            Text.assemble(
+                ("✗ ", "bold red"),
+                (result.name, "bold red"),
+                ": ",
+                Text(_ANSI.sub("", describe(result)), "red"),
+            )
         ]
         if result.hint:
             parts.append(Text.assemble("  ", ("hint: ", "bold"), clean_line(result.hint)))
         lines = result.detail.splitlines() if result.detail else list(host.tail)
-        lines = lines[-self.tail_lines:] if self.tail_lines > 0 else []
+        lines = lines[-self.tail_lines :] if self.tail_lines > 0 else []
         for line in lines:
             parts.append(Text.assemble(("  │ ", "dim"), clean_line(line)))
         return Group(*parts)
@@ -346,10 +352,17 @@ class LiveRenderer:
                     hidden[h.category] += 1
 
         width = self.console.size.width
-        table = Table(box=None, padding=(0, 1), pad_edge=False, expand=True,
-                      header_style="bold dim", show_edge=False)
-        table.add_column("host", no_wrap=True, overflow="ellipsis",
-                         max_width=max(min(32, width // 3), 8))
+        table = Table(
+            box=None,
+            padding=(0, 1),
+            pad_edge=False,
+            expand=True,
+            header_style="bold dim",
+            show_edge=False,
+        )
+        table.add_column(
+            "host", no_wrap=True, overflow="ellipsis", max_width=max(min(32, width // 3), 8)
+        )
         table.add_column("phase", no_wrap=True, overflow="ellipsis", min_width=9)
         table.add_column("now", no_wrap=True, overflow="ellipsis", ratio=1)
         table.add_column("time", no_wrap=True, justify="right", min_width=6)
@@ -370,9 +383,13 @@ class LiveRenderer:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(st.goal or "nixlift", "bold")
         text.append(f"  {total} host{'s' if total != 1 else ''}")
-        for category, style in (("done", "green"), ("failed", "bold red"),
-                                ("skipped", STATUS_STYLE[Status.SKIPPED]),
-                                ("running", _PHASE_STYLE), ("pending", "dim")):
+        for category, style in (
+            ("done", "green"),
+            ("failed", "bold red"),
+            ("skipped", STATUS_STYLE[Status.SKIPPED]),
+            ("running", _PHASE_STYLE),
+            ("pending", "dim"),
+        ):
             if n := counts[category]:
                 text.append(" · ")
                 text.append(f"{n} {_COUNT_WORDS.get(category, category)}", style)
@@ -386,8 +403,7 @@ class LiveRenderer:
         if h.result is not None:
             status = h.result.status
             style = STATUS_STYLE[status]
-            doing = Text(_one_line(describe(h.result)),
-                         "red" if h.result.failed else "dim")
+            doing = Text(_one_line(describe(h.result)), "red" if h.result.failed else "dim")
             return Text(h.name, "bold"), Text(status.value, style), doing, time_text
         if h.started is None:
             return Text(h.name, "dim"), Text(_PENDING, "dim"), Text(""), time_text
@@ -417,8 +433,9 @@ def render_summary(results: list[HostResult], console: Console) -> None:
         console.print(_summary_table(results, console.size.width))
     ok = sum(r.succeeded for r in results)
     all_ok = ok == len(results)
-    console.print(Text(f"{ok} of {len(results)} hosts succeeded",
-                       "bold green" if all_ok else "bold red"))
+    console.print(
+        Text(f"{ok} of {len(results)} hosts succeeded", "bold green" if all_ok else "bold red")
+    )
     reboot = [r.name for r in results if r.status is Status.REBOOT_REQUIRED]
     if reboot:
         console.print(Text(f"reboot required on: {', '.join(reboot)}", "bold yellow"))
@@ -440,9 +457,7 @@ def _summary_table(results: list[HostResult], width: int) -> Table:
     gap = 3  # padding on both sides and the (blank) column divider of SIMPLE_HEAD
     host_w = min(max([len("host"), *(len(r.name) for r in results)]), 32)
     result_w = max([len("result"), *(len(r.status.value) for r in results)])
-    phase_w = [
-        max([len(p), *(len(format_duration(t[p])) for t in took if p in t)]) for p in phases
-    ]
+    phase_w = [max([len(p), *(len(format_duration(t[p])) for t in took if p in t)]) for p in phases]
     system_w = min(max([len("system"), *(len(s) for s in systems)]), 36)
     fixed = result_w + sum(phase_w) + gap * (3 + len(phases))
     errors = [len(r.error or "") + len(r.hint or "") for r in results]
@@ -475,5 +490,3 @@ def _summary_table(results: list[HostResult], width: int) -> Table:
             error,
         )
     return table
-
-

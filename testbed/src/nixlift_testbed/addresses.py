@@ -38,4 +38,3 @@ def address_block(address: str) -> int | None:
     if len(parts) == 4 and ".".join(parts[:2]) == NETWORK_PREFIX and parts[2].isdigit():
         return int(parts[2])
     return None
-

@@ -213,4 +213,3 @@ class BlockClaims:
             if claim is not None and claim.directory == directory:
                 result.append(block)
         return result
-

@@ -26,18 +26,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Local sandbox hosts: sshd processes in their own namespaces "
-                    "with their own /nix, /run and /etc, reached on loopback.",
+        "with their own /nix, /run and /etc, reached on loopback.",
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="log every command run and show tracebacks")
+    parser.add_argument(
+        "--debug", action="store_true", help="log every command run and show tracebacks"
+    )
     ss = parser.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
-    q = ss.add_parser("up", help="start N hosts (h1 … hN) and write an ssh config and a demo "
-                                 "network file")
+    q = ss.add_parser(
+        "up", help="start N hosts (h1 … hN) and write an ssh config and a demo network file"
+    )
     q.add_argument("count", type=int, metavar="N")
-    q.add_argument("--port", type=int, default=hosts.DEFAULT_PORT,
-                   help=f"sshd port (default {hosts.DEFAULT_PORT})")
-    q.add_argument("--dir", metavar="DIR", help="sandbox directory (default: $NIXLIFT_SANDBOX_DIR"
-                                                " or ~/.local/state/nixlift/sandbox)")
+    q.add_argument(
+        "--port",
+        type=int,
+        default=hosts.DEFAULT_PORT,
+        help=f"sshd port (default {hosts.DEFAULT_PORT})",
+    )
+    q.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="sandbox directory (default: $NIXLIFT_SANDBOX_DIR or ~/.local/state/nixlift/sandbox)",
+    )
     q = ss.add_parser("down", help="stop the hosts")
     q.add_argument("--dir", metavar="DIR")
     q.add_argument("--purge", action="store_true", help="also delete the hosts' files")
@@ -87,12 +96,19 @@ async def run(args: argparse.Namespace) -> int:
     directory = _directory(args)
     if args.sandbox_command == "up":
         sandbox = await hosts.up(directory, args.count, port=args.port)
-        network = write_network(directory, [h.name for h in sandbox.hosts], sandbox.ssh_config,
-                                public_key=sandbox.public_key)
+        network = write_network(
+            directory,
+            [h.name for h in sandbox.hosts],
+            sandbox.ssh_config,
+            public_key=sandbox.public_key,
+        )
         for h in sandbox.hosts:
             print(f"{h.name}  {h.address}:{h.port}  pid {h.pid}", file=sys.stderr)
-        print(f"ssh config: {sandbox.ssh_config}  (try: ssh -F {sandbox.ssh_config} "
-              f"{sandbox.hosts[0].name} hostname)", file=sys.stderr)
+        print(
+            f"ssh config: {sandbox.ssh_config}  (try: ssh -F {sandbox.ssh_config} "
+            f"{sandbox.hosts[0].name} hostname)",
+            file=sys.stderr,
+        )
         print(f"demo network: {network}  (try: nixlift deploy {network})", file=sys.stderr)
         print(network)
         return 0
@@ -102,9 +118,21 @@ async def run(args: argparse.Namespace) -> int:
         return 0
     rows = await hosts.status(directory)
     if args.json:
-        json.dump([{"name": r.name, "address": r.address, "port": r.port, "pid": r.pid,
-                    "running": r.running, "currentSystem": r.current_system} for r in rows],
-                  sys.stdout, indent=2)
+        json.dump(
+            [
+                {
+                    "name": r.name,
+                    "address": r.address,
+                    "port": r.port,
+                    "pid": r.pid,
+                    "running": r.running,
+                    "currentSystem": r.current_system,
+                }
+                for r in rows
+            ],
+            sys.stdout,
+            indent=2,
+        )
         print()
     else:
         for r in rows:

@@ -24,7 +24,6 @@ def _write_if_changed(path: Path, text: str, mode: int = 0o644) -> None:
     _write_atomic(path, text, mode)
 
 
-
 def _host_etc_text(upper: Path, lower: Path) -> str:
     """A file of a host's /etc as the host sees it: its own (the overlay's upper layer) if it has
     one, else the real one (the lower layer); "" if neither exists."""

@@ -362,7 +362,6 @@ class HostStatus:
     current_system: str | None
 
 
-
 def default_directory() -> Path:
     """`$NIXLIFT_SANDBOX_DIR`, else `${XDG_STATE_HOME:-~/.local/state}/nixlift/sandbox`."""
     explicit = os.environ.get("NIXLIFT_SANDBOX_DIR")
@@ -371,7 +370,6 @@ def default_directory() -> Path:
     state_home = os.environ.get("XDG_STATE_HOME", "")
     base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
     return base / "nixlift" / "sandbox"
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,7 +415,6 @@ class _Layout:
 
     def host_root(self, name: str) -> Path:
         return self.directory / "hosts" / name
-
 
 
 def _absolute(directory: Path) -> Path:
@@ -517,8 +514,7 @@ async def _directory_lock(directory: Path) -> AsyncIterator[None]:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise SandboxError(
-                        f"another nixlift-sandbox command keeps the sandbox in {directory} "
-                        "locked",
+                        f"another nixlift-sandbox command keeps the sandbox in {directory} locked",
                         hint="wait for it to finish, or stop it",
                     ) from None
                 await asyncio.sleep(0.05)
@@ -529,7 +525,6 @@ async def _directory_lock(directory: Path) -> AsyncIterator[None]:
 
 # ---------------------------------------------------------------------------------------------
 # Processes
-
 
 
 def _find_sshd() -> str:
@@ -580,7 +575,6 @@ async def _ensure_route() -> None:
         )
 
 
-
 async def _prepare_host(root: Path, name: str, address: str, port: int) -> str:
     """Create the host's directory and files; return its public host key."""
     _write_host_files(root, address, port)
@@ -594,7 +588,6 @@ def _write_host_files(root: Path, address: str, port: int) -> None:
     home.mkdir(mode=0o700, exist_ok=True)
     os.chmod(home, 0o700)
     _write_if_changed(root / "sshd_config", render_sshd_config(address, port))
-
 
 
 def _check_port_free(address: str, port: int) -> None:
@@ -642,12 +635,14 @@ def _install_host_etc(root: Path, name: str, address: str, client_key: str) -> N
     except OSError:
         base = ""
     (etc / "nix").mkdir(mode=0o755, exist_ok=True)
-    _write_if_changed(etc / "nix" / "nix.conf",
-                      base + "\n# nixlift sandbox host: no binary cache\nsubstituters =\n"
-                      # Builds as root, without build users: the host shares the kernel with
-                      # the deployer, whose nix would otherwise kill the host's nixbld1 builds
-                      # (and the other way round) when it takes the same build user.
-                      "build-users-group =\n")
+    _write_if_changed(
+        etc / "nix" / "nix.conf",
+        base + "\n# nixlift sandbox host: no binary cache\nsubstituters =\n"
+        # Builds as root, without build users: the host shares the kernel with
+        # the deployer, whose nix would otherwise kill the host's nixbld1 builds
+        # (and the other way round) when it takes the same build user.
+        "build-users-group =\n",
+    )
 
 
 def _spawn_host(
@@ -837,10 +832,7 @@ async def up(
 
         to_start = [(n, a) for n, a in wanted if n not in keep]
         public_keys = await _gather_limited(
-            [
-                functools.partial(_prepare_host, layout.host_root(n), n, a, port)
-                for n, a in wanted
-            ]
+            [functools.partial(_prepare_host, layout.host_root(n), n, a, port) for n, a in wanted]
         )
         for _, address in to_start:
             _check_port_free(address, port)

@@ -73,9 +73,7 @@ def _authorizes(root: Path, client_key: str) -> bool:
     return any(line.split()[:2] == wanted for line in text.splitlines())
 
 
-def _install_authorized_keys(
-    etc: Path, client_key: str, users: Sequence[str] = ("root",)
-) -> None:
+def _install_authorized_keys(etc: Path, client_key: str, users: Sequence[str] = ("root",)) -> None:
     """`etc/ssh/authorized_keys.d/USER` with the client key for each of `users`, unless the
     file exists already (the deployed system manages them from then on).
 

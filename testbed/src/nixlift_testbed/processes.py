@@ -124,7 +124,6 @@ async def _stop_host_process(pid: int, root: Path, name: str) -> None:
     )
 
 
-
 def _kernel_boot_id() -> str | None:
     """This machine's boot id (what a sandbox host shows for a moment between two boots)."""
     try:

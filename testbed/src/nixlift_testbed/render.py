@@ -98,4 +98,3 @@ def known_hosts_line(address: str, port: int, public_key: str, comment: str = ""
 def render_known_hosts(entries: Iterable[tuple[SandboxHost, str]]) -> str:
     lines = [known_hosts_line(h.address, h.port, key, h.name) for h, key in entries]
     return "".join(line + "\n" for line in lines)
-
