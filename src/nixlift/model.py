@@ -78,6 +78,8 @@ class DeploymentOptions:
     confirm_timeout: int = 30
     activation_timeout: int = 240
     allow_local_deployment: bool = False
+    #: false: never replace a system profile nixlift did not set (colmena)
+    replace_unknown_profiles: bool = True
     #: everything deployment.* held, as evaluated (secret material removed), for display
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -108,6 +110,7 @@ class DeploymentOptions:
             confirm_timeout=int(data.get("confirmTimeout", 30)),
             activation_timeout=int(data.get("activationTimeout", 240)),
             allow_local_deployment=bool(data.get("allowLocalDeployment", False)),
+            replace_unknown_profiles=bool(data.get("replaceUnknownProfiles", True)),
             raw=data,
         )
 

@@ -198,3 +198,13 @@ def test_unreachable_reasons_are_told_apart(
     assert "authentication failed" in hosts["h2"]["hint"]
     assert "sshd running" in hosts["h3"]["hint"]  # connection refused
     assert untouched(sb)
+
+
+def test_a_machine_of_another_nixops_backend_is_refused_before_anything(tmp_path: Path) -> None:
+    net = write_network(tmp_path, None, '  web = { ... }: { deployment.targetEnv = "ec2"; };')
+    done = nixlift("deploy", net)
+    assert done.returncode == 2
+    assert (
+        "deployment.targetEnv = 'ec2'" in done.stderr and "does not create machines" in done.stderr
+    )
+    assert "building" not in done.stderr

@@ -55,6 +55,8 @@ class Script:
     #: the host never comes back from a reboot
     never_back: bool = False
     systemd: bool = False
+    #: the deploys the host's history holds
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -221,6 +223,8 @@ class FakeHost:
             if s.never_back:
                 self.up = False
             return {}
+        if action == "history":
+            return {"history": "".join(json.dumps(r) + "\n" for r in s.history)}
         if action == "set_boot":
             s.profile = request["system"]
             return {"ok": True, "log": ""}

@@ -286,3 +286,16 @@ def test_an_unreachable_host_fails_or_is_skipped() -> None:
         [result] = asyncio.run(deployment.run())
         assert result.status is status and result.system is None
         assert "cannot reach h1" in str(result.error)
+
+
+def test_a_profile_nixlift_did_not_set_is_kept_when_asked_to() -> None:
+    keep = machine(replace_unknown_profiles=False)
+    result, host, _ = deploy(Goal.SWITCH, Script(), keep)
+    assert result.status is Status.FAILED and "which nixlift did not deploy" in str(result.error)
+    assert "start" not in host.actions()
+    # a profile nixlift set itself (its history says so) is replaced as usual
+    result, host, _ = deploy(Goal.SWITCH, Script(history=[{"system": OLD}]), keep)
+    assert result.status is Status.OK and "history" in host.actions()
+    # and by default nobody asks
+    result, host, _ = deploy(Goal.SWITCH, Script())
+    assert result.status is Status.OK and "history" not in host.actions()

@@ -45,6 +45,18 @@ async def evaluate_checked(
     return network, settings
 
 
+def refuse_other_backends(network: Network) -> None:
+    """NixOps' targetEnv other than "none" would create machines: nixlift deploys to existing
+    ones only, and says so before anything starts."""
+    for m in network.machines:
+        if m.deployment.target_env != "none":
+            raise UsageError(
+                f"machine '{m.name}' has deployment.targetEnv = {m.deployment.target_env!r}: "
+                "nixlift does not create machines", host=m.name,
+                hint='deploy to the machine once it exists: deployment.targetEnv = "none" '
+                     "and its address in deployment.targetHost")
+
+
 def declared_keys(inv: Invocation, network: Network) -> dict[str, list[keys.Key]]:
     """Every machine's keys and secrets, checked before any host is touched."""
     base = network.files[0].resolve().parent if network.files else Path.cwd()
@@ -89,6 +101,7 @@ async def run_deployment(
     inv: Invocation, network: Network, settings: NixSettings, how: Reach
 ) -> int:
     goal = inv.goal
+    refuse_other_backends(network)
     keys_of = declared_keys(inv, network)
     keep = inv.network.keep_result
     roots = (

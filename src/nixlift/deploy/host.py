@@ -180,7 +180,23 @@ class HostSequence:
         if not activation.needs_activation(goal, m.out_path, probe.state, always):
             self.emit(Phase(self.name, Stage.UNCHANGED, "already runs this system"))
             return Verdict(Status.UNCHANGED)
+        if goal.sets_profile and not m.deployment.replace_unknown_profiles:
+            await self._refuse_unknown_profile(agent, probe.state)
         return await self._activate(host, agent, probe.state)
+
+    async def _refuse_unknown_profile(self, agent: Agent, state: HostState) -> None:
+        """deployment.replaceUnknownProfiles = false (colmena): the profile must be one nixlift
+        set, as the host's own history says."""
+        current = state.profile_system
+        if current is None or current == self.machine.out_path:
+            return
+        deployed = {r.get("system") for r in await agent.history()}
+        if current not in deployed:
+            raise NixliftError(
+                f"{self.name}'s system profile points at {current}, which nixlift did not "
+                "deploy; deployment.replaceUnknownProfiles = false keeps it", host=self.name,
+                hint="deploy it once with replaceUnknownProfiles = true (the default) if it "
+                     "may be replaced")
 
     async def _build(self, agent: Agent | None) -> None:
         m = self.machine
