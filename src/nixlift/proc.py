@@ -140,13 +140,16 @@ async def run(
     cwd: str | Path | None = None,
     redact: Sequence[str] = (),
     binary_stdout: bool = False,
+    feed: asyncio.Queue[bytes | None] | None = None,
 ) -> Completed:
     """Run argv to completion and return its output (stdout as bytes in `data` with
     `binary_stdout`).
 
     `env` is merged over this process's environment. `stdin` is written to the child; with
     `keep_stdin_open` its stdin then stays open until it exits: its end of file tells a remote
-    command that we are gone (see Host.run's stop_with_connection). With `check`, a non-zero
+    command that we are gone (see Host.run's stop_with_connection). With `feed`, what is put
+    into that queue is written to the child's stdin as it comes, and None closes it (a call
+    that goes on: the host's lock takes the deploy's record this way). With `check`, a non-zero
     exit raises `error` (a CommandError subclass) whose message starts with `what` and carries
     the stderr tail; a timeout raises the same type with returncode None.
     """
@@ -157,7 +160,9 @@ async def run(
     log.debug("run%s: %s", f" [{host}]" if host else "", shown)
     proc = await asyncio.create_subprocess_exec(
         *argv,
-        stdin=subprocess.PIPE if stdin is not None or keep_stdin_open else subprocess.DEVNULL,
+        stdin=subprocess.PIPE
+        if stdin is not None or keep_stdin_open or feed is not None
+        else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=full_env,
@@ -174,16 +179,30 @@ async def run(
         while stream is not None and (chunk := await stream.read(65536)):
             data.extend(chunk)
 
+    async def feeding(writer: asyncio.StreamWriter, queue: asyncio.Queue[bytes | None]) -> None:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            while (chunk := await queue.get()) is not None:
+                writer.write(chunk)
+                await writer.drain()
+            writer.close()
+
     async def communicate() -> int:
         if stdin is not None and proc.stdin is not None:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 proc.stdin.write(stdin)
                 await proc.stdin.drain()
-            if not keep_stdin_open:
+            if not keep_stdin_open and feed is None:
                 proc.stdin.close()
-        reading = read_all(proc.stdout) if binary_stdout else _pump(proc.stdout, out, on_stdout)
-        await asyncio.gather(reading, _pump(proc.stderr, err, on_stderr))
-        return await proc.wait()
+        fed = None
+        if feed is not None and proc.stdin is not None:
+            fed = asyncio.ensure_future(feeding(proc.stdin, feed))
+        try:
+            reading = read_all(proc.stdout) if binary_stdout else _pump(proc.stdout, out, on_stdout)
+            await asyncio.gather(reading, _pump(proc.stderr, err, on_stderr))
+            return await proc.wait()
+        finally:
+            if fed is not None:
+                fed.cancel()
 
     label = what or f"'{Path(argv[0]).name}'"
     try:

@@ -128,6 +128,7 @@ class FakeHost:
         error: type[CommandError] = CommandError,
         on_stdout: proc.LineSink | None = None,
         on_stderr: proc.LineSink | None = None,
+        feed: asyncio.Queue[bytes | None] | None = None,
     ) -> proc.Completed:
         if list(argv[:2]) == ["sh", "-c"] and argv[3] == "nixlift-agent":
             assert elevated, "the agent always runs as root"
@@ -142,9 +143,14 @@ class FakeHost:
             answer = self._answer(action, request)
             line = json.dumps(answer)
             if action == "lock":
-                assert on_stdout is not None and keep_stdin_open
+                # held: it takes the deploy's record on its stdin, until that ends
+                assert on_stdout is not None and feed is not None
                 on_stdout(line)
-                await asyncio.Event().wait()  # held until cancelled
+                while (sent := await feed.get()) is not None:
+                    words = sent.decode().rstrip("\n")
+                    assert words.startswith("record ")
+                    self.calls.append(("agent", "record", {"entry": json.loads(words[7:])}, False))
+                    on_stdout(json.dumps({"recorded": True}))
             return proc.Completed(tuple(argv), 0, line + "\n", "")
         self.calls.append(("run", list(argv)))
         if "nixlift-systemd" in argv:

@@ -180,12 +180,13 @@ def test_a_lockout_rolls_the_host_back() -> None:
     assert result.status is Status.ROLLED_BACK
     assert "rolled itself back" in str(result.error)
     assert result.hint is not None and "reachable over SSH" in result.hint
+    # the host is told at once, over the connection still open, to roll back
     assert host.actions() == [
         "lock",
         "copy",
         "start",
         "confirm (new login)",
-        "decision",
+        "abort",
         "activation_log",
         "record",
     ]
@@ -299,3 +300,10 @@ def test_a_profile_nixlift_did_not_set_is_kept_when_asked_to() -> None:
     # and by default nobody asks
     result, host, _ = deploy(Goal.SWITCH, Script())
     assert result.status is Status.OK and "history" not in host.actions()
+
+
+def test_a_host_that_already_runs_the_system_is_not_confirmed_over_a_new_login() -> None:
+    result, host, _ = deploy(Goal.SWITCH, Script(current=NEW, profile=NEW, has_system=True))
+    assert result.status is Status.OK and result.activated
+    assert host.agent_calls("start")[0]["magic"] is False
+    assert host.actions() == ["lock", "start", "record"]

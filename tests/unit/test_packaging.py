@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,6 +12,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_wheel_holds_the_product_and_nothing_of_the_test_bed(tmp_path: Path) -> None:
+    # built from a copy: setuptools writes build/ and *.egg-info into the tree it builds
+    tree = tmp_path / "tree"
+    for name in ("pyproject.toml", "README.md"):
+        tree.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, tree / name)
+    shutil.copytree(
+        ROOT / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     subprocess.run(
         [
             sys.executable,
@@ -20,7 +29,7 @@ def test_the_wheel_holds_the_product_and_nothing_of_the_test_bed(tmp_path: Path)
             "-q",
             "--no-deps",
             "--no-build-isolation",
-            str(ROOT),
+            str(tree),
             "-w",
             str(tmp_path),
         ],

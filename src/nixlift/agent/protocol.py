@@ -196,6 +196,40 @@ class Switched:
     log: str
 
 
+@dataclass
+class Held:
+    """A call that goes on: its first answer, then lines sent to it (each answered), until
+    `end` closes its stdin (or, failing that, stops it)."""
+
+    host: str
+    task: asyncio.Task[proc.Completed]
+    first: dict[str, Any]
+    feed: asyncio.Queue[bytes | None]
+    answers: asyncio.Queue[dict[str, Any]]
+
+    async def send(self, line: str, *, timeout: float = 30) -> dict[str, Any]:
+        if self.task.done():
+            raise AgentError(f"the call on {self.host} has ended", host=self.host)
+        await self.feed.put(line.encode() + b"\n")
+        answer = asyncio.ensure_future(self.answers.get())
+        pending: set[asyncio.Future[Any]] = {answer, self.task}
+        await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if not answer.done():
+            answer.cancel()
+            raise AgentError(f"no answer from {self.host}", host=self.host)
+        return answer.result()
+
+    async def end(self, *, grace: float = 5) -> None:
+        if not self.task.done():
+            await self.feed.put(None)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.task), grace)
+        if not self.task.done():
+            self.task.cancel()
+        with contextlib.suppress(BaseException):
+            await self.task
+
+
 class Agent:
     """The calls nixlift makes to its agent on one host."""
 
@@ -234,7 +268,7 @@ class Agent:
         timeout: float | None,
         fresh_connection: bool,
         install: bool = False,
-        keep_stdin_open: bool = False,
+        feed: asyncio.Queue[bytes | None] | None = None,
         on_stdout: proc.LineSink | None = None,
     ) -> proc.Completed:
         body = script() if install else b""
@@ -244,7 +278,7 @@ class Agent:
             what=what,
             elevated=True,
             stdin=stdin,
-            keep_stdin_open=keep_stdin_open,
+            feed=feed,
             fresh_connection=fresh_connection,
             timeout=timeout,
             check=False,
@@ -418,19 +452,17 @@ class Agent:
     async def reboot(self) -> None:
         await self.call("reboot", what="rebooting")
 
-    async def hold(
-        self, action: str, fields: Mapping[str, object], *, what: str
-    ) -> tuple[asyncio.Task[proc.Completed], dict[str, Any]]:
-        """A call that goes on after its first answer (the lock, a store): returns the task
-        (cancel it to end the call) and that answer."""
+    async def hold(self, action: str, fields: Mapping[str, object], *, what: str) -> Held:
+        """A call that goes on after its first answer (the lock, a store): see Held."""
         request = encode_request(action, fields)
         for install in (False, True):
-            first: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            feed: asyncio.Queue[bytes | None] = asyncio.Queue()
 
-            def line(text: str, first: asyncio.Future[dict[str, Any]] = first) -> None:
-                if not first.done() and text.startswith("{"):
+            def line(text: str, answers: asyncio.Queue[dict[str, Any]] = answers) -> None:
+                if text.startswith("{"):
                     with contextlib.suppress(json.JSONDecodeError):
-                        first.set_result(json.loads(text))
+                        answers.put_nowait(json.loads(text))
 
             task = asyncio.ensure_future(
                 self._run(
@@ -439,14 +471,16 @@ class Agent:
                     timeout=None,
                     fresh_connection=False,
                     install=install,
-                    keep_stdin_open=True,
+                    feed=feed,
                     on_stdout=line,
                 )
             )
+            first = asyncio.ensure_future(answers.get())
             pending: set[asyncio.Future[Any]] = {first, task}
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if first.done() and not first.result().get("missing"):
-                return task, first.result()
+                return Held(self.host.name, task, first.result(), feed, answers)
+            first.cancel()
             done = await task
             if done.returncode != MISSING:
                 raise self._failure(done, what, AgentError)
@@ -458,20 +492,17 @@ class Agent:
     async def store_bridge(self) -> AsyncIterator[str]:
         """A nix-daemon run as root on the host for this user's copies (see serve_store);
         yields its socket's path."""
-        task, answer = await self.hold("serve_store", {}, what="starting a store for the copy")
+        held = await self.hold("serve_store", {}, what="starting a store for the copy")
         try:
-            yield str(answer["socket"])
+            yield str(held.first["socket"])
         finally:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            await held.end()
 
     async def hold_lock(
         self, info: Mapping[str, Any], wait: int, system: str | None, *, want_keys: bool = False
-    ) -> tuple[asyncio.Task[proc.Completed], dict[str, Any]]:
-        """Take the host's lock: returns the task holding it (cancel it to let go) and the
-        agent's first answer (`locked` with the host's state, and with `want_keys` what it
-        knows of the keys nixlift wrote; or `busy` with the holder)."""
+    ) -> Held:
+        """Take the host's lock: the first answer is `locked` with the host's state (and with
+        `want_keys` what it knows of the keys nixlift wrote), or `busy` with the holder."""
         return await self.hold(
             "lock",
             {"info": dict(info), "wait": wait, "system": system or "", "want_keys": want_keys},

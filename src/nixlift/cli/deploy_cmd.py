@@ -52,9 +52,11 @@ def refuse_other_backends(network: Network) -> None:
         if m.deployment.target_env != "none":
             raise UsageError(
                 f"machine '{m.name}' has deployment.targetEnv = {m.deployment.target_env!r}: "
-                "nixlift does not create machines", host=m.name,
+                "nixlift does not create machines",
+                host=m.name,
                 hint='deploy to the machine once it exists: deployment.targetEnv = "none" '
-                     "and its address in deployment.targetHost")
+                "and its address in deployment.targetHost",
+            )
 
 
 def declared_keys(inv: Invocation, network: Network) -> dict[str, list[keys.Key]]:

@@ -88,7 +88,13 @@ async def activate(
     over a new connection. A failure of either goes back (unless rollback is off)."""
     name = agent.host.name
     directory = f"/run/nixlift/act-{uuid.uuid4().hex[:12]}"
-    magic = safety.magic_rollback and goal in (Goal.SWITCH, Goal.TEST)
+    # A host that already runs the system cannot be locked out by activating it again: no
+    # confirmation over a new login (one SSH handshake less on every unchanged host).
+    magic = (
+        safety.magic_rollback
+        and goal in (Goal.SWITCH, Goal.TEST)
+        and before.current_system != system
+    )
     auto = safety.auto_rollback and goal in (Goal.SWITCH, Goal.TEST, Goal.BOOT)
     started = await agent.start(
         directory,
@@ -157,8 +163,13 @@ async def activate(
         try:
             decision = await agent.confirm(directory, safety.confirm_timeout)
         except NixliftError as e:
-            # Locked out: the host decides by itself once the confirmation time is up.
-            decision = await agent.decision(directory, safety.confirm_timeout + 30)
+            # Locked out, and known at once: the connection still open tells the host to roll
+            # back now. If it is gone too, the host decides by itself once the confirmation
+            # time is up.
+            try:
+                decision = await agent.abort(directory, f"no new login possible: {e}")
+            except NixliftError:
+                decision = await agent.decision(directory, safety.confirm_timeout + 30)
             hint = (
                 (e.hint + "; " if e.hint else "") + "the new configuration must keep the "
                 "host reachable over SSH (and able to become root)"

@@ -23,6 +23,7 @@ from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.build import build_on_target
 from nixlift.deploy.copy import copy
 from nixlift.deploy.fanout import Fleet
+from nixlift.deploy.lock import HostLock
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.rollout import Stopped
 from nixlift.errors import NixliftError, SshError
@@ -54,6 +55,8 @@ class Ready:
     problem: NixliftError | None = None
     #: what the host knows of the keys nixlift wrote (read under its lock)
     keys: keys_mod.Known | None = None
+    #: the host's lock, held for this deploy (it also takes the record for the history)
+    lock: HostLock | None = None
     connect_seconds: float | None = None
 
 
@@ -194,9 +197,11 @@ class HostSequence:
         if current not in deployed:
             raise NixliftError(
                 f"{self.name}'s system profile points at {current}, which nixlift did not "
-                "deploy; deployment.replaceUnknownProfiles = false keeps it", host=self.name,
+                "deploy; deployment.replaceUnknownProfiles = false keeps it",
+                host=self.name,
                 hint="deploy it once with replaceUnknownProfiles = true (the default) if it "
-                     "may be replaced")
+                "may be replaced",
+            )
 
     async def _build(self, agent: Agent | None) -> None:
         m = self.machine
@@ -331,7 +336,10 @@ class HostSequence:
             error=result.error,
         )
         try:
-            await agent.record(record)
+            if self.ready.lock is not None:
+                await self.ready.lock.record(record)
+            else:
+                await agent.record(record)
         except NixliftError as e:
             self.emit(Notice(self.name, f"could not record the deploy in its history: {e}"))
 

@@ -4,17 +4,15 @@ connection lasts: a deployer that dies or loses its connection frees it at once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import getpass
+import json
 import os
 import socket
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from nixlift import proc
-from nixlift.agent.protocol import Agent, Probe
+from nixlift.agent.protocol import Agent, Held, Probe
 from nixlift.deploy.keys import Known
 from nixlift.errors import NixliftError
 
@@ -69,13 +67,14 @@ class HostLock:
         self.wait = wait
         self.system = system
         self.want_keys = want_keys
-        self._task: asyncio.Task[proc.Completed] | None = None
+        self._held: Held | None = None
 
     async def acquire(self) -> Locked:
         """Hold the lock; return the host's state as read under it (for `system`)."""
-        self._task, answer = await self.agent.hold_lock(
+        self._held = await self.agent.hold_lock(
             self.info, self.wait, self.system, want_keys=self.want_keys
         )
+        answer = self._held.first
         if answer.get("locked"):
             keys = answer.get("keys")
             return Locked(
@@ -90,9 +89,17 @@ class HostLock:
             hint="wait for that deploy to end, or give --lock-wait SECONDS to wait for it",
         )
 
+    async def record(self, entry: dict[str, Any]) -> None:
+        """Append to the host's history through the lock's own connection."""
+        if self._held is None:
+            await self.agent.record(entry)
+            return
+        answer = await self._held.send("record " + json.dumps(entry, sort_keys=True))
+        if not answer.get("recorded"):
+            raise NixliftError(
+                f"{self.agent.host.name} did not take the record", host=self.agent.host.name
+            )
+
     async def release(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-        if self._task is not None:
-            with contextlib.suppress(BaseException):
-                await self._task
+        if self._held is not None:
+            await self._held.end()

@@ -129,7 +129,9 @@ class Deployment:
                 locked = await rollout.interruptible("locking", lock.acquire)
             except NixliftError as e:
                 return Ready(host, agent, problem=e, connect_seconds=seconds)
-            return Ready(host, agent, locked.probe, keys=locked.keys, connect_seconds=seconds)
+            return Ready(
+                host, agent, locked.probe, keys=locked.keys, lock=lock, connect_seconds=seconds
+            )
 
         found = await asyncio.gather(*(connect(m) for m in self.network.machines))
         return {m.name: r for m, r in zip(self.network.machines, found, strict=True)}

@@ -6,6 +6,7 @@ Two implementations: `SshHost` (OpenSSH with one ControlMaster connection per ho
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol, Self
@@ -64,12 +65,14 @@ class Host(Protocol):
         error: type[CommandError] = CommandError,
         on_stdout: proc.LineSink | None = None,
         on_stderr: proc.LineSink | None = None,
+        feed: asyncio.Queue[bytes | None] | None = None,
     ) -> proc.Completed:
         """Run argv on the host (as root with `elevated`). `stdin` is written to the command;
         with `keep_stdin_open` the pipe then stays open until the command ends (its end of file
-        tells the host we are gone). `stop_with_connection` stops the command when this side
-        stops waiting (never for an activation). `fresh_connection` logs in anew instead of
-        using the open connection: proof that the host still lets someone in."""
+        tells the host we are gone); `feed` writes more as it comes (None ends it).
+        `stop_with_connection` stops the command when this side stops waiting (never for an
+        activation). `fresh_connection` logs in anew instead of using the open connection:
+        proof that the host still lets someone in."""
         ...
 
     async def copy_to(

@@ -3,6 +3,7 @@ nixlift does not run as root, and the system is already in the store it was buil
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from types import TracebackType
@@ -75,6 +76,7 @@ class LocalHost:
         error: type[CommandError] = CommandError,
         on_stdout: proc.LineSink | None = None,
         on_stderr: proc.LineSink | None = None,
+        feed: asyncio.Queue[bytes | None] | None = None,
     ) -> proc.Completed:
         # Every local command ends with nixlift (its process group is stopped on cancellation),
         # so stop_with_connection needs nothing more; a fresh connection is this machine again.
@@ -90,6 +92,7 @@ class LocalHost:
             on_stdout=on_stdout,
             on_stderr=on_stderr,
             host=self.name,
+            feed=feed,
         )
 
     async def copy_to(

@@ -7,6 +7,7 @@ unquoted data.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import shlex
@@ -289,6 +290,7 @@ class SshHost:
         error: type[CommandError] = CommandError,
         on_stdout: proc.LineSink | None = None,
         on_stderr: proc.LineSink | None = None,
+        feed: asyncio.Queue[bytes | None] | None = None,
     ) -> proc.Completed:
         words = self.elevation.wrap(list(argv)) if elevated else list(argv)
         if stop_with_connection:
@@ -305,6 +307,7 @@ class SshHost:
             keep_stdin_open=keep_stdin_open or stop_with_connection,
             on_stdout=on_stdout,
             on_stderr=on_stderr,
+            feed=feed,
         )
 
     async def _ssh(
@@ -319,6 +322,7 @@ class SshHost:
         keep_stdin_open: bool = False,
         on_stdout: proc.LineSink | None = None,
         on_stderr: proc.LineSink | None = None,
+        feed: asyncio.Queue[bytes | None] | None = None,
     ) -> proc.Completed:
         """ssh's own failures (exit 255 with a connection diagnosis) become SshError, the
         command's failures `error`."""
@@ -333,6 +337,7 @@ class SshHost:
             error=SshError,
             what=f"{what} on {self.name}",
             host=self.name,
+            feed=feed,
         )
         if done.returncode == 255 and _is_ssh_failure(done.stderr):
             raise SshError(
