@@ -127,9 +127,32 @@ nixos_system() {
   [ -e "$1/nixos-version" ] && [ -x "$1/bin/switch-to-configuration" ]
 }
 
+# Waiting without polling: a waiter holds a FIFO open (read-write, so it never sees an end of
+# file and nothing written to it is lost) and reads one line; whoever it waits for writes a line
+# into the FIFO (opened read-write too: that never blocks, whether or not anyone waits).
+# wait_line FD SECONDS: the first line from FD into $line, or "timeout" after SECONDS
+wait_line() {
+  (
+    trap 'kill "$s" 2>/dev/null; exit 0' TERM
+    sleep "$2" &
+    s=$!
+    wait "$s"
+    printf 'timeout\n' >&"$1"
+  ) &
+  sleeper=$!
+  IFS= read -r line <&"$1"
+  kill "$sleeper" 2>/dev/null
+}
+
+# notify FIFO WORD: wake whoever waits on FIFO
+notify() {
+  [ -p "$1" ] && printf '%s\n%s\n' "$2" "$2" 1<>"$1"
+}
+
 finish_status() {
   printf '%s\n' "$2" > "$1/status.tmp"
   mv "$1/status.tmp" "$1/status"
+  notify "$1/status.fifo" "$2"
 }
 
 # decide DIR OUTCOME REASON: the activation's end, with what the host runs now
@@ -139,6 +162,7 @@ decide() {
       "$(path_or_null "$(readlink /run/current-system 2>/dev/null)")"
   } > "$1/outcome.tmp"
   mv "$1/outcome.tmp" "$1/outcome"
+  notify "$1/outcome.fifo" "$2"
 }
 
 # activate DIR SYSTEM GOAL SET_PROFILE AUTO MAGIC CONFIRM LIMIT (detached; see start)
@@ -151,7 +175,9 @@ activate() {
   flock 8
   printf '%s\n' "$(readlink "$profile" 2>/dev/null)" > "$dir/previous-link"
   printf '%s\n' "$(readlink /run/current-system 2>/dev/null)" > "$dir/previous-system"
-  if [ "$set_profile" = 1 ] && ! nix-env -p "$profile" --set "$sys" >"$dir/log" 2>&1; then
+  # (a profile that is the system already needs no new generation)
+  if [ "$set_profile" = 1 ] && [ "$(readlink -e "$profile" 2>/dev/null)" != "$sys" ] \
+    && ! nix-env -p "$profile" --set "$sys" >"$dir/log" 2>&1; then
     finish_status "$dir" 91
     decide "$dir" failed '"setting the system profile failed"'
     return
@@ -177,12 +203,10 @@ activate() {
     decide "$dir" activated null
     return
   fi
+  exec 7<>"$dir/confirm.fifo"
   : > "$dir/canary"
-  waited=0
-  while [ -e "$dir/canary" ] && [ ! -e "$dir/abort" ] && [ "$waited" -lt "$((confirm * 50))" ]; do
-    sleep 0.02
-    waited=$((waited + 1))
-  done
+  wait_line 7 "$confirm"
+  exec 7>&-
   if [ -e "$dir/abort" ]; then
     rm -f "$dir/canary"
     go_back "$dir" "$goal" "$set_profile" "$(cat "$dir/abort")"
@@ -250,19 +274,18 @@ start() {
   # what earlier activations left in /run (long decided: their watchdogs end within minutes)
   find "$run" -maxdepth 1 -name 'act-*' -mmin +120 -exec rm -rf {} + 2>/dev/null
   mkdir -p "$dir"
+  mkfifo "$dir/status.fifo" "$dir/outcome.fifo" "$dir/confirm.fifo" || fail "mkfifo in $dir"
+  exec 5<>"$dir/status.fifo"
   set -- "$dir" "$system" "$goal" "$set_profile" "$auto_rollback" "$magic" "$confirm_timeout" \
     "$activation_timeout"
   if systemd_runs && command -v systemd-run >/dev/null 2>&1; then
     systemd-run --quiet --collect --unit "nixlift-activate-${dir##*/}" \
       sh "$self" activate "$@"
   else
-    setsid nohup sh "$self" activate "$@" </dev/null >/dev/null 2>&1 &
+    setsid nohup sh "$self" activate "$@" </dev/null >/dev/null 2>&1 5>&- &
   fi
-  waited=0 limit=$((activation_timeout + 15))
-  while [ ! -e "$dir/status" ] && [ "$waited" -lt "$((limit * 50))" ]; do
-    sleep 0.02
-    waited=$((waited + 1))
-  done
+  [ -e "$dir/status" ] || wait_line 5 "$((activation_timeout + 15))"
+  exec 5>&-
   status=null
   [ -e "$dir/status" ] && status=$(cat "$dir/status")
   systemd=0
@@ -272,11 +295,11 @@ start() {
 
 # await DIR TIMEOUT: the decision, once there is one (or undecided)
 await_decision() {
-  waited=0
-  while [ ! -e "$1/outcome" ] && [ "$waited" -lt "$(($2 * 50))" ]; do
-    sleep 0.02
-    waited=$((waited + 1))
-  done
+  if [ ! -e "$1/outcome" ] && [ -p "$1/outcome.fifo" ]; then
+    exec 6<>"$1/outcome.fifo"
+    [ -e "$1/outcome" ] || wait_line 6 "$2"
+    exec 6>&-
+  fi
   if [ -e "$1/outcome" ]; then
     cat "$1/outcome"
   else
@@ -294,6 +317,7 @@ decision() {
 confirm() {
   take dir
   rm "$dir/canary" 2>/dev/null || { answer '{"outcome": "no-canary"}'; return; }
+  notify "$dir/confirm.fifo" confirmed
   await_decision "$dir" 30
 }
 
@@ -302,6 +326,7 @@ abort() {
   take dir
   raw reason > "$dir/abort.tmp"
   mv "$dir/abort.tmp" "$dir/abort"
+  notify "$dir/confirm.fifo" abort
   await_decision "$dir" 60
 }
 

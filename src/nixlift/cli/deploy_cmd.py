@@ -3,12 +3,13 @@ pipeline, report."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import sys
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nixlift.cli.access import reach
@@ -33,16 +34,36 @@ def uploads_keys(inv: Invocation) -> bool:
     return inv.upload_keys and inv.goal.activates and inv.goal is not Goal.DRY_ACTIVATE
 
 
-async def evaluate_checked(
-    inv: Invocation, req: Request | None = None
-) -> tuple[Network, NixSettings]:
-    """Evaluate; refuse machines this machine cannot build before anything else happens."""
+@dataclass(frozen=True)
+class Evaluated:
+    network: Network
+    settings: NixSettings
+    #: the network's git commit, for the hosts' histories (when the goal activates)
+    commit: str | None = None
+
+
+async def evaluate_checked(inv: Invocation, req: Request | None = None) -> Evaluated:
+    """Evaluate (and read the network's git commit meanwhile); refuse machines this machine
+    cannot build before anything else happens."""
     req = req or resolve(inv.network)
-    network = await evaluate(req.source, req.selection, req.settings, key_texts=uploads_keys(inv))
-    settings = with_network_config(req.settings, network)
-    if not platforms.all_native(network, settings):
-        platforms.check(await platforms.probe(settings), network.machines)
-    return network, settings
+    commit = asyncio.ensure_future(
+        history.network_commit(req.source.files) if inv.goal.activates else _none()
+    )
+    try:
+        network = await evaluate(
+            req.source, req.selection, req.settings, key_texts=uploads_keys(inv)
+        )
+        settings = with_network_config(req.settings, network)
+        if not platforms.all_native(network, settings):
+            platforms.check(await platforms.probe(settings), network.machines)
+    except BaseException:
+        commit.cancel()
+        raise
+    return Evaluated(network, settings, await commit)
+
+
+async def _none() -> None:
+    return None
 
 
 def refuse_other_backends(network: Network) -> None:
@@ -74,8 +95,8 @@ def declared_keys(inv: Invocation, network: Network) -> dict[str, list[keys.Key]
 
 
 async def cmd_deploy(inv: Invocation) -> int:
-    network, settings = await evaluate_checked(inv)
-    return await run_deployment(inv, network, settings, reach(inv, network.machines))
+    evaluated = await evaluate_checked(inv)
+    return await run_deployment(inv, evaluated, reach(inv, evaluated.network.machines))
 
 
 async def cmd_build(inv: Invocation) -> int:
@@ -88,20 +109,19 @@ async def cmd_apply_local(inv: Invocation) -> int:
     node = inv.machine or socket.gethostname().split(".", 1)[0]
     req = resolve(inv.network)
     req = replace(req, selection=Selection.from_args([node], []))
-    network, settings = await evaluate_checked(inv, req)
-    machine = network.machines[0]
+    evaluated = await evaluate_checked(inv, req)
+    machine = evaluated.network.machines[0]
     if not machine.deployment.allow_local_deployment:
         raise UsageError(
             f"machine '{machine.name}' does not allow local deployment",
             hint="set deployment.allowLocalDeployment = true in its configuration",
         )
-    local = reach(inv, network.machines, local=frozenset({machine.name}))
-    return await run_deployment(inv, network, settings, local)
+    local = reach(inv, evaluated.network.machines, local=frozenset({machine.name}))
+    return await run_deployment(inv, evaluated, local)
 
 
-async def run_deployment(
-    inv: Invocation, network: Network, settings: NixSettings, how: Reach
-) -> int:
+async def run_deployment(inv: Invocation, evaluated: Evaluated, how: Reach) -> int:
+    network, settings = evaluated.network, evaluated.settings
     goal = inv.goal
     refuse_other_backends(network)
     keys_of = declared_keys(inv, network)
@@ -129,7 +149,7 @@ async def run_deployment(
         reboot=safety.reboot,
         allow_reboot=safety.allow_reboot,
         reboot_timeout=safety.reboot_timeout,
-        commit=await history.network_commit(network.files) if goal.activates else None,
+        commit=evaluated.commit,
         build_parallel=fleet.build_parallel or default_build_parallel(),
         upload_keys=inv.upload_keys,
     )
