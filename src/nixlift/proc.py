@@ -233,6 +233,45 @@ async def run(
     return result
 
 
+class Background:
+    """A child that runs alongside nixlift's work until stopped (an SSH master connection):
+    in its own session, stopped with its whole group, sent SIGTERM should nixlift die."""
+
+    def __init__(self, process: asyncio.subprocess.Process, argv: tuple[str, ...]) -> None:
+        self.process = process
+        self.argv = argv
+
+    @property
+    def running(self) -> bool:
+        return self.process.returncode is None
+
+    async def stderr(self) -> str:
+        """What it wrote on stderr (once it has ended)."""
+        if self.process.stderr is None:
+            return ""
+        return (await self.process.stderr.read()).decode("utf-8", errors="replace")
+
+    async def stop(self) -> None:
+        if self.running:
+            await _stop(self.process)
+
+
+async def start(argv: Sequence[str]) -> Background:
+    """Start argv in the background (stdin and stdout closed, stderr kept for when it fails)."""
+    argv = [str(a) for a in argv]
+    require_program(argv[0])
+    log.debug("start: %s", describe(argv))
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+    return Background(process, tuple(argv))
+
+
 def spawn_detached(
     argv: Sequence[str], log_file: Path, *, env: Mapping[str, str] | None = None
 ) -> int:

@@ -8,6 +8,7 @@ import json
 import stat
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,21 +20,24 @@ from nixlift_testbed import SandboxHost
 
 pytestmark = pytest.mark.integration
 
-SECRET = "hunter2-db-password"
-FILE_SECRET = "tls-key-from-a-file"
-COMMAND_SECRET = "vpn-key-from-a-command"
+# Made anew for each run and never written whole in this file, so that finding one anywhere
+# (this file may well sit in a Nix store, as a flake's source) means nixlift put it there.
+_NONCE = uuid.uuid4().hex
+SECRET = f"hunter2-db-password-{_NONCE}"
+FILE_SECRET = f"tls-key-from-a-file-{_NONCE}"
+COMMAND_SECRET = f"vpn-key-from-a-command-{_NONCE}"
 
-KEYS = """
-  h1 = { ... }: {
-    deployment.keys.db-password = {
-      text = "hunter2-db-password"; user = "nobody"; group = "nogroup"; permissions = "0640";
-    };
-    deployment.keys.tls = { keyFile = ./tls.key; destDir = "/root/tls"; name = "server.key"; };
-    deployment.keys.vpn = {
-      keyCommand = [ "sh" "-c" "printf vpn-key-; printf from-a-command" ];
+KEYS = f"""
+  h1 = {{ ... }}: {{
+    deployment.keys.db-password = {{
+      text = "{SECRET}"; user = "nobody"; group = "nogroup"; permissions = "0640";
+    }};
+    deployment.keys.tls = {{ keyFile = ./tls.key; destDir = "/root/tls"; name = "server.key"; }};
+    deployment.keys.vpn = {{
+      keyCommand = [ "sh" "-c" "printf vpn-key-from-a-command-; printf {_NONCE}" ];
       uploadAt = "post-activation";
-    };
-  };
+    }};
+  }};
 """
 
 

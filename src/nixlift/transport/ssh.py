@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,8 +29,8 @@ from nixlift.nix import argv as nix_argv
 from nixlift.nix.logparse import run_logged
 from nixlift.transport.elevate import Elevation, Password, elevation_error
 
-#: seconds a master connection stays up with no command using it
-CONTROL_PERSIST = 120
+#: seconds between looks for the master connection's socket while it logs in
+_MASTER_POLL = 0.002
 
 _DIAGNOSES = (
     (
@@ -116,11 +117,12 @@ class SshTarget:
             args += [
                 "-o",
                 f"ControlPath={self.control_path}",
-                # auto: if the master went away (idle timeout), the next command opens a new one
+                # auto: if the master went away, a command opens a connection of its own, which
+                # ends with it (no: nothing is left behind in the background)
                 "-o",
                 "ControlMaster=auto",
                 "-o",
-                f"ControlPersist={CONTROL_PERSIST}",
+                "ControlPersist=no",
             ]
         args += list(self.options)
         if self.port is not None:
@@ -134,6 +136,21 @@ class SshTarget:
             "ServerAliveInterval=15",
         ]
         return args
+
+    def master_argv(self) -> list[str]:
+        """The master connection: logs in, runs nothing, carries every command until stopped."""
+        return [
+            "ssh",
+            "-M",
+            "-N",
+            "-T",
+            "-x",
+            "-o",
+            "ControlMaster=yes",
+            *self.option_args(),
+            "--",
+            self.destination,
+        ]
 
     def ssh_argv(self, remote_command: str | None) -> list[str]:
         argv = ["ssh", "-T", "-x", *self.option_args(), "--", self.destination]
@@ -207,6 +224,7 @@ class SshHost:
         self.name = target.name
         self.target = replace(target, control_path=control_path)
         self.elevation = elevation
+        self._master: proc.Background | None = None
 
     @classmethod
     def for_machine(
@@ -242,12 +260,27 @@ class SshHost:
         await self.close()
 
     async def open(self) -> None:
+        """Log in: the master connection is nixlift's own child (ssh -M -N), ready once its
+        control socket is there; stopping it later is a signal, not another ssh."""
+        socket = self.target.control_path
+        assert socket is not None
+        master = await proc.start(self.target.master_argv())
+        deadline = time.monotonic() + self.target.connect_timeout + 20
+        while not socket.exists():
+            if not master.running or time.monotonic() > deadline:
+                await master.stop()
+                stderr = await master.stderr()
+                raise SshError(
+                    f"cannot reach {self.name} ({self.destination}) over SSH",
+                    argv=master.argv,
+                    returncode=master.process.returncode,
+                    stderr_tail="\n".join(stderr.strip().splitlines()[-15:]),
+                    hint=diagnose(stderr) if stderr.strip() else "it did not answer in time",
+                    host=self.name,
+                )
+            await asyncio.sleep(_MASTER_POLL)
+        self._master = master
         if self.elevation.password is None:
-            await self._ssh(
-                self.target.ssh_argv("true"),
-                what="connecting",
-                timeout=self.target.connect_timeout + 20,
-            )
             return
         # With a password, the first login also tries it, once (sudo reads one line and then
         # the end of its input): a wrong one is told before anything else runs there.
@@ -263,12 +296,9 @@ class SshHost:
             raise elevation_error(self.name, self.elevation, done, "logging in")
 
     async def close(self) -> None:
-        path = self.target.control_path
-        if path is None or not path.exists():
-            return
-        argv = ["ssh", *self.target.option_args(), "-O", "exit", "--", self.target.destination]
-        with contextlib.suppress(CommandError):
-            await proc.run(argv, check=False, timeout=10)
+        if self._master is not None:
+            await self._master.stop()
+            self._master = None
 
     async def reopen(self, connect_timeout: int) -> None:
         await self.close()
