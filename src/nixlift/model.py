@@ -80,6 +80,8 @@ class DeploymentOptions:
     allow_local_deployment: bool = False
     #: false: never replace a system profile nixlift did not set (colmena)
     replace_unknown_profiles: bool = True
+    #: ssh compression (for slow links)
+    compress: bool = False
     #: everything deployment.* held, as evaluated (secret material removed), for display
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -111,6 +113,7 @@ class DeploymentOptions:
             activation_timeout=int(data.get("activationTimeout", 240)),
             allow_local_deployment=bool(data.get("allowLocalDeployment", False)),
             replace_unknown_profiles=bool(data.get("replaceUnknownProfiles", True)),
+            compress=bool(data.get("compress", False)),
             raw=data,
         )
 
@@ -187,6 +190,8 @@ class HostResult:
     #: names of the keys and secrets written to the host, and of those already in place
     keys_written: tuple[str, ...] = ()
     keys_unchanged: tuple[str, ...] = ()
+    #: how many tries the copy took (more than one: its connection was cut and it went on)
+    copy_tries: int = 0
 
     @property
     def succeeded(self) -> bool:

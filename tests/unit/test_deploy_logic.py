@@ -64,3 +64,13 @@ def test_remote_command_split() -> None:
 
     assert remote_words(["ls", "-l"]) == ["ls", "-l"]
     assert remote_words(["ls | wc -l"]) == ["sh", "-c", "ls | wc -l"]
+
+
+def test_a_cut_copy_is_told_from_other_failures() -> None:
+    from nixlift.deploy.copy import was_cut
+    from nixlift.errors import CopyError
+
+    cut = CopyError("copying to h1 failed", stderr_tail="error: unexpected end-of-file")
+    reset = CopyError("x", stderr_tail="Connection reset by peer")
+    full = CopyError("x", stderr_tail="error: writing to file: No space left on device")
+    assert was_cut(cut) and was_cut(reset) and not was_cut(full)

@@ -79,3 +79,10 @@ def test_diagnose_names_the_cause() -> None:
     assert "did not answer" in diagnose("ssh: connect to host h port 22: Connection timed out")
     assert "known_hosts" in diagnose("Host key verification failed.")
     assert "authentication" in diagnose("root@h: Permission denied (publickey).")
+
+
+def test_compression_is_the_master_connections() -> None:
+    t = SshTarget.for_machine(machine(compress=True))
+    assert "Compression=yes" in t.option_args()
+    assert "Compression=yes" in SshTarget.for_machine(machine(), compress=True).master_argv()
+    assert "Compression=yes" not in SshTarget.for_machine(machine()).option_args()

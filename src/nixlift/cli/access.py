@@ -44,7 +44,9 @@ def reach(
                 }
             )
             password = ask(", ".join(u for u in users if u) or "the SSH user")
-    return Reach(inv.fleet.connect_timeout, password=password, local=local)
+    return Reach(
+        inv.fleet.connect_timeout, password=password, local=local, compress=inv.fleet.compress
+    )
 
 
 def _needs_root(machine: Machine, local: frozenset[str]) -> bool:

@@ -53,6 +53,8 @@ class FleetChoice:
     max_failures: str | None = None
     skip_unreachable: bool = False
     lock_wait: int = 0
+    #: --compress: ssh's compression, for slow links
+    compress: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocat
             max_failures=got.get("max_failures"),
             skip_unreachable=bool(got.get("skip_unreachable")),
             lock_wait=int(got.get("lock_wait") or 0),
+            compress=bool(got.get("compress")),
         ),
         safety=Safety(
             always_activate=bool(got.get("always_activate")),

@@ -133,6 +133,7 @@ def _rollout_args(p: argparse.ArgumentParser) -> None:
         help="report hosts that cannot be reached as skipped and deploy the rest",
     )
     _connect_timeout(g)
+    _compress(g)
     g.add_argument("--log-dir", metavar="DIR", help="write each host's whole log to DIR/HOST.log")
     g.add_argument(
         "--progress",
@@ -216,6 +217,15 @@ def _goal_and_safety_args(p: argparse.ArgumentParser) -> None:
         help="morph's flag, accepted: nixlift uploads secrets on every deploy",
     )
     _sudo_password(g)
+
+
+def _compress(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--compress",
+        action="store_true",
+        help="compress what goes over SSH (for slow links; costs CPU on fast ones); "
+        "deployment.compress asks it per machine",
+    )
 
 
 def _connect_timeout(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

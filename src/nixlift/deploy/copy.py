@@ -4,12 +4,15 @@ SSH user's sudo wants a password (which nix's own ssh cannot give)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 
 from nixlift.agent.protocol import Agent
-from nixlift.events import Emit
+from nixlift.errors import CopyError, SshError
+from nixlift.events import Emit, Notice
 
 log = logging.getLogger("nixlift.copy")
 
@@ -25,12 +28,64 @@ async def served_store(agent: Agent) -> AsyncIterator[str | None]:
             yield f"unix://{socket}"
 
 
+#: tries of a copy whose connection was cut (a Wi-Fi drop, a reset), and the waits between them
+TRIES = 3
+BACKOFF = (1.0, 3.0)
+
+#: what nix and ssh say when the connection went away under a copy
+_CUT = re.compile(
+    r"Connection reset|Broken pipe|Connection closed|connection closed|unexpected end-of-file"
+    r"|Connection timed out|Network is unreachable|No route to host|end of file|"
+    r"Timeout, server .* not responding|client_loop: send disconnect"
+)
+
+
+def was_cut(error: CopyError) -> bool:
+    return bool(_CUT.search(f"{error.message}\n{error.stderr_tail}"))
+
+
 async def copy(
-    agent: Agent, paths: Sequence[str], *, use_substitutes: bool, emit: Emit, daemon: bool = True
-) -> None:
+    agent: Agent,
+    paths: Sequence[str],
+    *,
+    use_substitutes: bool,
+    emit: Emit,
+    daemon: bool = True,
+    connect_timeout: int = 10,
+) -> int:
+    """Copy; a copy whose connection was cut is tried again over a new connection (what
+    arrived stays: nix registers each path as it lands). Returns how many tries it took."""
     host = agent.host
     if host.is_local:
-        return
+        return 0
+    for attempt in range(1, TRIES + 1):
+        try:
+            await _copy_once(
+                agent, paths, use_substitutes=use_substitutes, emit=emit, daemon=daemon
+            )
+            return attempt
+        except CopyError as e:
+            if attempt == TRIES or not was_cut(e):
+                if attempt > 1:
+                    e.message += f" (after {attempt} tries)"
+                raise
+            emit(
+                Notice(
+                    host.name,
+                    f"the copy's connection was cut; trying again over a new "
+                    f"connection ({attempt + 1} of {TRIES})",
+                )
+            )
+            await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF)) - 1])
+            with contextlib.suppress(SshError):
+                await host.reopen(connect_timeout)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _copy_once(
+    agent: Agent, paths: Sequence[str], *, use_substitutes: bool, emit: Emit, daemon: bool
+) -> None:
+    host = agent.host
     if not daemon:
         log.debug(
             "%s has no nix-daemon program: copying through nix-store --serve (a round "

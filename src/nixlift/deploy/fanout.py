@@ -40,6 +40,8 @@ class Reach:
     password: Password | None = None
     #: machines deployed on this machine itself (apply-local), not over SSH
     local: frozenset[str] = frozenset()
+    #: --compress: ssh's compression for every host (deployment.compress asks it per host)
+    compress: bool = False
 
 
 def local_only(machine: Machine) -> UsageError:
@@ -117,6 +119,7 @@ class Fleet:
                 self._control / str(len(self._hosts)),
                 connect_timeout=self.reach.connect_timeout,
                 password=self.reach.password,
+                compress=self.reach.compress,
             )
         self._hosts[machine.name] = host
         return host

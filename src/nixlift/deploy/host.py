@@ -116,6 +116,7 @@ class HostSequence:
         if ready.connect_seconds is not None:
             self.durations.append((Stage.CONNECT, ready.connect_seconds))
         self.copied = False
+        self.copy_tries = 0
         self.activated = False
         self.built = False
         #: whether this deploy changed or checked the host (worth a line in its history)
@@ -148,6 +149,7 @@ class HostSequence:
             detail=end.detail,
             keys_written=self.uploaded.written,
             keys_unchanged=self.uploaded.unchanged,
+            copy_tries=self.copy_tries,
         )
         await self._record(result)
         return result
@@ -164,7 +166,7 @@ class HostSequence:
         if probe is None or m.deployment.build_on_target:
             probe = await self._step(Stage.PROBE, "", lambda: agent.probe(m.out_path))
         if not probe.has_system:
-            await self._step(
+            self.copy_tries = await self._step(
                 Stage.COPY,
                 m.out_path,
                 lambda: copy(
@@ -173,6 +175,7 @@ class HostSequence:
                     use_substitutes=m.deployment.use_substitutes,
                     emit=self.emit,
                     daemon=probe.daemon,
+                    connect_timeout=self.options.reach.connect_timeout,
                 ),
                 slot=True,
             )

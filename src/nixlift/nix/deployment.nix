@@ -145,6 +145,11 @@ in
       default = true;
       description = "Replace a system profile that nixlift did not create (colmena).";
     };
+    compress = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Compress what goes over SSH (ssh -C): for slow links; it costs CPU on fast ones.";
+    };
     hasFastConnection = mkOption {
       type = types.bool;
       default = false;

@@ -89,9 +89,13 @@ class SshTarget:
     options: tuple[str, ...] = ()
     connect_timeout: int = 10
     control_path: Path | None = None
+    #: ssh's compression: it is the master connection's, which every command and copy share
+    compress: bool = False
 
     @classmethod
-    def for_machine(cls, machine: Machine, connect_timeout: int = 10) -> SshTarget:
+    def for_machine(
+        cls, machine: Machine, connect_timeout: int = 10, *, compress: bool = False
+    ) -> SshTarget:
         d = machine.deployment
         if d.target_host is None:
             raise ValueError(f"{machine.name} has no targetHost: it is not reached over SSH")
@@ -102,6 +106,7 @@ class SshTarget:
             user=d.target_user,
             options=d.ssh_options,
             connect_timeout=connect_timeout,
+            compress=compress or d.compress,
         )
 
     @property
@@ -125,6 +130,8 @@ class SshTarget:
                 "ControlPersist=no",
             ]
         args += list(self.options)
+        if self.compress:
+            args += ["-o", "Compression=yes"]
         if self.port is not None:
             args += ["-p", str(self.port)]
         args += [
@@ -234,10 +241,11 @@ class SshHost:
         *,
         connect_timeout: int = 10,
         password: Password | None = None,
+        compress: bool = False,
     ) -> SshHost:
         d = machine.deployment
         return cls(
-            SshTarget.for_machine(machine, connect_timeout),
+            SshTarget.for_machine(machine, connect_timeout, compress=compress),
             control_path,
             Elevation.for_user(d.target_user, d.privilege_escalation, password),
         )
