@@ -148,6 +148,8 @@ class Network:
     nix_config: tuple[tuple[str, str], ...] = ()
     #: the system of the machine that evaluated the network (builtins.currentSystem)
     local_system: str = ""
+    #: network.cache / meta.cache as written: a store URL, or {store, secretKeyFile, url}
+    cache: str | dict[str, Any] | None = None
 
     def machine(self, name: str) -> Machine:
         for m in self.machines:
@@ -192,6 +194,8 @@ class HostResult:
     keys_unchanged: tuple[str, ...] = ()
     #: how many tries the copy took (more than one: its connection was cut and it went on)
     copy_tries: int = 0
+    #: with --cache: "fetched" (from the cache), or why the host was copied to instead
+    cache: str | None = None
 
     @property
     def succeeded(self) -> bool:

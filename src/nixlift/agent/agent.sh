@@ -538,6 +538,20 @@ serve_store() {
   rm -rf "$dir"
 }
 
+# --- a binary cache -------------------------------------------------------------------------------
+
+# substitute: fetch a system (and its closure) from a binary cache, trusted for this one call
+substitute() {
+  take system url key
+  log=$run/.substitute.$$
+  if nix-store --realise "$system" --no-gc-warning --option extra-substituters "$url" \
+    --option extra-trusted-public-keys "$key" >"$log" 2>&1; then ok=true
+  else ok=false
+  fi
+  answer "{\"ok\": $ok, \"log\": $(text_file "$log")}"
+  rm -f "$log"
+}
+
 # --- history and generations ------------------------------------------------------------------
 
 record() {
@@ -658,6 +672,7 @@ case "$action" in
   keys) upload_keys ;;
   keys_known) answer "$(keys_known)" ;;
   serve_store) serve_store ;;
+  substitute) substitute ;;
   history) show_history ;;
   reboot) reboot_host ;;
   *) fail "unknown action '$action'" ;;

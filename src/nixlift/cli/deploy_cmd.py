@@ -12,12 +12,14 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from nixlift.cli import cache_cmd
 from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
 from nixlift.cli.output import print_json, result_json
 from nixlift.cli.screen import interrupts, screen
 from nixlift.cli.source import Request, resolve, with_network_config
 from nixlift.deploy import history, keys
+from nixlift.deploy.cache import prepare as prepare_cache
 from nixlift.deploy.fanout import Reach
 from nixlift.deploy.options import DeployOptions, default_build_parallel
 from nixlift.deploy.pipeline import Deployment
@@ -125,6 +127,8 @@ async def run_deployment(inv: Invocation, evaluated: Evaluated, how: Reach) -> i
     goal = inv.goal
     refuse_other_backends(network)
     keys_of = declared_keys(inv, network)
+    wanted = cache_cmd.config(inv, network) if goal.copies else None
+    cache = await prepare_cache(wanted) if wanted is not None else None
     keep = inv.network.keep_result
     roots = (
         _gc_root_dir(network.deployment_name)
@@ -152,6 +156,7 @@ async def run_deployment(inv: Invocation, evaluated: Evaluated, how: Reach) -> i
         commit=evaluated.commit,
         build_parallel=fleet.build_parallel or default_build_parallel(),
         upload_keys=inv.upload_keys,
+        cache=cache,
     )
     label = network.description or network.deployment_name
     count = len(network.machines)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from nixlift.cli import deploy_cmd, hosts_cmd, network_cmd, remote_cmd
+from nixlift.cli import cache_cmd, deploy_cmd, hosts_cmd, network_cmd, remote_cmd
 from nixlift.cli.options import Invocation, from_namespace
 from nixlift.cli.parser import build_parser, split_remote_command
 from nixlift.errors import NixliftError
@@ -33,6 +33,7 @@ COMMANDS: dict[str, Command] = {
     "list-generations": hosts_cmd.cmd_list_generations,
     "history": hosts_cmd.cmd_history,
     "upload-keys": hosts_cmd.cmd_upload_keys,
+    "cache-serve": cache_cmd.cmd_cache_serve,
     "exec": remote_cmd.cmd_exec,
     "ssh": remote_cmd.cmd_ssh,
 }

@@ -58,6 +58,17 @@ class FleetChoice:
 
 
 @dataclass(frozen=True)
+class CacheChoice:
+    """--cache, --cache-key, --cache-url; and `cache serve`'s directory and address."""
+
+    store: str | None = None
+    key_file: str | None = None
+    url: str | None = None
+    serve_directory: str | None = None
+    listen: str = "0.0.0.0:8080"
+
+
+@dataclass(frozen=True)
 class Safety:
     always_activate: bool = False
     auto_rollback: bool = True
@@ -77,6 +88,7 @@ class Invocation:
     network: NetworkChoice = field(default_factory=NetworkChoice)
     fleet: FleetChoice = field(default_factory=FleetChoice)
     safety: Safety = field(default_factory=Safety)
+    cache: CacheChoice = field(default_factory=CacheChoice)
     goal: Goal = Goal.SWITCH
     #: exec / ssh: the words after `--`
     remote_command: tuple[str, ...] = ()
@@ -115,11 +127,14 @@ def _goal(command: str, files: list[str], flag: str | None) -> Goal:
 
 #: argparse gives the alias a command was called by
 ALIASES = {"send-keys": "upload-keys"}
+#: commands with a subcommand of their own: `cache serve` is "cache-serve"
 
 
 def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocation:
     got = vars(ns)
     ns.command = ALIASES.get(ns.command, ns.command)
+    if ns.command == "cache":
+        ns.command = f"cache-{ns.cache_command}"
     files = list(got.get("network") or [])
     goal = _goal(ns.command, files, got.get("goal_flag"))
     log_dir = got.get("log_dir")
@@ -165,6 +180,13 @@ def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocat
             reboot=bool(got.get("reboot")),
             allow_reboot=bool(got.get("allow_reboot")),
             reboot_timeout=int(got.get("reboot_timeout") or 300),
+        ),
+        cache=CacheChoice(
+            store=got.get("cache"),
+            key_file=got.get("cache_key"),
+            url=got.get("cache_url"),
+            serve_directory=got.get("directory"),
+            listen=str(got.get("listen") or "0.0.0.0:8080"),
         ),
         goal=goal,
         remote_command=tuple(remote_command),

@@ -76,6 +76,7 @@ def result_json(r: HostResult) -> dict[str, Any]:
         "rebootRequired": r.status is Status.REBOOT_REQUIRED,
         "keys": {"written": list(r.keys_written), "unchanged": list(r.keys_unchanged)},
         "copyTries": r.copy_tries,
+        "cache": r.cache,
     }
 
 

@@ -219,6 +219,30 @@ def _goal_and_safety_args(p: argparse.ArgumentParser) -> None:
     _sudo_password(g)
 
 
+def _cache_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "binary cache",
+        "push each system once to a cache and have the hosts fetch it from there "
+        "(network.cache in the file says the same)",
+    )
+    g.add_argument(
+        "--cache",
+        metavar="STORE_URL",
+        help="where to push: file:///DIR, s3://BUCKET, ssh-ng://HOST, …",
+    )
+    g.add_argument(
+        "--cache-key",
+        metavar="FILE",
+        help="nix's secret key to sign with (nix key generate-secret)",
+    )
+    g.add_argument(
+        "--cache-url",
+        metavar="URL",
+        help="where the hosts fetch from, when not the store URL itself "
+        "(e.g. http://ADDRESS:PORT of `nixlift cache serve`)",
+    )
+
+
 def _compress(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument(
         "--compress",
@@ -309,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     _output_args(p)
     _goal_and_safety_args(p)
     _rollout_args(p)
+    _cache_args(p)
 
     p = sub.add_parser(
         "apply-local",
@@ -482,4 +507,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-d", "--deployment", metavar="NAME", required=True)
 
+    p = sub.add_parser(
+        "cache",
+        help="a binary cache for a fleet (serve a file:// cache over HTTP)",
+        description="Helpers for the binary cache of `deploy --cache`.",
+    )
+    cs = p.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    q = cs.add_parser(
+        "serve",
+        help="serve a file:// binary cache over HTTP (for a LAN)",
+        description="Serve DIR, a binary cache nixlift pushed to (--cache file://DIR), over "
+        "HTTP until interrupted, so that hosts can fetch from it (--cache-url http://ADDRESS:PORT"
+        "). Any web server serving DIR works the same.",
+    )
+    q.add_argument("directory", metavar="DIR")
+    q.add_argument(
+        "--listen",
+        default="0.0.0.0:8080",
+        metavar="ADDRESS:PORT",
+        help="where to listen (default 0.0.0.0:8080)",
+    )
     return parser

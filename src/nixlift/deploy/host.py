@@ -21,6 +21,7 @@ from nixlift.deploy import activate as activation
 from nixlift.deploy import health, history, reboot
 from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.build import build_on_target
+from nixlift.deploy.cache import Pusher
 from nixlift.deploy.copy import copy
 from nixlift.deploy.fanout import Fleet
 from nixlift.deploy.lock import HostLock
@@ -99,8 +100,12 @@ class HostSequence:
         deployment_name: str,
         emit: Emit,
         keys: Sequence[keys_mod.Key] = (),
+        pusher: Pusher | None = None,
     ) -> None:
         self.machine = machine
+        self.pusher = pusher
+        #: with a cache: "fetched", or why the host was copied to instead
+        self.cache: str | None = None
         #: the machine's keys and secrets, uploaded with goals that activate (not dry-activate)
         self.keys = tuple(keys) if options.upload_keys else ()
         self.key_contents: dict[str, bytes] = {}
@@ -150,6 +155,7 @@ class HostSequence:
             keys_written=self.uploaded.written,
             keys_unchanged=self.uploaded.unchanged,
             copy_tries=self.copy_tries,
+            cache=self.cache,
         )
         await self._record(result)
         return result
@@ -166,19 +172,22 @@ class HostSequence:
         if probe is None or m.deployment.build_on_target:
             probe = await self._step(Stage.PROBE, "", lambda: agent.probe(m.out_path))
         if not probe.has_system:
-            self.copy_tries = await self._step(
-                Stage.COPY,
-                m.out_path,
-                lambda: copy(
-                    agent,
-                    [m.out_path],
-                    use_substitutes=m.deployment.use_substitutes,
-                    emit=self.emit,
-                    daemon=probe.daemon,
-                    connect_timeout=self.options.reach.connect_timeout,
-                ),
-                slot=True,
-            )
+            if self.pusher is not None and not host.is_local:
+                await self._step(Stage.COPY, "through the cache", lambda: self._fetch(agent))
+            if self.cache != "fetched":
+                self.copy_tries = await self._step(
+                    Stage.COPY,
+                    m.out_path,
+                    lambda: copy(
+                        agent,
+                        [m.out_path],
+                        use_substitutes=m.deployment.use_substitutes,
+                        emit=self.emit,
+                        daemon=probe.daemon,
+                        connect_timeout=self.options.reach.connect_timeout,
+                    ),
+                    slot=True,
+                )
             self.copied = self.touched = True
         if not goal.activates:
             return Verdict(Status.OK)
@@ -345,6 +354,29 @@ class HostSequence:
                 await agent.record(record)
         except NixliftError as e:
             self.emit(Notice(self.name, f"could not record the deploy in its history: {e}"))
+
+    # --- the cache -------------------------------------------------------------------------
+
+    async def _fetch(self, agent: Agent) -> None:
+        """The system into the cache (once for all hosts), then from there onto the host; a
+        host that cannot fetch it gets the usual copy, and the result says why."""
+        assert self.pusher is not None
+        cache = self.pusher.cache
+        await self.pusher.push(self.name, self.machine.out_path)
+        fetched = await agent.substitute(self.machine.out_path, cache.url, cache.public_key)
+        for line in fetched.log.splitlines():
+            self.emit(Output(self.name, line))
+        if fetched.ok:
+            self.cache = "fetched"
+            return
+        why = (fetched.log.strip().splitlines() or ["nix-store failed"])[-1]
+        self.cache = f"copied: the host could not fetch from {cache.url} ({why})"
+        self.emit(
+            Notice(
+                self.name,
+                f"could not fetch from the cache {cache.url}: {why}; copying from here instead",
+            )
+        )
 
     # --- keys ------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nixlift.deploy.cache import Cache
 from nixlift.deploy.fanout import Reach
 from nixlift.deploy.rollout import FailurePolicy
 from nixlift.model import Goal
@@ -50,3 +51,5 @@ class DeployOptions:
     reboot_timeout: int = 300
     #: upload deployment.keys and deployment.secrets (--no-keys turns it off for a run)
     upload_keys: bool = True
+    #: --cache: push each system there once, have the hosts fetch it from there
+    cache: Cache | None = None

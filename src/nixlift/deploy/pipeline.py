@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from nixlift.agent.protocol import Agent
 from nixlift.deploy.build import LocalBuilds
+from nixlift.deploy.cache import Pusher
 from nixlift.deploy.fanout import Fleet, HostMaker
 from nixlift.deploy.host import HostSequence, Ready
 from nixlift.deploy.keys import Key
@@ -60,6 +61,7 @@ class Deployment:
             build_parallel=options.build_parallel,
         )
         self._locks: list[HostLock] = []
+        self.pusher = Pusher(options.cache, emit) if options.cache is not None else None
 
     @property
     def interrupted(self) -> bool:
@@ -90,6 +92,8 @@ class Deployment:
                     tasks = [group.create_task(self._host(m, ready[m.name])) for m in machines]
             finally:
                 await self.builds.close()
+                if self.pusher is not None:
+                    self.pusher.forget()
                 await asyncio.gather(*(lock.release() for lock in self._locks))
         return [t.result() for t in tasks]
 
@@ -144,6 +148,7 @@ class Deployment:
             fleet=self.fleet,
             builds=self.builds,
             keys=self.keys.get(m.name, ()),
+            pusher=self.pusher,
             deployment_name=self.network.deployment_name,
             emit=self.emit,
         ).run()

@@ -130,3 +130,22 @@ def copy_to(store_url: str, paths: Sequence[str], *, use_substitutes: bool) -> l
         # the derivations themselves (buildOnTarget), not their outputs, which nix would build
         argv.append("--derivation")
     return [*argv, *paths]
+
+
+def public_key() -> list[str]:
+    """The public half of the secret key nix reads on stdin."""
+    return ["nix", *NIX_COMMAND, "key", "convert-secret-to-public"]
+
+
+def sign(key_file: Path, paths: Sequence[str]) -> list[str]:
+    """Sign store paths and their closures in this machine's store."""
+    return [
+        "nix",
+        *NIX_COMMAND,
+        "store",
+        "sign",
+        "--key-file",
+        str(key_file),
+        "--recursive",
+        *paths,
+    ]

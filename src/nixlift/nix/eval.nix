@@ -152,6 +152,13 @@ in
     nixConfig = meta.nixConfig or { };
     # the evaluating (and building) machine's own system
     localSystem = builtins.currentSystem;
+    # a binary cache for the fleet: a store URL, or { store; secretKeyFile; url; }. Paths are
+    # kept as strings: a path turned into JSON is copied into the store, and this one is a key.
+    cache =
+      let c = meta.cache or null;
+      in if isAttrs c then builtins.mapAttrs (_: v: if builtins.isPath v then toString v else v) c
+         else if builtins.isPath c then toString c
+         else c;
     inherit names;
   };
   patternMatches = map (p: filter (name: matches name p) names) (if req.include == null then [ ] else req.include);

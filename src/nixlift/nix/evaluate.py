@@ -156,6 +156,7 @@ def parse(data: dict[str, Any], source: NetworkSource, selection: Selection) -> 
         all_names=tuple(names),
         nix_config=nix_config,
         local_system=str(data["network"].get("localSystem", "")),
+        cache=data["network"].get("cache"),
     )
 
 
