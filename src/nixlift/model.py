@@ -82,6 +82,8 @@ class DeploymentOptions:
     replace_unknown_profiles: bool = True
     #: ssh compression (for slow links)
     compress: bool = False
+    #: where its system is built, when not here: `[user@]host` (nixos-rebuild's --build-host)
+    build_host: str | None = None
     #: everything deployment.* held, as evaluated (secret material removed), for display
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -114,6 +116,7 @@ class DeploymentOptions:
             allow_local_deployment=bool(data.get("allowLocalDeployment", False)),
             replace_unknown_profiles=bool(data.get("replaceUnknownProfiles", True)),
             compress=bool(data.get("compress", False)),
+            build_host=data.get("buildHost"),
             raw=data,
         )
 
@@ -196,6 +199,8 @@ class HostResult:
     copy_tries: int = 0
     #: with --cache: "fetched" (from the cache), or why the host was copied to instead
     cache: str | None = None
+    #: with a build host: "directly from HOST" or "through here"
+    copied_from: str | None = None
 
     @property
     def succeeded(self) -> bool:

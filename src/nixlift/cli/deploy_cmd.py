@@ -19,6 +19,7 @@ from nixlift.cli.output import print_json, result_json
 from nixlift.cli.screen import interrupts, screen
 from nixlift.cli.source import Request, resolve, with_network_config
 from nixlift.deploy import history, keys
+from nixlift.deploy.buildhost import spec_for
 from nixlift.deploy.cache import prepare as prepare_cache
 from nixlift.deploy.fanout import Reach
 from nixlift.deploy.options import DeployOptions, default_build_parallel
@@ -56,8 +57,13 @@ async def evaluate_checked(inv: Invocation, req: Request | None = None) -> Evalu
             req.source, req.selection, req.settings, key_texts=uploads_keys(inv)
         )
         settings = with_network_config(req.settings, network)
-        if not platforms.all_native(network, settings):
-            platforms.check(await platforms.probe(settings), network.machines)
+        # (machines built on a build host are checked against it, once it answers)
+        here = replace(
+            network,
+            machines=tuple(m for m in network.machines if spec_for(m, inv.build_host) is None),
+        )
+        if here.machines and not platforms.all_native(here, settings):
+            platforms.check(await platforms.probe(settings), here.machines)
     except BaseException:
         commit.cancel()
         raise
@@ -157,6 +163,7 @@ async def run_deployment(inv: Invocation, evaluated: Evaluated, how: Reach) -> i
         build_parallel=fleet.build_parallel or default_build_parallel(),
         upload_keys=inv.upload_keys,
         cache=cache,
+        build_host=inv.build_host,
     )
     label = network.description or network.deployment_name
     count = len(network.machines)

@@ -104,6 +104,8 @@ class Invocation:
     upload_keys: bool = True
     #: --ask-sudo-password
     ask_sudo_password: bool = False
+    #: --build-host [USER@]HOST
+    build_host: str | None = None
 
 
 def _pairs(values: list[list[str]] | None) -> tuple[tuple[str, str], ...]:
@@ -196,4 +198,5 @@ def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocat
         pre_deploy=bool(got.get("pre_deploy")),
         upload_keys=not got.get("no_keys"),
         ask_sudo_password=bool(got.get("ask_sudo_password")),
+        build_host=got.get("build_host"),
     )

@@ -77,6 +77,7 @@ def result_json(r: HostResult) -> dict[str, Any]:
         "keys": {"written": list(r.keys_written), "unchanged": list(r.keys_unchanged)},
         "copyTries": r.copy_tries,
         "cache": r.cache,
+        "copiedFrom": r.copied_from,
     }
 
 

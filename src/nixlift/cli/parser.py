@@ -101,6 +101,12 @@ def _build_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep GC roots for the built systems (under the nixlift state dir)",
     )
+    g.add_argument(
+        "--build-host",
+        metavar="[USER@]HOST",
+        help="build there (reached with NIX_SSHOPTS and the machines' sshOptions), copy from "
+        "there to the targets (nixos-rebuild's flag; deployment.buildHost per machine)",
+    )
 
 
 def _rollout_args(p: argparse.ArgumentParser) -> None:

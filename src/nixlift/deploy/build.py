@@ -11,7 +11,7 @@ from nixlift import proc
 from nixlift.agent.protocol import Agent
 from nixlift.deploy.copy import served_store
 from nixlift.errors import BuildError
-from nixlift.events import Emit, Output, Phase
+from nixlift.events import Emit, Output, Phase, discard
 from nixlift.model import Machine, Stage
 from nixlift.nix import argv as nix_argv
 from nixlift.nix.argv import NixSettings
@@ -66,25 +66,35 @@ async def register_built(
 
 async def build_on_target(agent: Agent, machine: Machine, emit: Emit) -> str:
     """deployment.buildOnTarget: send the derivations, let the host build its own system."""
+    await realise_there(
+        agent,
+        [machine.drv_path],
+        what=f"building {machine.name} on the host",
+        on_line=lambda line: emit(Output(machine.name, line)),
+    )
+    return machine.out_path
+
+
+async def realise_there(
+    agent: Agent, drvs: Sequence[str], *, what: str, on_line: proc.LineSink, check: bool = True
+) -> proc.Completed:
+    """Send derivations to a host and build them there (as root, or through the daemon the
+    agent serves when sudo wants a password)."""
     host = agent.host
-    drv = machine.drv_path
     async with served_store(agent) as store:
-        await host.copy_to([drv], use_substitutes=False, emit=emit, remote_store=store)
-        # through the daemon serving this user when sudo wants a password, else as root
-        argv = (
-            ["nix-store", "--realise", drv]
-            if store is None
-            else ["nix-store", "--store", store, "--realise", drv]
-        )
-        await host.run(
+        await host.copy_to(drvs, use_substitutes=False, emit=discard, remote_store=store)
+        argv = ["nix-store", "--realise", *drvs, "--keep-going", "--no-gc-warning"]
+        if store is not None:
+            argv[1:1] = ["--store", store]
+        return await host.run(
             argv,
-            what=f"building {machine.name} on the host",
+            what=what,
             elevated=store is None,
             error=BuildError,
-            on_stderr=lambda line: emit(Output(machine.name, line)),
+            check=check,
+            on_stderr=on_line,
             stop_with_connection=True,
         )
-    return machine.out_path
 
 
 class SharedBuild:
@@ -225,6 +235,9 @@ class LocalBuilds:
             return
         async with self._slots:
             await build(machine, self.settings, self.gc_roots, self.emit)
+
+    def built_on(self, machine: Machine) -> None:
+        return None
 
     def cancel(self) -> None:
         if self._shared_task is not None:

@@ -97,6 +97,11 @@ class Fleet:
         """Ctrl-C: stop starting work and cancel what may be cancelled."""
         self.rollout.interrupt()
 
+    def control_path(self, name: str) -> Path:
+        """A control socket's path in the Fleet's private directory, for another host."""
+        assert self._control is not None, "a Fleet is used inside `async with`"
+        return self._control / f"x-{name}"
+
     def host(self, machine: Machine) -> Host:
         """The machine's Host (not connected yet)."""
         found = self._hosts.get(machine.name)

@@ -21,6 +21,7 @@ from nixlift.deploy import activate as activation
 from nixlift.deploy import health, history, reboot
 from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.build import build_on_target
+from nixlift.deploy.buildhost import RemoteBuilds
 from nixlift.deploy.cache import Pusher
 from nixlift.deploy.copy import copy
 from nixlift.deploy.fanout import Fleet
@@ -40,7 +41,11 @@ class Builds(Protocol):
     """Where machines' systems are built (here: nix on this machine, shared by the run)."""
 
     async def wait(self, machine: Machine) -> None:
-        """Return once the machine's system is in this machine's store (or raise BuildError)."""
+        """Return once the machine's system is built (or raise BuildError)."""
+        ...
+
+    def built_on(self, machine: Machine) -> RemoteBuilds | None:
+        """The build host that builds it; None: this machine."""
         ...
 
 
@@ -122,6 +127,8 @@ class HostSequence:
             self.durations.append((Stage.CONNECT, ready.connect_seconds))
         self.copied = False
         self.copy_tries = 0
+        #: with a build host: whether its system came "directly from" it or "through here"
+        self.copied_from: str | None = None
         self.activated = False
         self.built = False
         #: whether this deploy changed or checked the host (worth a line in its history)
@@ -156,6 +163,7 @@ class HostSequence:
             keys_unchanged=self.uploaded.unchanged,
             copy_tries=self.copy_tries,
             cache=self.cache,
+            copied_from=self.copied_from,
         )
         await self._record(result)
         return result
@@ -174,7 +182,22 @@ class HostSequence:
         if not probe.has_system:
             if self.pusher is not None and not host.is_local:
                 await self._step(Stage.COPY, "through the cache", lambda: self._fetch(agent))
-            if self.cache != "fetched":
+            remote = self.builds.built_on(m)
+            if remote is not None:
+                self.copied_from = await self._step(
+                    Stage.COPY,
+                    f"{m.out_path} from {remote.spec.name}",
+                    lambda: remote.copy_to(
+                        agent,
+                        m,
+                        use_substitutes=m.deployment.use_substitutes,
+                        emit=self.emit,
+                        daemon=probe.daemon,
+                        connect_timeout=self.options.reach.connect_timeout,
+                    ),
+                    slot=True,
+                )
+            elif self.cache != "fetched":
                 self.copy_tries = await self._step(
                     Stage.COPY,
                     m.out_path,

@@ -53,3 +53,5 @@ class DeployOptions:
     upload_keys: bool = True
     #: --cache: push each system there once, have the hosts fetch it from there
     cache: Cache | None = None
+    #: --build-host: build every machine there (deployment.buildHost says it per machine)
+    build_host: str | None = None

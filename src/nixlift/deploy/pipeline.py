@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from nixlift.agent.protocol import Agent
 from nixlift.deploy.build import LocalBuilds
+from nixlift.deploy.buildhost import AllBuilds, BuildHostSpec, RemoteBuilds, spec_for
 from nixlift.deploy.cache import Pusher
 from nixlift.deploy.fanout import Fleet, HostMaker
 from nixlift.deploy.host import HostSequence, Ready
@@ -52,14 +53,22 @@ class Deployment:
             emit=emit,
             make_host=make_host,
         )
-        self.builds = builds or LocalBuilds(
-            network.machines,
+        #: machines built on a build host, by build host
+        self._build_hosts: dict[BuildHostSpec, list[Machine]] = {}
+        for m in network.machines:
+            spec = None if m.deployment.build_on_target else spec_for(m, options.build_host)
+            if spec is not None:
+                self._build_hosts.setdefault(spec, []).append(m)
+        remote = {m.name for ms in self._build_hosts.values() for m in ms}
+        self.local_builds = builds or LocalBuilds(
+            [m for m in network.machines if m.name not in remote],
             options.settings,
             options.gc_roots,
             emit,
             keep_roots=options.keep_roots,
             build_parallel=options.build_parallel,
         )
+        self.builds = AllBuilds(self.local_builds, [])
         self._locks: list[HostLock] = []
         self.pusher = Pusher(options.cache, emit) if options.cache is not None else None
 
@@ -78,20 +87,22 @@ class Deployment:
                 )
             )
         self.fleet.interrupt()
-        self.builds.cancel()
+        self.local_builds.cancel()
 
     async def run(self) -> list[HostResult]:
         machines = self.network.machines
         self.emit(Plan(tuple(m.name for m in machines), self.options.goal))
         async with self.fleet:
             try:
+                self._start_build_hosts()
                 # Independent: the handshakes and nix's GC roots overlap.
                 ready, _ = await asyncio.gather(self._connect_all(), self._register_prebuilt())
-                self.builds.start(skip=[n for n, r in ready.items() if r.problem is not None])
+                self.local_builds.start(skip=[n for n, r in ready.items() if r.problem is not None])
                 async with asyncio.TaskGroup() as group:
                     tasks = [group.create_task(self._host(m, ready[m.name])) for m in machines]
             finally:
-                await self.builds.close()
+                await self.local_builds.close()
+                await asyncio.gather(*(r.close() for r in self.builds.remote))
                 if self.pusher is not None:
                     self.pusher.forget()
                 await asyncio.gather(*(lock.release() for lock in self._locks))
@@ -102,7 +113,23 @@ class Deployment:
 
     async def _register_prebuilt(self) -> None:
         if not self.fleet.rollout.stopping:
-            await self.builds.register_prebuilt()
+            await self.local_builds.register_prebuilt()
+
+    def _start_build_hosts(self) -> None:
+        """Each build host starts at once: connect, send the derivations, build."""
+        remote = [
+            RemoteBuilds(
+                spec,
+                machines,
+                self.fleet.control_path(str(i)),
+                self.emit,
+                connect_timeout=self.options.reach.connect_timeout,
+            )
+            for i, (spec, machines) in enumerate(self._build_hosts.items())
+        ]
+        for r in remote:
+            r.start()
+        self.builds = AllBuilds(self.local_builds, remote)
 
     async def _connect_all(self) -> dict[str, Ready]:
         """Open every host's connection (and take its lock) at once: unreachable and locked

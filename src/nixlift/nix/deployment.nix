@@ -130,6 +130,16 @@ in
     };
     healthChecks = checks "Checks that must pass after activation (morph).";
     preDeployChecks = checks "Checks that must pass before activation (morph).";
+    buildHost = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "builder@big-box";
+      description = ''
+        Build the system on this machine (`[user@]host`, reached with NIX_SSHOPTS and this
+        machine's sshOptions) instead of here, and copy it from there to the target
+        (nixos-rebuild's --build-host).
+      '';
+    };
     buildOnTarget = mkOption {
       type = types.bool;
       default = false;

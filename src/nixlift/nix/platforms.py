@@ -33,7 +33,7 @@ _NATIVE_COMPAT = {
 }
 
 # binfmt_misc entry names used by Debian's qemu-user-static (the first) and NixOS (the system).
-_QEMU_NAMES = {
+QEMU_NAMES = {
     "aarch64": "qemu-aarch64",
     "armv7l": "qemu-arm",
     "armv6l": "qemu-arm",
@@ -106,7 +106,7 @@ def _read(path: str) -> str:
 def binfmt_systems(directory: Path = BINFMT_DIR) -> frozenset[str]:
     """Systems whose binaries the kernel hands to an enabled binfmt_misc interpreter."""
     found: set[str] = set()
-    for cpu, qemu in _QEMU_NAMES.items():
+    for cpu, qemu in QEMU_NAMES.items():
         system = f"{cpu}-linux"
         for name in (qemu, system):
             try:
