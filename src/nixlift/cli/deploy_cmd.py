@@ -15,7 +15,7 @@ from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
 from nixlift.cli.output import print_json, result_json
 from nixlift.cli.screen import interrupts, screen
-from nixlift.cli.source import Request, resolve, with_network_config
+from nixlift.cli.source import Request, evaluate_request, resolve, with_network_config
 from nixlift.deploy import history, keys
 from nixlift.deploy.fanout import Reach
 from nixlift.deploy.options import DeployOptions, default_build_parallel
@@ -25,7 +25,6 @@ from nixlift.errors import UsageError
 from nixlift.model import Goal, Network, Status
 from nixlift.nix import platforms
 from nixlift.nix.argv import NixSettings
-from nixlift.nix.evaluate import evaluate
 from nixlift.selection import Selection
 
 
@@ -37,8 +36,8 @@ async def evaluate_checked(
     inv: Invocation, req: Request | None = None
 ) -> tuple[Network, NixSettings]:
     """Evaluate; refuse machines this machine cannot build before anything else happens."""
-    req = req or resolve(inv.network)
-    network = await evaluate(req.source, req.selection, req.settings, key_texts=uploads_keys(inv))
+    req = req or await resolve(inv.network)
+    network = await evaluate_request(req, key_texts=uploads_keys(inv))
     settings = with_network_config(req.settings, network)
     if not platforms.all_native(network, settings):
         platforms.check(await platforms.probe(settings), network.machines)
@@ -60,7 +59,13 @@ def declared_keys(inv: Invocation, network: Network) -> dict[str, list[keys.Key]
 
 
 async def cmd_deploy(inv: Invocation) -> int:
-    network, settings = await evaluate_checked(inv)
+    req = await resolve(inv.network)
+    network, settings = await evaluate_checked(inv, req)
+    if not network.allow_apply_all and not req.selection.names_machines:
+        raise UsageError(
+            f"{network.source} sets meta.allowApplyAll = false: a deploy must name its machines",
+            hint="select them with --on NAMES (or @TAG)",
+        )
     return await run_deployment(inv, network, settings, reach(inv, network.machines))
 
 
@@ -72,7 +77,7 @@ async def cmd_apply_local(inv: Invocation) -> int:
     """colmena's apply-local: deploy the machine named like this host (or --node) onto this
     machine itself, without SSH; the machine must allow it (deployment.allowLocalDeployment)."""
     node = inv.machine or socket.gethostname().split(".", 1)[0]
-    req = resolve(inv.network)
+    req = await resolve(inv.network)
     req = replace(req, selection=Selection.from_args([node], []))
     network, settings = await evaluate_checked(inv, req)
     machine = network.machines[0]
