@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 from nixlift.agent.protocol import Agent, Probe
 from nixlift.deploy import activate as activation
-from nixlift.deploy import health, history, reboot
+from nixlift.deploy import health, history, profiles, reboot
 from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.build import build_on_target
 from nixlift.deploy.copy import copy
@@ -175,12 +175,17 @@ class HostSequence:
             )
             self.copied = self.touched = True
         if not goal.activates:
+            await self._profiles(agent, probe)
             return Verdict(Status.OK)
         always = self.options.force_activate or m.deployment.always_activate
         if not activation.needs_activation(goal, m.out_path, probe.state, always):
             self.emit(Phase(self.name, Stage.UNCHANGED, "already runs this system"))
-            return Verdict(Status.UNCHANGED)
-        return await self._activate(host, agent, probe.state)
+            verdict = Verdict(Status.UNCHANGED)
+        else:
+            verdict = await self._activate(host, agent, probe.state)
+        if verdict.status in (Status.OK, Status.UNCHANGED, Status.REBOOT_REQUIRED):
+            await self._profiles(agent, probe)
+        return verdict
 
     async def _build(self, agent: Agent | None) -> None:
         m = self.machine
@@ -194,6 +199,14 @@ class HostSequence:
             )
         else:
             await self._step(Stage.BUILD, m.system, lambda: self.builds.wait(m))
+        if m.profiles:
+            names = ", ".join(p.name for p in m.profiles)
+            options = self.options
+            await self._step(
+                Stage.BUILD,
+                f"profiles {names}",
+                lambda: profiles.build(m, options.settings, options.gc_roots, self.emit),
+            )
         self.built = True
 
     async def _activate(self, host: Host, agent: Agent, before: HostState) -> Verdict:
@@ -248,7 +261,7 @@ class HostSequence:
                 # Not interruptible: once begun, an activation (and its checks and
                 # confirmation) runs to its end, so a host is never left half switched.
                 result = await activation.activate(
-                    agent, m.out_path, goal, safety, before, self.emit, verify
+                    agent, m.out_path, goal, safety, before, self.emit, verify, runner=m.activation
                 )
             if not result.succeeded:
                 return Verdict(result.status, result.error, result.hint, result.detail)
@@ -318,6 +331,20 @@ class HostSequence:
             await agent.record(record)
         except NixliftError as e:
             self.emit(Notice(self.name, f"could not record the deploy in its history: {e}"))
+
+    # --- deploy-rs profiles besides the system ---------------------------------------------
+
+    async def _profiles(self, agent: Agent, probe: Probe) -> None:
+        """The node's other deploy-rs profiles, once its system reached the goal."""
+        m = self.machine
+        if not m.profiles:
+            return
+        await self._step(
+            Stage.PROFILES,
+            ", ".join(p.name for p in m.profiles),
+            lambda: profiles.deploy(agent, m, self.options.goal, self.emit, daemon=probe.daemon),
+        )
+        self.touched = True
 
     # --- keys ------------------------------------------------------------------------------
 
