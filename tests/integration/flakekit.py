@@ -75,6 +75,8 @@ def write_flake(
                 "publicKey": sandbox.public_key if sandbox else None,
                 "users": ["root", sandbox.deploy_user, sandbox.admin_user] if sandbox else ["root"],
                 "system": SYSTEM,
+                # (as netkit's: a network file beside the flake reads the same sandbox.json)
+                "nixpkgs": str(STANDIN),
             }
         )
     )
@@ -83,7 +85,7 @@ def write_flake(
         "{\n  "
         + "\n  ".join(INPUTS[i] for i in inputs)
         + ("\n  " + extra_inputs if extra_inputs else "")
-        + f"\n  outputs = {{ {names} }}:\n    let{_LET}    in\n    {outputs};\n}}\n"
+        + f"\n  outputs = {{ {names} }}@inputs:\n    let{_LET}    in\n    {outputs};\n}}\n"
     )
     path = directory / "flake.nix"
     path.write_text(text)

@@ -124,16 +124,16 @@ def test_colmena_hive_in_a_flake(
 def test_deploy_rs_nodes_with_a_system_and_a_user_profile(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
-    sb = sandbox_factory(1)
+    sb = sandbox_factory(2)
     flake = tmp_path / "deploy"
     write_flake(
         flake,
         sb,
         """{
-      nixosConfigurations.h1 = nixpkgs.lib.nixosSystem {
+      nixosConfigurations = lib.genAttrs [ "h1" "h2" ] (name: nixpkgs.lib.nixosSystem {
         inherit system;
-        modules = [ access { environment.etc."role".text = "deploy-rs"; } ];
-      };
+        modules = [ access { environment.etc."role".text = "deploy-rs ${name}"; } ];
+      });
       deploy = {
         sshUser = "root";
         sshOpts = [ "-F" sb.sshConfig ];
@@ -148,13 +148,23 @@ def test_deploy_rs_nodes_with_a_system_and_a_user_profile(
               "echo \\"$(id -un) $PROFILE\\" > \\"$HOME/greeting-activated\\"";
           };
         };
+        # a system profile whose activation is the user's own: it is what runs
+        nodes.h2 = {
+          hostname = "h2";
+          profiles.system.path = deploy-rs.lib.${system}.activate.custom
+            self.nixosConfigurations.h2.config.system.build.toplevel
+            ''
+              echo "$PROFILE" > /var/lib/standin/custom
+              $PROFILE/bin/switch-to-configuration switch
+            '';
+        };
       };
     }""",
         inputs=("nixpkgs", "deploy-rs"),
     )
     done, hosts = deploy_json(f"{flake}#deploy")
     assert done.returncode == 0, done.stderr
-    h1 = sb.host("h1")
+    h1, h2 = sb.host("h1"), sb.host("h2")
     profile = hosts["h1"]["system"]
     # the system profile is the deploy-rs profile (the NixOS system plus deploy-rs-activate);
     # what runs is the NixOS system in it, switched to by its deploy-rs-activate
@@ -162,19 +172,23 @@ def test_deploy_rs_nodes_with_a_system_and_a_user_profile(
     assert Path(profile, "deploy-rs-activate").exists()
     running = current_system(h1)
     assert running is not None and running != profile
-    assert Path(running, "etc/role").read_text().strip() == "deploy-rs"
+    assert Path(running, "etc/role").read_text().strip() == "deploy-rs h1"
     assert [a["goal"] for a in activations(h1)] == ["switch"]
-    # the other profile: installed as deploy's, activated as deploy with PROFILE set
-    # (the host has no /nix/var/nix/profiles/per-user/deploy: deploy-rs' place is then the
-    # user's own state directory)
+    # the other profile: installed as deploy's, activated as deploy with PROFILE set (the host
+    # has no /nix/var/nix/profiles/per-user/deploy: deploy-rs' place is then the user's own
+    # state directory)
     where = h1.resolve("/home/deploy/.local/state/nix/profiles/greeting")
     assert where is not None and where.endswith("-activatable-greeting")
     assert h1.read_text(where + "/share/greeting") == "hello"
     marker = (h1.read_text("/home/deploy/greeting-activated") or "").split()
-    assert marker[0] == "deploy" and marker[1].endswith("/greeting")
-    # the host runs what the node builds
+    assert marker == ["deploy", "/home/deploy/.local/state/nix/profiles/greeting"]
+    # h2's own activation ran, with PROFILE the system profile
+    assert (h2.read_text("/var/lib/standin/custom") or "").strip() == "/nix/var/nix/profiles/system"
+    assert profile_system(h2) == hosts["h2"]["system"]
+    # the hosts run what the nodes build
     info = nixlift("info", f"{flake}#deploy", "--json")
-    assert json.loads(info.stdout)["machines"][0]["state"] == "up to date", info.stderr
+    states = {m["name"]: m["state"] for m in json.loads(info.stdout)["machines"]}
+    assert states == {"h1": "up to date", "h2": "up to date"}, info.stderr
 
 
 def test_nixops2_flake_and_its_unused_state_options(

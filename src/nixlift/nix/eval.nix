@@ -110,7 +110,7 @@ let
   # package set, since nothing may come from <nixpkgs> or be imported from a path.
   hermeticPkgs = what: v:
     let uninitialized = kind: fail "${what} in ${sourceLabel} is ${kind}; in a flake colmena (and nixlift) need an instantiated package set: ${what} = import nixpkgs { system = \"x86_64-linux\"; };"; in
-    if builtins.typeOf v == "path" || (isAttrs v && v ? outPath && !(v ? path)) then uninitialized "a path to nixpkgs"
+    if builtins.typeOf v == "path" || isString v || (isAttrs v && v ? outPath && !(v ? path)) then uninitialized "a path to nixpkgs"
     else if isFunction v then uninitialized "a nixpkgs function"
     else if isAttrs v && v ? outputs then uninitialized "an uninitialized nixpkgs flake input"
     else if isAttrs v && v ? path then v

@@ -77,7 +77,7 @@ _ERROR_HINTS = (
         "name one with REF#OUTPUT (e.g. .#colmena, .#nixosConfigurations), or add one",
     ),
     (
-        re.compile(r"hermetic mode|instantiated package set|uninitialized nixpkgs"),
+        re.compile(r"hermetic mode|instantiated (nixpkgs )?package set|uninitialized nixpkgs"),
         "in a flake, give colmena's meta.nixpkgs as import nixpkgs { system = …; }",
     ),
     (

@@ -56,8 +56,16 @@ class FlakeRef:
 
     @property
     def is_path(self) -> bool:
-        """A plain local path (`.`, `./fleet`, `/srv/fleet`), no scheme."""
-        return not self.ref.startswith(SCHEMES) and ":" not in self.ref.split("/", 1)[0]
+        """A plain local path (`.`, `./fleet`, `/srv/fleet`, or `fleet` when that directory
+        exists here); nix itself would take a bare `fleet` for a name in its flake registry."""
+        if self.ref.startswith(SCHEMES) or ":" in self.ref.split("/", 1)[0]:
+            return False
+        return self.ref.startswith(("/", ".")) or Path(self.ref).is_dir()
+
+    @property
+    def for_nix(self) -> str:
+        """The reference as nix must be given it: a local path made absolute."""
+        return str(Path(self.ref).resolve()) if self.is_path else self.ref
 
     def local_dir(self) -> Path | None:
         """The directory on this machine the flake is in, when it is a local one."""
@@ -113,7 +121,7 @@ def flake_argv(*args: str) -> list[str]:
 async def lock(ref: FlakeRef, settings: NixSettings) -> LockedFlake:
     """Lock the flake as `nix build` would (creating flake.lock when missing, keeping what it
     pins) and find where it really lives (a directory in a git repository is a git flake)."""
-    argv = flake_argv("flake", "metadata", "--json", ref.ref, *settings.option_args())
+    argv = flake_argv("flake", "metadata", "--json", ref.for_nix, *settings.option_args())
     try:
         done = await proc.run(argv, what=f"reading the flake {ref.ref}")
     except CommandError as e:
