@@ -9,9 +9,9 @@
 let
   inherit (lib) mkOption types;
   cfg = config.deployment;
-  # nixlift, colmena and morph pass the machine's name as a module argument; a plain NixOS
-  # configuration has none, and its host name stands in
-  name = args.name or config.networking.hostName;
+  # nixlift, colmena and morph pass the machine's name as a module argument (NixOps in
+  # _module.args); a plain NixOS configuration has none, and its host name stands in
+  name = args.name or config._module.args.name or config.networking.hostName;
 
   # Paths to secrets are kept as strings: a path value would be copied into the Nix store the
   # moment it is turned into JSON, and secrets never belong in the store.
