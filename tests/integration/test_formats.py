@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import SandboxFactory
-from flakekit import write_flake
+from flakekit import path_url, write_flake
 from netkit import STANDIN, activations, current_system, deploy_json, nixlift, write_network
 
 pytestmark = pytest.mark.integration
@@ -141,7 +141,7 @@ def test_a_flake_lock_pins_an_input_until_it_is_updated(tmp_path: Path) -> None:
         modules = [ inputs.dep.nixosModules.default ];
       };
     }""",
-        extra_inputs=f'inputs.dep.url = "path:{dep}";',
+        extra_inputs=f"inputs.dep.url = {path_url(dep)};",
     )
     first = machines(fleet)[0]["outPath"]
     assert (fleet / "flake.lock").exists()  # written as `nix build` would
@@ -237,3 +237,31 @@ def test_each_formats_failure_is_a_clear_error_and_touches_no_host(
     done, hosts = deploy_json(hive, "--on", "h1")
     assert done.returncode == 0, done.stderr
     assert current_system(h1) == hosts["h1"]["system"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_repository_flake_gives_the_options_module(tmp_path: Path) -> None:
+    # the repository's flake.nix and the file it names, alone (the whole checkout, tests
+    # included, has no business in the store)
+    copy = tmp_path / "nixlift"
+    (copy / "src/nixlift/nix").mkdir(parents=True)
+    (copy / "flake.nix").write_text((ROOT / "flake.nix").read_text())
+    module = ROOT / "src/nixlift/nix/deployment.nix"
+    (copy / "src/nixlift/nix/deployment.nix").write_text(module.read_text())
+    fleet = tmp_path / "fleet"
+    write_flake(
+        fleet,
+        None,
+        """{
+      nixosConfigurations.pi3 = nixpkgs.lib.nixosSystem {
+        inherit system;
+        modules = [ inputs.nixlift.nixosModules.default { deployment.targetPort = 2222; } ];
+      };
+    }""",
+        extra_inputs=f"inputs.nixlift.url = {path_url(copy)};",
+    )
+    [pi3] = machines(f"{fleet}#pi3")
+    assert pi3["target"] == "root@pi3:2222"
+    assert pi3["deployment"]["magicRollback"] is True
