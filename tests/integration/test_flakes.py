@@ -162,8 +162,11 @@ def test_deploy_rs_nodes_with_a_system_and_a_user_profile(
     }""",
         inputs=("nixpkgs", "deploy-rs"),
     )
+    [node, _] = json.loads(nixlift("eval", "--json", f"{flake}#deploy").stdout)["machines"]
+    assert [(p["name"], p["user"]) for p in node["profiles"]] == [("greeting", "deploy")]
     done, hosts = deploy_json(f"{flake}#deploy")
     assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["output"] == "deploy"
     h1, h2 = sb.host("h1"), sb.host("h2")
     profile = hosts["h1"]["system"]
     # the system profile is the deploy-rs profile (the NixOS system plus deploy-rs-activate);

@@ -139,6 +139,8 @@ async def run_deployment(
         print_json(
             {
                 "deployment": network.deployment_name,
+                "source": network.source,
+                "output": network.output,
                 "goal": goal.value,
                 "hosts": [result_json(r) for r in results],
             }

@@ -65,7 +65,14 @@ async def cmd_info(inv: Invocation) -> int:
             )
         rows.append(row)
     if inv.output.json:
-        print_json({"deployment": network.deployment_name, "machines": rows})
+        print_json(
+            {
+                "deployment": network.deployment_name,
+                "source": network.source,
+                "output": network.output,
+                "machines": rows,
+            }
+        )
     else:
         print_table(
             ("MACHINE", "TARGET", "SYSTEM", "RUNNING", "BUILDS", "STATE"),
