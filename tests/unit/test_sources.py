@@ -13,11 +13,11 @@ import pytest
 from nixlift.cli.options import NetworkChoice
 from nixlift.cli.source import resolve, with_network_config
 from nixlift.deploy.pipeline import waves
-from nixlift.errors import UsageError
+from nixlift.errors import EvalError, UsageError
 from nixlift.model import DeploymentOptions, Machine, Network
 from nixlift.nix import nixops_state
 from nixlift.nix.argv import NixSettings
-from nixlift.nix.flake import FlakeRef, looks_like_flake
+from nixlift.nix.flake import FlakeRef, check_local, looks_like_flake
 from nixlift.registry import Entry, Registry
 
 
@@ -146,3 +146,11 @@ def test_an_old_nixops_state_file_and_what_it_cannot_carry(tmp_path: Path) -> No
     (tmp_path / "other").write_text("not sqlite")
     with pytest.raises(UsageError, match="cannot"):
         nixops_state.read(tmp_path / "other")
+
+
+def test_a_local_flake_must_be_there(tmp_path: Path) -> None:
+    with pytest.raises(EvalError, match="does not exist"):
+        check_local(FlakeRef(str(tmp_path / "nope")))
+    with pytest.raises(EvalError, match=r"has no flake\.nix"):
+        check_local(FlakeRef(str(tmp_path)))
+    check_local(FlakeRef("github:me/fleet"))  # not a local one: nix will say

@@ -118,9 +118,27 @@ def flake_argv(*args: str) -> list[str]:
     return ["nix", *FLAKES, *args]
 
 
+def check_local(ref: FlakeRef) -> None:
+    """A local flake's directory exists and holds flake.nix (said before nix is asked)."""
+    local = ref.local_dir()
+    if local is None:
+        return
+    if not local.is_dir():
+        raise EvalError(
+            f"flake directory {local} does not exist",
+            hint="give the directory that holds flake.nix (or the flake.nix itself)",
+        )
+    if not (local / "flake.nix").is_file():
+        raise EvalError(
+            f"{local} has no flake.nix",
+            hint="give the directory that holds flake.nix, or the network file itself",
+        )
+
+
 async def lock(ref: FlakeRef, settings: NixSettings) -> LockedFlake:
     """Lock the flake as `nix build` would (creating flake.lock when missing, keeping what it
     pins) and find where it really lives (a directory in a git repository is a git flake)."""
+    check_local(ref)
     argv = flake_argv("flake", "metadata", "--json", ref.for_nix, *settings.option_args())
     try:
         done = await proc.run(argv, what=f"reading the flake {ref.ref}")
