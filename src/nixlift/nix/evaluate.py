@@ -239,7 +239,8 @@ def parse(
     net = data["network"]
     return Network(
         deployment_name=source.deployment_name,
-        description=net["description"],
+        # a flake output without a description of its own: the flake's
+        description=net["description"] or (locked.description if locked else ""),
         files=source.local_files,
         machines=machines,
         all_names=tuple(names),

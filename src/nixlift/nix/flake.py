@@ -107,6 +107,8 @@ class LockedFlake:
     url: str
     #: the flake's directory here, when it is a local one
     local_dir: Path | None
+    #: the flake's own description (flake.nix's `description`)
+    description: str = ""
 
     @property
     def label(self) -> str:
@@ -147,7 +149,9 @@ async def lock(ref: FlakeRef, settings: NixSettings) -> LockedFlake:
     data = json.loads(done.stdout)
     url = str(data.get("url") or data.get("resolvedUrl") or ref.ref)
     local = ref.local_dir()
-    return LockedFlake(ref, url, None if local is None else local.resolve())
+    return LockedFlake(
+        ref, url, None if local is None else local.resolve(), str(data.get("description") or "")
+    )
 
 
 _SOURCE_PATH = re.compile(r"/nix/store/[0-9a-z]{32}-source(?:/([^'\"\s:]*))?")
