@@ -262,3 +262,50 @@ def test_deploy_with_no_argument_finds_hive_nix(
     assert done.returncode == 0, done.stderr
     assert f"using {tmp_path / 'hive.nix'}" in done.stderr
     assert current_system(sb.host("h1")) == hosts["h1"]["system"]
+
+
+def test_a_failing_deploy_rs_profile_goes_back_to_its_previous_generation(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    flake = tmp_path / "deploy"
+    write_flake(
+        flake,
+        sb,
+        """{
+      nixosConfigurations.h1 = nixpkgs.lib.nixosSystem { inherit system; modules = [ access ]; };
+      deploy.nodes.h1 = {
+        hostname = "h1";
+        sshUser = "root";
+        sshOpts = [ "-F" sb.sshConfig ];
+        profiles.system.path = deploy-rs.lib.${system}.activate.nixos self.nixosConfigurations.h1;
+        # root's own profile; the second version's activation fails
+        profiles.tools = let broken = builtins.pathExists ./broken; in {
+          user = "root";
+          path = deploy-rs.lib.${system}.activate.custom
+            (pkgs.writeTextDir "share/version" (if broken then "2" else "1"))
+            (if broken then "echo tools: cannot start >&2; exit 3" else "echo tools: started");
+        };
+      };
+    }""",
+        inputs=("nixpkgs", "deploy-rs"),
+    )
+    done, hosts = deploy_json(flake)
+    assert done.returncode == 0, done.stderr
+    h1 = sb.host("h1")
+    link = "/nix/var/nix/profiles/per-user/root/tools"
+    first = h1.resolve(link)
+    assert first is not None and h1.read_text(first + "/share/version") == "1"
+
+    (flake / "broken").write_text("")
+    done, hosts = deploy_json(flake)
+    assert done.returncode == 1
+    h = hosts["h1"]
+    assert h["status"] == "failed" and h["activated"]
+    assert "the profile tools (root" in h["error"] and "exited with 3" in h["error"]
+    assert "rolled back to its previous generation" in h["error"]
+    assert "cannot start" in done.stderr
+    # the profile is where it was; the system stays what this deploy activated
+    assert h1.resolve(link) == first
+    assert current_system(h1) is not None
+    assert profile_system(h1) == h["system"]
