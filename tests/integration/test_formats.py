@@ -265,3 +265,44 @@ def test_the_repository_flake_gives_the_options_module(tmp_path: Path) -> None:
     [pi3] = machines(f"{fleet}#pi3")
     assert pi3["target"] == "root@pi3:2222"
     assert pi3["deployment"]["magicRollback"] is True
+
+
+def test_deploy_rs_settings_take_deploy_rs_precedence(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet"
+    write_flake(
+        fleet,
+        None,
+        """{
+      nixosConfigurations.h1 = nixpkgs.lib.nixosSystem { inherit system; modules = [ ]; };
+      deploy = {
+        sshUser = "top"; sshOpts = [ "-o" "top=1" ]; confirmTimeout = 45; fastConnection = false;
+        sudo = "doas -u"; tempPath = "/var/tmp";
+        nodes.h1 = {
+          hostname = "10.0.0.7";
+          sshUser = "node"; sshOpts = [ "-o" "node=1" ]; fastConnection = true;
+          remoteBuild = true; magicRollback = false;
+          profiles.system = {
+            path = deploy-rs.lib.${system}.activate.nixos self.nixosConfigurations.h1;
+            sshUser = "admin"; sshOpts = [ "-p" "2222" ]; activationTimeout = 60;
+          };
+        };
+      };
+    }""",
+        inputs=("nixpkgs", "deploy-rs"),
+    )
+    done = nixlift("eval", "--json", fleet)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    [h1] = doc["machines"]
+    d = h1["deployment"]
+    # profile > node > top; sshOpts appended in that order
+    assert h1["target"] == "admin@10.0.0.7"
+    assert d["sshOptions"] == ["-p", "2222", "-o", "node=1", "-o", "top=1"]
+    assert (d["hasFastConnection"], d["buildOnTarget"], d["magicRollback"]) == (True, True, False)
+    assert (d["confirmTimeout"], d["activationTimeout"], d["autoRollback"]) == (45, 60, True)
+    assert d["privilegeEscalationCommand"] == ["doas", "-u", "root"]
+    assert doc["notices"] == [
+        "deploy.nodes.h1: tempPath is not used (nixlift keeps its confirmation in /run/nixlift "
+        "on the host)"
+    ]
+    assert "note: deploy.nodes.h1: tempPath is not used" in done.stderr
