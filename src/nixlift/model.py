@@ -48,6 +48,7 @@ class Stage(enum.StrEnum):
     WAIT = "wait"
     EXEC = "exec"
     KEYS = "keys"
+    PROFILES = "profiles"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class DeploymentOptions:
     compress: bool = False
     #: where its system is built, when not here: `[user@]host` (nixos-rebuild's --build-host)
     build_host: str | None = None
+    #: deploy-rs' interactiveSudo: ask for the sudo password (as --ask-sudo-password does)
+    interactive_sudo: bool = False
     #: everything deployment.* held, as evaluated (secret material removed), for display
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -117,7 +120,36 @@ class DeploymentOptions:
             replace_unknown_profiles=bool(data.get("replaceUnknownProfiles", True)),
             compress=bool(data.get("compress", False)),
             build_host=data.get("buildHost"),
+            interactive_sudo=bool(data.get("interactiveSudo", False)),
             raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A deploy-rs profile besides the system: installed as its user's profile on the host and
+    activated with its own `deploy-rs-activate`, after the system."""
+
+    name: str
+    #: the built profile (deploy-rs' lib.activate.*: the base plus deploy-rs-activate)
+    path: str
+    drv_path: str
+    user: str
+    #: where the profile lives on the host; None: deploy-rs' default for the user
+    profile_path: str | None = None
+    auto_rollback: bool = True
+    activation_timeout: int = 240
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Profile:
+        return cls(
+            name=str(data["name"]),
+            path=str(data["path"]),
+            drv_path=str(data["drvPath"]),
+            user=str(data["user"]),
+            profile_path=None if data.get("profilePath") is None else str(data["profilePath"]),
+            auto_rollback=bool(data.get("autoRollback", True)),
+            activation_timeout=int(data.get("activationTimeout", 240)),
         )
 
 
@@ -135,6 +167,11 @@ class Machine:
     out_path: str
     #: deployment.keys.<name>.text, when evaluated for an upload (never shown, never compared)
     key_texts: Mapping[str, Secret] = field(default_factory=dict, compare=False, repr=False)
+    #: deploy-rs: the node's profiles besides the system, in the order they are activated
+    profiles: tuple[Profile, ...] = ()
+    #: how the system is switched to: "switch-to-configuration", or "deploy-rs" (the profile's
+    #: own deploy-rs-activate, inside nixlift's activation and its safety)
+    activation: str = "switch-to-configuration"
 
 
 @dataclass(frozen=True)
@@ -153,6 +190,18 @@ class Network:
     local_system: str = ""
     #: network.cache / meta.cache as written: a store URL, or {store, secretKeyFile, url}
     cache: str | dict[str, Any] | None = None
+    #: what was evaluated, for people: the files, or the flake and the output read
+    source: str = ""
+    #: the flake output read (None: network files)
+    output: str | None = None
+    #: options the network declares that nixlift accepts and does not act on, to say once
+    notices: tuple[str, ...] = ()
+    #: colmena's meta.machinesFile: nix's remote builders (`--builders @FILE`)
+    machines_file: str | None = None
+    #: colmena's meta.allowApplyAll: false refuses a deploy that names no machines
+    allow_apply_all: bool = True
+    #: morph's network.ordering.tags: the hosts of each tag deploy before the next tag's
+    ordering: tuple[str, ...] = ()
 
     def machine(self, name: str) -> Machine:
         for m in self.machines:

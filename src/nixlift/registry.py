@@ -22,10 +22,14 @@ class Entry:
     argstrs: tuple[tuple[str, str], ...] = ()
     include: tuple[str, ...] = ()
     created: str = ""
+    #: a flake reference (`/abs/dir#attr`) instead of files
+    flake: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         del data["name"]
+        if data["flake"] is None:
+            del data["flake"]  # entries of network files stay as they were
         return data
 
     @classmethod
@@ -37,7 +41,13 @@ class Entry:
             argstrs=tuple((str(a), str(b)) for a, b in data.get("argstrs", ())),
             include=tuple(data.get("include", ())),
             created=str(data.get("created", "")),
+            flake=None if data.get("flake") is None else str(data["flake"]),
         )
+
+    @property
+    def shown(self) -> str:
+        """What the name stands for, for people."""
+        return f"flake {self.flake}" if self.flake else " ".join(self.files)
 
 
 def default_path() -> Path:

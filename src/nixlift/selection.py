@@ -1,4 +1,5 @@
-"""Which machines a command acts on: `--on`/`--include`/`--exclude` (names, globs, @tags)."""
+"""Which machines a command acts on: `--on`/`--include`/`--exclude` (names, globs, @tags), and
+morph's `--tagged`, `--skip`, `--every`, `--limit`."""
 
 from __future__ import annotations
 
@@ -72,14 +73,40 @@ class Selection:
     #: None selects every machine
     include: tuple[Pattern, ...] | None = None
     exclude: tuple[Pattern, ...] = ()
+    #: morph's --tagged: only machines with every one of these tags
+    tagged: tuple[str, ...] = ()
+    #: morph's --skip N, --every N, --limit N, applied (in this order) to the machines left, in
+    #: the network's deploy order (network.ordering.tags first)
+    skip: int = 0
+    every: int = 1
+    limit: int = 0
 
     @classmethod
-    def from_args(cls, on: Iterable[str], exclude: Iterable[str]) -> Selection:
+    def from_args(
+        cls,
+        on: Iterable[str],
+        exclude: Iterable[str],
+        *,
+        tagged: Iterable[str] = (),
+        skip: int = 0,
+        every: int = 1,
+        limit: int = 0,
+    ) -> Selection:
         include = split_patterns(on)
-        return cls(include or None, split_patterns(exclude))
+        tags = tuple(t.strip() for value in tagged for t in value.split(",") if t.strip())
+        return cls(include or None, split_patterns(exclude), tags, skip, every, limit)
+
+    @property
+    def names_machines(self) -> bool:
+        """Whether the command line said which machines (colmena's node filter)."""
+        return self.include is not None or bool(self.tagged)
 
     def to_request(self) -> dict[str, Any]:
         return {
             "include": None if self.include is None else [p.to_request() for p in self.include],
             "exclude": [p.to_request() for p in self.exclude],
+            "tagged": list(self.tagged),
+            "skip": self.skip,
+            "every": self.every,
+            "limit": self.limit,
         }

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from importlib import resources
 from pathlib import Path
@@ -62,6 +63,12 @@ def write_network(
     return path
 
 
+#: where the CLI runs unless a test says: an empty directory, not the checkout, so that nothing
+#: there is taken for an argument (a `build` directory for the goal) or a configuration (the
+#: checkout's own flake.nix, which nix would copy into the store)
+_NEUTRAL = Path(tempfile.mkdtemp(prefix="nixlift-cwd-"))
+
+
 def nixlift(
     *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -71,7 +78,7 @@ def nixlift(
         [sys.executable, "-m", "nixlift", *map(str, args)],
         capture_output=True,
         text=True,
-        cwd=cwd,
+        cwd=cwd or _NEUTRAL,
         env=full_env,
         timeout=300,
         check=False,

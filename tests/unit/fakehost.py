@@ -57,6 +57,10 @@ class Script:
     systemd: bool = False
     #: the deploys the host's history holds
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: the system has deploy-rs-activate (a deploy-rs system profile)
+    deploy_rs_activate: bool = True
+    #: each deploy-rs profile's deploy-rs-activate status, by name (0 when not given)
+    profile_status: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -201,6 +205,8 @@ class FakeHost:
         if action == "start":
             if s.refused:
                 return {"refused": "not-nixos", "system": request["system"]}
+            if request.get("runner") == "deploy-rs" and not s.deploy_rs_activate:
+                return {"refused": "no-deploy-rs-activate", "system": request["system"]}
             if s.status in (0, 100) and request["goal"] in ("switch", "test"):
                 s.current = request["system"]
             if request["set_profile"]:
@@ -234,4 +240,13 @@ class FakeHost:
         if action == "set_boot":
             s.profile = request["system"]
             return {"ok": True, "log": ""}
+        if action == "profile":
+            status = s.profile_status.get(request["profile_name"], 0)
+            where = request["profile_path"] or (
+                f"/nix/var/nix/profiles/per-user/{request['user']}/{request['profile_name']}"
+            )
+            outcome = "activated" if status == 0 else "rolled-back"
+            if status and not request["auto_rollback"]:
+                outcome = "failed"
+            return {"outcome": outcome, "status": status, "profile": where, "log": "ran\n"}
         return {}

@@ -4,18 +4,28 @@ calls each case makes, in order, and the status and words it ends with."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakehost import NEW, OLD, FakeHost, Script
 
-from nixlift.deploy import reboot
+from nixlift.deploy import profiles, reboot
 from nixlift.deploy.build import LocalBuilds
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.pipeline import Deployment
 from nixlift.events import Event, Finished, Phase
-from nixlift.model import DeploymentOptions, Goal, HostResult, Machine, Network, Stage, Status
+from nixlift.model import (
+    DeploymentOptions,
+    Goal,
+    HostResult,
+    Machine,
+    Network,
+    Profile,
+    Stage,
+    Status,
+)
 from nixlift.nix.argv import NixSettings
 
 
@@ -307,3 +317,80 @@ def test_a_host_that_already_runs_the_system_is_not_confirmed_over_a_new_login()
     assert result.status is Status.OK and result.activated
     assert host.agent_calls("start")[0]["magic"] is False
     assert host.actions() == ["lock", "start", "record"]
+
+
+PROFILE = "/nix/store/" + "p" * 32 + "-activatable-home"
+
+
+def deploy_rs(**deployment: Any) -> Machine:
+    """A deploy-rs node: its system profile, and a home-manager-like profile for `alice`."""
+    base = machine(**deployment)
+    profile = Profile("home", PROFILE, "/nix/store/p.drv", "alice", auto_rollback=True)
+    return dataclasses.replace(base, profiles=(profile,), activation="deploy-rs")
+
+
+@pytest.fixture(autouse=True)
+def _profiles_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def built(*_: object) -> None:
+        """The profiles are built already: no nix is run."""
+
+    monkeypatch.setattr(profiles, "build", built)
+
+
+def test_a_deploy_rs_node_switches_with_its_own_activation_then_its_other_profiles() -> None:
+    result, host, events = deploy(Goal.SWITCH, Script(), deploy_rs())
+    assert result.status is Status.OK, result.error
+    assert host.agent_calls("start")[0]["runner"] == "deploy-rs"
+    assert host.actions() == [
+        "lock",
+        "copy",
+        "start",
+        "confirm (new login)",
+        "copy",
+        "profile",
+        "record",
+    ]
+    assert [c[1] for c in host.calls if c[0] == "copy"] == [[NEW], [PROFILE]]
+    [call] = host.agent_calls("profile")
+    assert call == {
+        "profile_name": "home",
+        "path": PROFILE,
+        "user": "alice",
+        "profile_path": "",
+        "goal": "switch",
+        "auto_rollback": True,
+        "activation_timeout": 240,
+    }
+    assert Stage.PROFILES in [e.phase for e in events if isinstance(e, Phase)]
+
+
+def test_a_failing_profile_fails_the_host_and_says_the_system_stays() -> None:
+    result, host, _ = deploy(Goal.SWITCH, Script(profile_status={"home": 3}), deploy_rs())
+    assert result.status is Status.FAILED and result.activated
+    assert result.error is not None
+    assert "the profile home (alice" in result.error and "exited with 3" in result.error
+    assert "rolled back to its previous generation" in result.error
+    assert "the system stays activated" in result.error
+    assert host.agent_calls("record")[0]["entry"]["result"] == "failed"
+
+
+def test_profiles_are_copied_with_push_and_kept_up_on_an_unchanged_host() -> None:
+    result, host, _ = deploy(Goal.PUSH, Script(), deploy_rs())
+    assert result.status is Status.OK
+    assert host.actions() == ["probe", "copy", "copy", "record"]
+    script = Script(current=NEW, profile=NEW, has_system=True)
+    result, host, _ = deploy(Goal.SWITCH, script, deploy_rs(always_activate=False))
+    assert result.status is Status.UNCHANGED
+    assert host.actions() == ["lock", "copy", "profile", "record"]
+
+
+def test_a_system_profile_without_deploy_rs_activate_is_refused() -> None:
+    result, host, _ = deploy(Goal.SWITCH, Script(deploy_rs_activate=False), deploy_rs())
+    assert result.status is Status.FAILED and "has no deploy-rs-activate" in str(result.error)
+    assert "profile" not in host.actions()
+
+
+def test_a_failed_system_activation_leaves_the_other_profiles_alone() -> None:
+    result, host, _ = deploy(Goal.SWITCH, Script(status=4), deploy_rs())
+    assert result.status is Status.ROLLED_BACK
+    assert "profile" not in host.actions()

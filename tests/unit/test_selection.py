@@ -32,11 +32,25 @@ def test_patterns_split_on_commas_and_classify() -> None:
 
 
 def test_no_patterns_selects_everything() -> None:
+    morph = {"tagged": [], "skip": 0, "every": 1, "limit": 0}
     sel = Selection.from_args([], [])
-    assert sel.include is None
-    assert sel.to_request() == {"include": None, "exclude": []}
+    assert sel.include is None and not sel.names_machines
+    assert sel.to_request() == {"include": None, "exclude": [], **morph}
     sel = Selection.from_args(["h1"], ["h2"])
+    assert sel.names_machines
     assert sel.to_request() == {
         "include": [{"kind": "name", "value": "h1"}],
         "exclude": [{"kind": "name", "value": "h2"}],
+        **morph,
     }
+
+
+def test_morph_selection_flags() -> None:
+    sel = Selection.from_args([], [], tagged=["web,eu", " db "], skip=1, every=2, limit=3)
+    assert sel.tagged == ("web", "eu", "db") and sel.names_machines
+    assert sel.to_request()["tagged"] == ["web", "eu", "db"]
+    assert (sel.to_request()["skip"], sel.to_request()["every"], sel.to_request()["limit"]) == (
+        1,
+        2,
+        3,
+    )

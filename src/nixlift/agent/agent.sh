@@ -105,6 +105,13 @@ take() {
 
 systemd_runs() { [ -d /run/systemd/system ]; }
 
+# wraps WRAPPER SYSTEM: WRAPPER is a tree around the NixOS system SYSTEM (deploy-rs' profile:
+# the system's files linked, plus deploy-rs-activate), so running SYSTEM is running WRAPPER
+wraps() {
+  [ -n "$1" ] && [ -n "$2" ] && [ "$1" != "$2" ] && [ -e "$1/deploy-rs-activate" ] \
+    && [ "$(readlink -f "$1/nixos-version")" = "$(readlink -f "$2/nixos-version")" ]
+}
+
 probe() {
   take system
   valid=0
@@ -114,8 +121,10 @@ probe() {
   daemon=0
   command -v nix-daemon >/dev/null 2>&1 && daemon=1
   boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
+  current=$(readlink /run/current-system 2>/dev/null)
+  if [ "$valid" = 1 ] && wraps "$system" "$current"; then current=$system; fi
   printf '{"current": %s, "profile": %s, "boot_id": %s, "valid": %s, "systemd": %s, "daemon": %s}' \
-    "$(path_or_null "$(readlink /run/current-system 2>/dev/null)")" \
+    "$(path_or_null "$current")" \
     "$(path_or_null "$(readlink -e "$profile" 2>/dev/null)")" \
     "$(path_or_null "$boot_id")" "$(bool "$valid")" "$(bool "$systemd")" "$(bool "$daemon")"
 }
@@ -165,12 +174,27 @@ decide() {
   notify "$1/outcome.fifo" "$2"
 }
 
-# activate DIR SYSTEM GOAL SET_PROFILE AUTO MAGIC CONFIRM LIMIT (detached; see start)
+# switch_to SYSTEM GOAL RUNNER: what activating means. RUNNER deploy-rs: the profile's own
+# deploy-rs-activate (as deploy-rs runs it: PROFILE set, BOOT=1 or DRY_ACTIVATE=1 for those
+# goals; it has no `test`, for which switch-to-configuration runs)
+switch_to() {
+  if [ "$3" = deploy-rs ] && [ "$2" != test ]; then
+    how=
+    case "$2" in boot) how=BOOT=1 ;; dry-activate) how=DRY_ACTIVATE=1 ;; esac
+    target=$1
+    [ "$2" = dry-activate ] || target=$profile
+    (cd / && exec env PROFILE="$target" ${how:+"$how"} "$1/deploy-rs-activate")
+  else
+    "$1/bin/switch-to-configuration" "$2"
+  fi
+}
+
+# activate DIR SYSTEM GOAL SET_PROFILE AUTO MAGIC CONFIRM LIMIT [RUNNER] (detached; see start)
 # DIR/status gets switch-to-configuration's exit status as soon as activation ends, DIR/outcome
 # the decision at the end. With MAGIC it waits CONFIRM seconds for DIR/canary to be deleted by
 # the deployer over a new connection, and rolls back if it is not (or DIR/abort appears).
 activate() {
-  dir=$1 sys=$2 goal=$3 set_profile=$4 auto=$5 magic=$6 confirm=$7 limit=$8
+  dir=$1 sys=$2 goal=$3 set_profile=$4 auto=$5 magic=$6 confirm=$7 limit=$8 runner=${9-}
   exec 8>>"$run/activation.lock"
   flock 8
   printf '%s\n' "$(readlink "$profile" 2>/dev/null)" > "$dir/previous-link"
@@ -183,10 +207,15 @@ activate() {
     return
   fi
   # A hanging activation is stopped (status 124) and, like a failing one, rolled back.
-  if command -v timeout >/dev/null 2>&1; then
-    timeout "$limit" "$sys/bin/switch-to-configuration" "$goal" >>"$dir/log" 2>&1
+  if [ "$runner" = deploy-rs ]; then
+    set -- sh "$self" switch_to "$sys" "$goal" "$runner"
   else
-    "$sys/bin/switch-to-configuration" "$goal" >>"$dir/log" 2>&1
+    set -- "$sys/bin/switch-to-configuration" "$goal"
+  fi
+  if command -v timeout >/dev/null 2>&1; then
+    timeout "$limit" "$@" >>"$dir/log" 2>&1
+  else
+    "$@" >>"$dir/log" 2>&1
   fi
   rc=$?
   [ "$rc" = 124 ] && echo "nixlift: switch-to-configuration took longer than $limit s" >>"$dir/log"
@@ -264,11 +293,16 @@ go_back() {
 # start: run `activate` detached, so a dropped connection cannot stop it half way, then wait
 # for switch-to-configuration's status (a little longer than the host's own time limit).
 start() {
-  take dir system goal set_profile auto_rollback magic confirm_timeout activation_timeout
+  take dir system goal set_profile auto_rollback magic confirm_timeout activation_timeout runner
   case "$dir" in "$run"/act-*) ;; *) fail "dir must be under $run" ;; esac
   case "$goal" in switch|boot|test|dry-activate) ;; *) fail "unknown goal $goal" ;; esac
+  case "$runner" in ""|switch-to-configuration|deploy-rs) ;; *) fail "unknown runner $runner" ;; esac
   if ! nixos_system "$system"; then
     answer "{\"refused\": \"not-nixos\", \"system\": $(path_or_null "$system")}"
+    return
+  fi
+  if [ "$runner" = deploy-rs ] && [ ! -x "$system/deploy-rs-activate" ]; then
+    answer "{\"refused\": \"no-deploy-rs-activate\", \"system\": $(path_or_null "$system")}"
     return
   fi
   # what earlier activations left in /run (long decided: their watchdogs end within minutes)
@@ -277,7 +311,7 @@ start() {
   mkfifo "$dir/status.fifo" "$dir/outcome.fifo" "$dir/confirm.fifo" || fail "mkfifo in $dir"
   exec 5<>"$dir/status.fifo"
   set -- "$dir" "$system" "$goal" "$set_profile" "$auto_rollback" "$magic" "$confirm_timeout" \
-    "$activation_timeout"
+    "$activation_timeout" "$runner"
   if systemd_runs && command -v systemd-run >/dev/null 2>&1; then
     systemd-run --quiet --collect --unit "nixlift-activate-${dir##*/}" \
       sh "$self" activate "$@"
@@ -552,6 +586,98 @@ substitute() {
   rm -f "$log"
 }
 
+# --- deploy-rs profiles besides the system -------------------------------------------------------
+# As deploy-rs' activate-rs does for them, but as root for the user: the profile path (deploy-rs'
+# default for the user, or the one given) is set to the new path, its deploy-rs-activate runs as
+# the user with PROFILE set, and a failure goes back to the previous generation and activates it.
+
+# as_user USER CMD…: run CMD as USER (root runs it itself)
+as_user() {
+  u=$1
+  shift
+  if [ "$u" = root ]; then "$@"; else runuser -u "$u" -- "$@"; fi
+}
+
+# run_profile USER PATH PROFILE HOW LIMIT LOG: the profile's deploy-rs-activate, as deploy-rs runs it
+run_profile() {
+  (cd / && if command -v timeout >/dev/null 2>&1; then
+    as_user "$1" timeout "$5" env PROFILE="$3" ${4:+"$4"} "$2/deploy-rs-activate"
+  else
+    as_user "$1" env PROFILE="$3" ${4:+"$4"} "$2/deploy-rs-activate"
+  fi) >>"$6" 2>&1
+}
+
+profile_action() {
+  # (`take` uses the variable `name` itself)
+  take profile_name path user profile_path goal auto_rollback activation_timeout
+  name=$profile_name
+  case "$name" in ""|*[!A-Za-z0-9._-]*) fail "not a profile name: $name" ;; esac
+  case "$goal" in switch|boot|test|dry-activate) ;; *) fail "unknown goal $goal" ;; esac
+  [ -x "$path/deploy-rs-activate" ] \
+    || fail "$path has no deploy-rs-activate (make the profile with deploy-rs' lib.activate.*)"
+  home=$(getent passwd "$user" | cut -d: -f6)
+  [ -n "$home" ] || fail "there is no user $user on this host"
+  [ "$user" = root ] || command -v runuser >/dev/null 2>&1 \
+    || fail "runuser (util-linux) is needed to activate a profile as $user"
+  if [ -z "$profile_path" ]; then
+    if [ "$user" = root ]; then profile_path=/nix/var/nix/profiles/per-user/root/$name
+    elif [ -d "/nix/var/nix/profiles/per-user/$user" ]; then
+      profile_path=/nix/var/nix/profiles/per-user/$user/$name
+    else profile_path=$home/.local/state/nix/profiles/$name
+    fi
+  fi
+  case "$profile_path" in /*) ;; *) fail "not an absolute path: $profile_path" ;; esac
+  log=$run/.profile.$$
+  : > "$log"
+  how=
+  case "$goal" in boot) how=BOOT=1 ;; dry-activate) how=DRY_ACTIVATE=1 ;; esac
+  if [ "$goal" = dry-activate ]; then
+    # nothing is installed: the path itself says what it would do
+    if run_profile "$user" "$path" "$path" "$how" "$activation_timeout" "$log"; then
+      outcome=activated status=0
+    else
+      status=$? outcome=failed
+    fi
+    answer "{\"outcome\": \"$outcome\", \"status\": $status, \"profile\": $(path_or_null "$profile_path"), \"log\": $(text_file "$log")}"
+    rm -f "$log"
+    return
+  fi
+  as_user "$user" mkdir -p "${profile_path%/*}" >>"$log" 2>&1 \
+    || fail "cannot make ${profile_path%/*} as $user: $(head -c 300 "$log")"
+  previous=$(readlink "$profile_path" 2>/dev/null)
+  if ! as_user "$user" nix-env -p "$profile_path" --set "$path" >>"$log" 2>&1; then
+    answer "{\"outcome\": \"failed\", \"status\": 91, \"profile\": $(path_or_null "$profile_path"), \"log\": $(text_file "$log")}"
+    rm -f "$log"
+    return
+  fi
+  status=0
+  run_profile "$user" "$path" "$profile_path" "$how" "$activation_timeout" "$log" || status=$?
+  outcome=activated
+  if [ "$status" != 0 ]; then
+    outcome=failed
+    if [ "$auto_rollback" = 1 ]; then
+      echo "nixlift: rolling the profile $name back" >>"$log"
+      failed_link=$(readlink "$profile_path" 2>/dev/null)
+      if [ -n "$previous" ]; then
+        ln -sfn "$previous" "$profile_path.nixlift-tmp" && mv -T "$profile_path.nixlift-tmp" "$profile_path"
+      else
+        rm -f "$profile_path"
+      fi
+      [ -n "$failed_link" ] && [ "$failed_link" != "$previous" ] && rm -f "${profile_path%/*}/$failed_link"
+      outcome=rolled-back
+      if [ -n "$previous" ]; then
+        back=$(readlink -f "$profile_path")
+        if [ -x "$back/deploy-rs-activate" ]; then
+          run_profile "$user" "$back" "$profile_path" "$how" "$activation_timeout" "$log" \
+            || outcome=rollback-failed
+        fi
+      fi
+    fi
+  fi
+  answer "{\"outcome\": \"$outcome\", \"status\": $status, \"profile\": $(path_or_null "$profile_path"), \"log\": $(text_file "$log")}"
+  rm -f "$log"
+}
+
 # --- history and generations ------------------------------------------------------------------
 
 record() {
@@ -663,6 +789,11 @@ if [ "${1-}" = activate ]; then
   activate "$@"
   exit 0
 fi
+if [ "${1-}" = switch_to ]; then
+  shift
+  switch_to "$@"
+  exit
+fi
 read_request
 take action
 case "$action" in
@@ -673,6 +804,7 @@ case "$action" in
   keys_known) answer "$(keys_known)" ;;
   serve_store) serve_store ;;
   substitute) substitute ;;
+  profile) profile_action ;;
   history) show_history ;;
   reboot) reboot_host ;;
   *) fail "unknown action '$action'" ;;

@@ -152,8 +152,9 @@ class Started:
     status: int | None
     systemd: bool
     log: str
-    #: the system is not a NixOS system: nothing was touched
-    refused: bool = False
+    #: why nothing was touched: "not-nixos" (no switch-to-configuration), "no-deploy-rs-activate"
+    #: (a deploy-rs system profile without it); "" when it ran
+    refused: str = ""
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,24 @@ def parse_generations(data: Mapping[str, Any]) -> list[Generation]:
                 )
             )
     return sorted(found, key=lambda g: g.number)
+
+
+@dataclass(frozen=True)
+class ProfileOutcome:
+    """How a deploy-rs profile's installation and activation ended on the host."""
+
+    #: "activated", "failed", "rolled-back" (to its previous generation), "rollback-failed"
+    outcome: str
+    #: deploy-rs-activate's exit status (124: it ran past the time limit; 91: setting the
+    #: profile failed)
+    status: int
+    #: the profile's path on the host
+    profile: str
+    log: str
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "activated"
 
 
 @dataclass(frozen=True)
@@ -326,26 +345,31 @@ class Agent:
         magic: bool,
         confirm_timeout: int,
         activation_timeout: int,
+        runner: str = "switch-to-configuration",
     ) -> Started:
-        """Activate detached from this connection and wait for switch-to-configuration."""
+        """Activate detached from this connection and wait for switch-to-configuration (with
+        runner "deploy-rs": the system's own deploy-rs-activate)."""
+        fields: dict[str, object] = {
+            "dir": directory,
+            "system": system,
+            "goal": goal,
+            "set_profile": set_profile,
+            "auto_rollback": auto_rollback,
+            "magic": magic,
+            "confirm_timeout": confirm_timeout,
+            "activation_timeout": activation_timeout,
+        }
+        if runner != "switch-to-configuration":
+            fields["runner"] = runner
         answer = await self.call(
             "start",
-            {
-                "dir": directory,
-                "system": system,
-                "goal": goal,
-                "set_profile": set_profile,
-                "auto_rollback": auto_rollback,
-                "magic": magic,
-                "confirm_timeout": confirm_timeout,
-                "activation_timeout": activation_timeout,
-            },
+            fields,
             what="activating",
             error=ActivationError,
             timeout=activation_timeout + 30,
         )
         if answer.get("refused"):
-            return Started(None, False, "", refused=True)
+            return Started(None, False, "", refused=str(answer["refused"]))
         status = answer.get("status")
         return Started(
             None if status is None else int(status),
@@ -395,6 +419,41 @@ class Agent:
                 what="rolling back",
                 error=ActivationError,
             )
+        )
+
+    async def profile(
+        self,
+        *,
+        name: str,
+        path: str,
+        user: str,
+        profile_path: str | None,
+        goal: str,
+        auto_rollback: bool,
+        activation_timeout: int,
+    ) -> ProfileOutcome:
+        """Install a deploy-rs profile as `user`'s and run its deploy-rs-activate as that user
+        (dry-activate: only run it, with DRY_ACTIVATE=1)."""
+        answer = await self.call(
+            "profile",
+            {
+                "profile_name": name,
+                "path": path,
+                "user": user,
+                "profile_path": profile_path or "",
+                "goal": goal,
+                "auto_rollback": auto_rollback,
+                "activation_timeout": activation_timeout,
+            },
+            what=f"activating the profile {name}",
+            error=ActivationError,
+            timeout=2 * activation_timeout + 60,
+        )
+        return ProfileOutcome(
+            str(answer.get("outcome") or "failed"),
+            int(answer.get("status") or 0),
+            str(answer.get("profile") or ""),
+            str(answer.get("log") or ""),
         )
 
     async def activation_log(self, directory: str) -> str:

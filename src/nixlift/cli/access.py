@@ -17,10 +17,12 @@ from nixlift.transport.elevate import Elevation, Password, reads_password
 def reach(
     inv: Invocation, machines: Sequence[Machine], *, local: frozenset[str] = frozenset()
 ) -> Reach:
-    """With --ask-sudo-password, ask once (on the terminal) for the password every host whose
-    SSH user is not root gives to sudo."""
+    """With --ask-sudo-password (or deploy-rs' interactiveSudo on a machine that needs it), ask
+    once (on the terminal) for the password every host whose SSH user is not root gives to
+    sudo."""
     password = None
-    if inv.ask_sudo_password:
+    asked = any(m.deployment.interactive_sudo and _needs_root(m, local) for m in machines)
+    if inv.ask_sudo_password or asked:
         needing = [m for m in machines if _needs_root(m, local)]
         if not needing:
             print(

@@ -17,7 +17,7 @@ from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
 from nixlift.cli.output import print_json, result_json
 from nixlift.cli.screen import interrupts, screen
-from nixlift.cli.source import Request, resolve, with_network_config
+from nixlift.cli.source import Request, evaluate_request, resolve, with_network_config
 from nixlift.deploy import history, keys
 from nixlift.deploy.buildhost import spec_for
 from nixlift.deploy.cache import prepare as prepare_cache
@@ -29,7 +29,6 @@ from nixlift.errors import UsageError
 from nixlift.model import Goal, Network, Status
 from nixlift.nix import platforms
 from nixlift.nix.argv import NixSettings
-from nixlift.nix.evaluate import evaluate
 from nixlift.selection import Selection
 
 
@@ -48,14 +47,12 @@ class Evaluated:
 async def evaluate_checked(inv: Invocation, req: Request | None = None) -> Evaluated:
     """Evaluate (and read the network's git commit meanwhile); refuse machines this machine
     cannot build before anything else happens."""
-    req = req or resolve(inv.network)
+    req = req or await resolve(inv.network)
     commit = asyncio.ensure_future(
-        history.network_commit(req.source.files) if inv.goal.activates else _none()
+        history.network_commit(_checkout_files(req)) if inv.goal.activates else _none()
     )
     try:
-        network = await evaluate(
-            req.source, req.selection, req.settings, key_texts=uploads_keys(inv)
-        )
+        network = await evaluate_request(req, key_texts=uploads_keys(inv))
         settings = with_network_config(req.settings, network)
         # (machines built on a build host are checked against it, once it answers)
         here = replace(
@@ -72,6 +69,14 @@ async def evaluate_checked(inv: Invocation, req: Request | None = None) -> Evalu
 
 async def _none() -> None:
     return None
+
+
+def _checkout_files(req: Request) -> tuple[Path, ...]:
+    """The files whose git commit the hosts' histories name: the network files, or a local
+    flake's flake.nix."""
+    flake = req.source.flake
+    local = flake.local_dir() if flake is not None else None
+    return req.source.files or ((local / "flake.nix",) if local is not None else ())
 
 
 def refuse_other_backends(network: Network) -> None:
@@ -103,8 +108,15 @@ def declared_keys(inv: Invocation, network: Network) -> dict[str, list[keys.Key]
 
 
 async def cmd_deploy(inv: Invocation) -> int:
-    evaluated = await evaluate_checked(inv)
-    return await run_deployment(inv, evaluated, reach(inv, evaluated.network.machines))
+    req = await resolve(inv.network)
+    evaluated = await evaluate_checked(inv, req)
+    network = evaluated.network
+    if not network.allow_apply_all and not req.selection.names_machines:
+        raise UsageError(
+            f"{network.source} sets meta.allowApplyAll = false: a deploy must name its machines",
+            hint="select them with --on NAMES (or @TAG)",
+        )
+    return await run_deployment(inv, evaluated, reach(inv, network.machines))
 
 
 async def cmd_build(inv: Invocation) -> int:
@@ -115,7 +127,7 @@ async def cmd_apply_local(inv: Invocation) -> int:
     """colmena's apply-local: deploy the machine named like this host (or --node) onto this
     machine itself, without SSH; the machine must allow it (deployment.allowLocalDeployment)."""
     node = inv.machine or socket.gethostname().split(".", 1)[0]
-    req = resolve(inv.network)
+    req = await resolve(inv.network)
     req = replace(req, selection=Selection.from_args([node], []))
     evaluated = await evaluate_checked(inv, req)
     machine = evaluated.network.machines[0]
@@ -181,6 +193,8 @@ async def run_deployment(inv: Invocation, evaluated: Evaluated, how: Reach) -> i
         print_json(
             {
                 "deployment": network.deployment_name,
+                "source": network.source,
+                "output": network.output,
                 "goal": goal.value,
                 "hosts": [result_json(r) for r in results],
             }

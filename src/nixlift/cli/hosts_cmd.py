@@ -16,7 +16,7 @@ from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
 from nixlift.cli.output import print_json
 from nixlift.cli.screen import interrupts
-from nixlift.cli.source import resolve
+from nixlift.cli.source import evaluate_request, resolve
 from nixlift.deploy import health, keys
 from nixlift.deploy.fanout import Fleet
 from nixlift.deploy.lock import HostLock, holder_info
@@ -24,7 +24,6 @@ from nixlift.deploy.rollback import roll_back
 from nixlift.errors import NixliftError
 from nixlift.events import Phase, discard
 from nixlift.model import Machine, Network, Stage
-from nixlift.nix.evaluate import evaluate
 from nixlift.transport.base import Host
 from nixlift.ui.format import error_lines
 from nixlift.ui.plain import PlainRenderer
@@ -34,8 +33,7 @@ T = TypeVar("T")
 
 async def targets(inv: Invocation) -> Network:
     """The selected machines, with only their deployment options evaluated (fast)."""
-    req = resolve(inv.network)
-    return await evaluate(req.source, req.selection, req.settings, machines="deployment")
+    return await evaluate_request(await resolve(inv.network), machines="deployment")
 
 
 async def on_hosts(
@@ -160,9 +158,8 @@ async def cmd_check(inv: Invocation) -> int:
 
 
 async def cmd_upload_keys(inv: Invocation) -> int:
-    req = resolve(inv.network)
-    network = await evaluate(
-        req.source, req.selection, req.settings, machines="deployment", key_texts=True
+    network = await evaluate_request(
+        await resolve(inv.network), machines="deployment", key_texts=True
     )
     base = network.files[0].resolve().parent if network.files else Path.cwd()
     declared = {m.name: keys.declared(m, base) for m in network.machines}

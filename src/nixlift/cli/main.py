@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from nixlift.cli import cache_cmd, deploy_cmd, hosts_cmd, network_cmd, remote_cmd
+from nixlift.cli import cache_cmd, deploy_cmd, hosts_cmd, import_cmd, network_cmd, remote_cmd
 from nixlift.cli.options import Invocation, from_namespace
 from nixlift.cli.parser import build_parser, split_remote_command
 from nixlift.errors import NixliftError
@@ -28,6 +28,7 @@ COMMANDS: dict[str, Command] = {
     "create": network_cmd.cmd_create,
     "list": network_cmd.cmd_list,
     "delete": network_cmd.cmd_delete,
+    "import-nixops": import_cmd.cmd_import_nixops,
     "rollback": hosts_cmd.cmd_rollback,
     "check": hosts_cmd.cmd_check,
     "list-generations": hosts_cmd.cmd_list_generations,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Any
 
 from nixlift import registry as reg
@@ -11,21 +12,22 @@ from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
 from nixlift.cli.output import machine_json, print_json, print_table, short_path, target_text
 from nixlift.cli.screen import interrupts
-from nixlift.cli.source import resolve
+from nixlift.cli.source import evaluate_request, resolve
 from nixlift.deploy.fanout import Fleet
 from nixlift.errors import NixliftError, UsageError
-from nixlift.nix.evaluate import evaluate
 from nixlift.selection import Selection
 
 
 async def cmd_eval(inv: Invocation) -> int:
-    req = resolve(inv.network)
-    network = await evaluate(req.source, req.selection, req.settings)
+    network = await evaluate_request(await resolve(inv.network))
     if inv.output.json:
         print_json(
             {
                 "deployment": network.deployment_name,
                 "description": network.description,
+                "source": network.source,
+                "output": network.output,
+                "notices": list(network.notices),
                 "machines": [machine_json(m) for m in network.machines],
             }
         )
@@ -38,8 +40,7 @@ async def cmd_eval(inv: Invocation) -> int:
 
 
 async def cmd_info(inv: Invocation) -> int:
-    req = resolve(inv.network)
-    network = await evaluate(req.source, req.selection, req.settings)
+    network = await evaluate_request(await resolve(inv.network))
     async with Fleet(
         network.machines, reach(inv, network.machines), parallel=inv.fleet.parallel
     ) as fleet:
@@ -64,7 +65,14 @@ async def cmd_info(inv: Invocation) -> int:
             )
         rows.append(row)
     if inv.output.json:
-        print_json({"deployment": network.deployment_name, "machines": rows})
+        print_json(
+            {
+                "deployment": network.deployment_name,
+                "source": network.source,
+                "output": network.output,
+                "machines": rows,
+            }
+        )
     else:
         print_table(
             ("MACHINE", "TARGET", "SYSTEM", "RUNNING", "BUILDS", "STATE"),
@@ -91,10 +99,20 @@ async def cmd_info(inv: Invocation) -> int:
 async def cmd_create(inv: Invocation) -> int:
     choice = inv.network
     if not choice.deployment:
-        raise UsageError("create needs a name: nixlift create NETWORK.nix -d NAME")
-    req = resolve(choice)
+        raise UsageError(
+            "create needs a name: nixlift create NETWORK.nix -d NAME "
+            "(or nixlift create --flake REF -d NAME)"
+        )
+    if not choice.files and choice.flake is None:
+        raise UsageError(
+            "create needs network files or a flake",
+            hint=f"nixlift create NETWORK.nix -d {choice.deployment}, or "
+            f"nixlift create --flake REF[#ATTR] -d {choice.deployment}",
+        )
+    req = await resolve(choice)
     # Evaluate the names now, so a wrong file is found at create time, not at the first deploy.
-    network = await evaluate(req.source, Selection(), req.settings, machines="none")
+    network = await evaluate_request(replace(req, selection=Selection()), machines="none")
+    flake = req.source.flake
     entry = reg.Registry().put(
         reg.Entry(
             name=choice.deployment,
@@ -102,11 +120,11 @@ async def cmd_create(inv: Invocation) -> int:
             args=req.source.args.exprs,
             argstrs=req.source.args.strings,
             include=req.settings.include,
+            flake=None if flake is None else flake.absolute().text,
         )
     )
     print(
-        f"registered '{entry.name}': {', '.join(entry.files)} "
-        f"(machines: {', '.join(network.all_names)})",
+        f"registered '{entry.name}': {entry.shown} (machines: {', '.join(network.all_names)})",
         file=sys.stderr,
     )
     print(entry.name)
@@ -118,9 +136,7 @@ async def cmd_list(inv: Invocation) -> int:
     if inv.output.json:
         print_json([{"name": e.name, **e.to_json()} for e in entries])
     elif entries:
-        print_table(
-            ("NAME", "FILES", "CREATED"), [(e.name, " ".join(e.files), e.created) for e in entries]
-        )
+        print_table(("NAME", "NETWORK", "CREATED"), [(e.name, e.shown, e.created) for e in entries])
     else:
         print("no deployments registered (nixlift create NETWORK.nix -d NAME)", file=sys.stderr)
     return 0

@@ -27,6 +27,8 @@ class NetworkChoice:
     """Which network, with which arguments and nix settings."""
 
     files: tuple[str, ...] = ()
+    #: --flake REF[#ATTR]
+    flake: str | None = None
     deployment: str | None = None
     args: tuple[tuple[str, str], ...] = ()
     argstrs: tuple[tuple[str, str], ...] = ()
@@ -40,6 +42,11 @@ class NetworkChoice:
     #: --on / --include, and --exclude: names, globs, @tags
     on: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    #: morph's --tagged, --skip, --every, --limit
+    tagged: tuple[str, ...] = ()
+    skip: int = 0
+    every: int = 1
+    limit: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,10 @@ class Invocation:
     ask_sudo_password: bool = False
     #: --build-host [USER@]HOST
     build_host: str | None = None
+    #: import-nixops: the state file, the deployments to import, whether to replace names
+    state_file: Path | None = None
+    deployments: tuple[str, ...] = ()
+    replace: bool = False
 
 
 def _pairs(values: list[list[str]] | None) -> tuple[tuple[str, str], ...]:
@@ -151,6 +162,7 @@ def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocat
         ),
         network=NetworkChoice(
             files=tuple(files),
+            flake=got.get("flake"),
             deployment=got.get("deployment"),
             args=_pairs(got.get("arg")),
             argstrs=_pairs(got.get("argstr")),
@@ -163,6 +175,10 @@ def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocat
             keep_result=bool(got.get("keep_result")),
             on=(*(got.get("on") or ()), *(got.get("include_machines") or ())),
             exclude=tuple(got.get("exclude") or ()),
+            tagged=tuple(got.get("tagged") or ()),
+            skip=int(got.get("skip") or 0),
+            every=int(got.get("every") or 1),
+            limit=int(got.get("limit") or 0),
         ),
         fleet=FleetChoice(
             connect_timeout=int(got.get("connect_timeout") or 10),
@@ -199,4 +215,7 @@ def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocat
         upload_keys=not got.get("no_keys"),
         ask_sudo_password=bool(got.get("ask_sudo_password")),
         build_host=got.get("build_host"),
+        state_file=Path(got["state_file"]) if got.get("state_file") else None,
+        deployments=tuple(got.get("deployments") or ()),
+        replace=bool(got.get("replace")),
     )

@@ -59,6 +59,12 @@ def machine_json(m: Machine) -> dict[str, Any]:
         "deployment": public_deployment(m.deployment.raw),
         "drvPath": m.drv_path,
         "outPath": m.out_path,
+        # deploy-rs: the node's profiles besides the system, activated after it in this order
+        **(
+            {"profiles": [{"name": p.name, "user": p.user, "path": p.path} for p in m.profiles]}
+            if m.profiles
+            else {}
+        ),
     }
 
 

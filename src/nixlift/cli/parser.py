@@ -10,13 +10,22 @@ from nixlift.model import Goal
 GOALS = tuple(g.value for g in Goal)
 
 
-def _network_args(p: argparse.ArgumentParser, *, files_required: bool = False) -> None:
+def _network_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("network")
     g.add_argument(
         "network",
-        nargs="+" if files_required else "*",
+        nargs="*",
         metavar="NETWORK",
-        help="network file(s), merged in order (NixOps format)",
+        help="network file(s), merged in order (NixOps, morph, colmena), or one flake "
+        "(a directory with flake.nix, REF#ATTR, path:…, git+…, github:…); none: the "
+        "nearest flake.nix, hive.nix, nixops.nix or network.nix from here upward",
+    )
+    g.add_argument(
+        "--flake",
+        metavar="REF[#ATTR]",
+        help="read the network from a flake: colmenaHive, colmena, "
+        "nixopsConfigurations.default, deploy or nixosConfigurations (the first present), "
+        "or the output ATTR (.#pi3: one machine of nixosConfigurations)",
     )
     g.add_argument(
         "-d",
@@ -82,6 +91,48 @@ def _selection_args(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="machines to leave out: names, globs, @tags",
     )
+    g.add_argument(
+        "--tagged",
+        action="append",
+        default=[],
+        metavar="T1,T2",
+        help="only machines with every one of these tags (morph)",
+    )
+    g.add_argument(
+        "--skip",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="leave out the first N selected machines, in deploy order (morph)",
+    )
+    g.add_argument(
+        "--every",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="then take every Nth machine (morph)",
+    )
+    g.add_argument(
+        "--limit",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="then at most N machines (morph; 0: no limit)",
+    )
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
 
 
 def _build_args(p: argparse.ArgumentParser) -> None:
@@ -493,11 +544,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "create",
-        help="remember network files under a name (-d NAME)",
-        description="Register network files (and their arguments) under a name, "
-        "so `nixlift deploy -d NAME` finds them. Nothing else is kept.",
+        help="remember network files or a flake under a name (-d NAME)",
+        description="Register network files (and their arguments), or a flake (--flake REF), "
+        "under a name, so `nixlift deploy -d NAME` finds them. Nothing else is kept.",
     )
-    _network_args(p, files_required=True)
+    _network_args(p)
+
+    p = sub.add_parser(
+        "import-nixops",
+        help="register NixOps' deployments (from its state file) under their names",
+        description="Read NixOps' state file (STATE_FILE, else $NIXOPS_STATE, else "
+        "~/.nixops/deployments.nixops) without changing it, and register each deployment's "
+        "name with its network files and arguments, so `nixlift deploy -d NAME` works. "
+        "Says what it cannot carry over (cloud resources, generated SSH keys, machines of "
+        "other backends).",
+    )
+    p.add_argument("state_file", nargs="?", metavar="STATE_FILE")
+    p.add_argument(
+        "-d",
+        "--deployment",
+        dest="deployments",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this deployment (name or UUID); may be repeated",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace names already registered (default: leave them and say so)",
+    )
 
     p = sub.add_parser(
         "list",

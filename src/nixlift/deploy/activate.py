@@ -83,9 +83,12 @@ async def activate(
     before: HostState,
     emit: Emit,
     verify: Verify,
+    *,
+    runner: str = "switch-to-configuration",
 ) -> Activation:
     """Activate, then `verify(systemd)` (the health checks), then, with magic rollback, confirm
-    over a new connection. A failure of either goes back (unless rollback is off)."""
+    over a new connection. A failure of either goes back (unless rollback is off). `runner`
+    "deploy-rs": the system is switched to with its own deploy-rs-activate."""
     name = agent.host.name
     directory = f"/run/nixlift/act-{uuid.uuid4().hex[:12]}"
     # A host that already runs the system cannot be locked out by activating it again: no
@@ -105,7 +108,14 @@ async def activate(
         magic=magic,
         confirm_timeout=safety.confirm_timeout,
         activation_timeout=safety.activation_timeout,
+        runner=runner,
     )
+    if started.refused == "no-deploy-rs-activate":
+        return Activation(
+            Status.FAILED,
+            f"{system} has no deploy-rs-activate; nothing was changed",
+            hint="make the system profile with deploy-rs' lib.<system>.activate.nixos",
+        )
     if started.refused:
         return Activation(
             Status.FAILED,

@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 from nixlift.agent.protocol import Agent, Probe
 from nixlift.deploy import activate as activation
-from nixlift.deploy import health, history, reboot
+from nixlift.deploy import health, history, profiles, reboot
 from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.build import build_on_target
 from nixlift.deploy.buildhost import RemoteBuilds
@@ -213,14 +213,19 @@ class HostSequence:
                 )
             self.copied = self.touched = True
         if not goal.activates:
+            await self._profiles(agent, probe)
             return Verdict(Status.OK)
         always = self.options.force_activate or m.deployment.always_activate
         if not activation.needs_activation(goal, m.out_path, probe.state, always):
             self.emit(Phase(self.name, Stage.UNCHANGED, "already runs this system"))
-            return Verdict(Status.UNCHANGED)
-        if goal.sets_profile and not m.deployment.replace_unknown_profiles:
-            await self._refuse_unknown_profile(agent, probe.state)
-        return await self._activate(host, agent, probe.state)
+            verdict = Verdict(Status.UNCHANGED)
+        else:
+            if goal.sets_profile and not m.deployment.replace_unknown_profiles:
+                await self._refuse_unknown_profile(agent, probe.state)
+            verdict = await self._activate(host, agent, probe.state)
+        if verdict.status in (Status.OK, Status.UNCHANGED, Status.REBOOT_REQUIRED):
+            await self._profiles(agent, probe)
+        return verdict
 
     async def _refuse_unknown_profile(self, agent: Agent, state: HostState) -> None:
         """deployment.replaceUnknownProfiles = false (colmena): the profile must be one nixlift
@@ -250,6 +255,14 @@ class HostSequence:
             )
         else:
             await self._step(Stage.BUILD, m.system, lambda: self.builds.wait(m))
+        if m.profiles:
+            names = ", ".join(p.name for p in m.profiles)
+            options = self.options
+            await self._step(
+                Stage.BUILD,
+                f"profiles {names}",
+                lambda: profiles.build(m, options.settings, options.gc_roots, self.emit),
+            )
         self.built = True
 
     async def _activate(self, host: Host, agent: Agent, before: HostState) -> Verdict:
@@ -304,7 +317,7 @@ class HostSequence:
                 # Not interruptible: once begun, an activation (and its checks and
                 # confirmation) runs to its end, so a host is never left half switched.
                 result = await activation.activate(
-                    agent, m.out_path, goal, safety, before, self.emit, verify
+                    agent, m.out_path, goal, safety, before, self.emit, verify, runner=m.activation
                 )
             if not result.succeeded:
                 return Verdict(result.status, result.error, result.hint, result.detail)
@@ -400,6 +413,20 @@ class HostSequence:
                 f"could not fetch from the cache {cache.url}: {why}; copying from here instead",
             )
         )
+
+    # --- deploy-rs profiles besides the system ---------------------------------------------
+
+    async def _profiles(self, agent: Agent, probe: Probe) -> None:
+        """The node's other deploy-rs profiles, once its system reached the goal."""
+        m = self.machine
+        if not m.profiles:
+            return
+        await self._step(
+            Stage.PROFILES,
+            ", ".join(p.name for p in m.profiles),
+            lambda: profiles.deploy(agent, m, self.options.goal, self.emit, daemon=probe.daemon),
+        )
+        self.touched = True
 
     # --- keys ------------------------------------------------------------------------------
 

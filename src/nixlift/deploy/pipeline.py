@@ -27,6 +27,19 @@ from nixlift.events import Emit, Finished, Notice, Plan
 from nixlift.model import HostResult, Machine, Network
 
 
+def waves(machines: Sequence[Machine], ordering: Sequence[str]) -> list[list[Machine]]:
+    """The hosts in the order morph's network.ordering.tags gives: those of the first tag, then
+    the rest's of the next tag, …, then all others (without ordering: one wave of all)."""
+    rest = list(machines)
+    found: list[list[Machine]] = []
+    for tag in ordering:
+        wave = [m for m in rest if tag in m.deployment.tags]
+        if wave:
+            found.append(wave)
+            rest = [m for m in rest if tag not in m.deployment.tags]
+    return [*found, rest] if rest else found
+
+
 class Deployment:
     """One run of the pipeline over a network's selected machines."""
 
@@ -98,15 +111,19 @@ class Deployment:
                 # Independent: the handshakes and nix's GC roots overlap.
                 ready, _ = await asyncio.gather(self._connect_all(), self._register_prebuilt())
                 self.local_builds.start(skip=[n for n, r in ready.items() if r.problem is not None])
-                async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(self._host(m, ready[m.name])) for m in machines]
+                results: dict[str, HostResult] = {}
+                # morph's network.ordering.tags: each tag's hosts finish before the next begin
+                for wave in waves(machines, self.network.ordering):
+                    async with asyncio.TaskGroup() as group:
+                        tasks = [group.create_task(self._host(m, ready[m.name])) for m in wave]
+                    results.update((t.result().name, t.result()) for t in tasks)
             finally:
                 await self.local_builds.close()
                 await asyncio.gather(*(r.close() for r in self.builds.remote))
                 if self.pusher is not None:
                     self.pusher.forget()
                 await asyncio.gather(*(lock.release() for lock in self._locks))
-        return [t.result() for t in tasks]
+        return [results[m.name] for m in machines]
 
     def _needs_host(self, m: Machine) -> bool:
         return self.options.goal.copies or m.deployment.build_on_target

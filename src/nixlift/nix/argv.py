@@ -66,11 +66,20 @@ def eval_nix_file() -> Path:
     return Path(str(resources.files("nixlift.nix").joinpath("eval.nix")))
 
 
+#: flakes are experimental on Nix 2.8: both features are needed for builtins.getFlake
+FLAKES = ("--extra-experimental-features", "nix-command flakes")
+
+
 def evaluate(
-    request: dict[str, Any], network_args: NetworkArgs, settings: NixSettings
+    request: dict[str, Any],
+    network_args: NetworkArgs,
+    settings: NixSettings,
+    *,
+    flakes: bool = False,
 ) -> list[str]:
     return [
         "nix-instantiate",
+        *(FLAKES if flakes else ()),
         "--eval",
         "--strict",
         "--json",

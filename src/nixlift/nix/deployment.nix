@@ -1,10 +1,17 @@
 # The `deployment.*` options every machine of a network gets: the union of the names NixOps,
 # morph and colmena use, so existing network files evaluate unchanged. Declared with real types
 # so a typo or a wrong value is an error at evaluation, before anything is built.
-{ config, lib, name, ... }:
+#
+# Also a plain NixOS module: `imports = [ …/nixlift/nix/deployment.nix ];` in a configuration
+# of a flake's nixosConfigurations (or the flake output nixosModules.default of nixlift's own
+# flake.nix) gives it these options, which nixlift then reads.
+{ config, lib, ... }@args:
 let
   inherit (lib) mkOption types;
   cfg = config.deployment;
+  # nixlift, colmena and morph pass the machine's name as a module argument (NixOps in
+  # _module.args); a plain NixOS configuration has none, and its host name stands in
+  name = args.name or config._module.args.name or config.networking.hostName;
 
   # Paths to secrets are kept as strings: a path value would be copied into the Nix store the
   # moment it is turned into JSON, and secrets never belong in the store.

@@ -1,4 +1,5 @@
-"""Evaluate network files into a Network with one nix-instantiate call."""
+"""Evaluate a network (files, or one output of a flake) into a Network with one nix-instantiate
+call."""
 
 from __future__ import annotations
 
@@ -10,19 +11,40 @@ from typing import Any
 
 from nixlift import proc
 from nixlift.errors import CommandError, EvalError, UsageError
-from nixlift.model import DeploymentOptions, Machine, Network, Secret
+from nixlift.model import DeploymentOptions, Machine, Network, Profile, Secret
 from nixlift.nix import argv as nix_argv
+from nixlift.nix import flake as flakes
 from nixlift.nix.argv import NetworkArgs, NixSettings
+from nixlift.nix.flake import FlakeRef, LockedFlake
 from nixlift.selection import Selection
 
 
 @dataclass(frozen=True)
 class NetworkSource:
-    """Where a network comes from: its files, its name, the arguments for its function."""
+    """Where a network comes from: its files or a flake, its name, the arguments for its
+    function."""
 
     files: tuple[Path, ...]
     deployment_name: str
     args: NetworkArgs = field(default_factory=NetworkArgs)
+    flake: FlakeRef | None = None
+    #: ssh options (NIX_SSHOPTS) for machines that declare none: nixosConfigurations without
+    #: nixlift's options module
+    ssh_options: tuple[str, ...] = ()
+
+    @property
+    def local_files(self) -> tuple[Path, ...]:
+        """Files on this machine the network is read from (a local flake: its flake.nix)."""
+        if self.flake is None:
+            return self.files
+        local = self.flake.local_dir()
+        return (local / "flake.nix",) if local is not None else ()
+
+    @property
+    def label(self) -> str:
+        if self.flake is not None:
+            return self.flake.text
+        return ", ".join(str(f) for f in self.files)
 
 
 def check_files(files: tuple[Path, ...]) -> None:
@@ -45,6 +67,23 @@ def check_files(files: tuple[Path, ...]) -> None:
 
 
 _ERROR_HINTS = (
+    (
+        re.compile(r"has no `?hostname"),
+        "give every deploy-rs node the address to reach it: deploy.nodes.NAME.hostname",
+    ),
+    (re.compile(r"__schema"), "expose colmena.lib.makeHive's result as colmenaHive"),
+    (
+        re.compile(r"has none of the outputs nixlift reads|has no output"),
+        "name one with REF#OUTPUT (e.g. .#colmena, .#nixosConfigurations), or add one",
+    ),
+    (
+        re.compile(r"hermetic mode|instantiated (nixpkgs )?package set|uninitialized nixpkgs"),
+        "in a flake, give colmena's meta.nixpkgs as import nixpkgs { system = …; }",
+    ),
+    (
+        re.compile(r"has no `nixpkgs` attribute"),
+        "add `inherit nixpkgs;` to nixopsConfigurations.default",
+    ),
     (
         re.compile(r"no nixpkgs to evaluate|was not found in the Nix search path"),
         "point nixlift at nixpkgs: network.nixpkgs in the file, --nixpkgs PATH, "
@@ -93,32 +132,79 @@ async def evaluate(
     """Evaluate the network. `machines`: "full" instantiates each selected machine's toplevel,
     "deployment" reads only its deployment options, "none" only the network's names. With
     `key_texts`, the machines also carry their deployment.keys texts (to upload them)."""
-    check_files(source.files)
+    locked = await _locked(source, settings)
     request = {
-        "files": [str(f.resolve()) for f in source.files],
+        **_source_request(source, locked),
         "deploymentName": source.deployment_name,
         "machines": machines,
         "keyTexts": key_texts,
+        "sshOptions": list(source.ssh_options),
         **selection.to_request(),
     }
-    argv = nix_argv.evaluate(request, source.args, settings)
+    data = await _run(request, source, settings)
+    return parse(data, source, selection, locked)
+
+
+async def flake_outputs(ref: FlakeRef, settings: NixSettings) -> list[str]:
+    """The outputs of a flake that nixlift reads (colmenaHive, …), in the order it prefers them."""
+    source = NetworkSource((), "", flake=ref)
+    locked = await _locked(source, settings)
+    request = {**_source_request(source, locked), "probe": True}
+    data = await _run(request, source, settings)
+    return [str(o) for o in data["known"]]
+
+
+async def _locked(source: NetworkSource, settings: NixSettings) -> LockedFlake | None:
+    if source.flake is None:
+        check_files(source.files)
+        return None
+    return await flakes.lock(source.flake, settings)
+
+
+def _source_request(source: NetworkSource, locked: LockedFlake | None) -> dict[str, Any]:
+    if locked is None:
+        return {"files": [str(f.resolve()) for f in source.files], "flake": None}
+    return {
+        "files": [],
+        "flake": {"url": locked.url, "label": locked.label, "attr": locked.ref.attr},
+    }
+
+
+async def _run(
+    request: dict[str, Any], source: NetworkSource, settings: NixSettings
+) -> dict[str, Any]:
+    argv = nix_argv.evaluate(request, source.args, settings, flakes=source.flake is not None)
     try:
         done = await proc.run(argv, what="evaluating the network")
     except CommandError as e:
         # keep nix's whole error: it names the file, line and option
+        what = f"evaluating {source.label} failed"
+        if source.flake is not None:
+            error = await flakes.flake_error(source.flake, e.stderr_tail, what)
+            if "git add" in error.hint:
+                raise error from None
         full = _nix_error_text(e.stderr_tail)
-        files = ", ".join(str(f) for f in source.files)
-        raise EvalError(f"evaluating {files} failed:\n{full}", hint=_hint_for(full)) from None
-    return parse(json.loads(done.stdout), source, selection)
+        raise EvalError(f"{what}:\n{full}", hint=_hint_for(full)) from None
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
 
 
-def parse(data: dict[str, Any], source: NetworkSource, selection: Selection) -> Network:
+def parse(
+    data: dict[str, Any],
+    source: NetworkSource,
+    selection: Selection,
+    locked: LockedFlake | None = None,
+) -> Network:
     """Turn eval.nix's JSON into a Network, refusing selections that match nothing."""
     names: list[str] = data["network"]["names"]
+    output = data["network"].get("output")
+    label = f"{locked.label}#{output}" if locked is not None else source.label
     if not names:
         raise EvalError(
-            f"{', '.join(map(str, source.files))} defines no machines",
-            hint="a network file is an attribute set of machines: { web = { … }; }",
+            f"{label} defines no machines",
+            hint="a network file is an attribute set of machines: { web = { … }; }"
+            if locked is None
+            else "the output holds no machines (nodes, nixosConfigurations, …)",
         )
     if selection.include is not None:
         for pattern, matched in zip(selection.include, data["patternMatches"], strict=True):
@@ -130,7 +216,7 @@ def parse(data: dict[str, Any], source: NetworkSource, selection: Selection) -> 
     selected: list[str] = data["selected"]
     if not selected:
         raise UsageError(
-            "the selection (--on/--exclude) leaves no machine",
+            "the selection (--on/--exclude/--tagged/--skip/--limit) leaves no machine",
             hint=f"machines: {', '.join(names)}",
         )
     machines = tuple(
@@ -142,21 +228,31 @@ def parse(data: dict[str, Any], source: NetworkSource, selection: Selection) -> 
             drv_path=m.get("drvPath", ""),
             out_path=m.get("toplevel", ""),
             key_texts={k: Secret(str(v).encode()) for k, v in (m.get("keyTexts") or {}).items()},
+            profiles=tuple(Profile.from_json(p) for p in m.get("profiles") or ()),
+            activation=str(m.get("activation") or "switch-to-configuration"),
         )
         for m in (data["machines"][n] for n in selected if n in data["machines"])
     )
     nix_config = tuple(
         (str(k), _nix_value(v)) for k, v in sorted(data["network"]["nixConfig"].items())
     )
+    net = data["network"]
     return Network(
         deployment_name=source.deployment_name,
-        description=data["network"]["description"],
-        files=source.files,
+        # a flake output without a description of its own: the flake's
+        description=net["description"] or (locked.description if locked else ""),
+        files=source.local_files,
         machines=machines,
         all_names=tuple(names),
         nix_config=nix_config,
-        local_system=str(data["network"].get("localSystem", "")),
-        cache=data["network"].get("cache"),
+        local_system=str(net.get("localSystem", "")),
+        source=label,
+        output=output,
+        notices=tuple(str(n) for n in net.get("notices") or ()),
+        machines_file=net.get("machinesFile"),
+        allow_apply_all=bool(net.get("allowApplyAll", True)),
+        ordering=tuple(str(t) for t in net.get("ordering") or ()),
+        cache=net.get("cache"),
     )
 
 

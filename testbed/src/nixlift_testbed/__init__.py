@@ -9,7 +9,7 @@ See `nixlift_testbed.hosts` for what a host offers, `nixlift-sandbox` (`nixlift_
 for the command, and `nixlift_testbed.fixtures` for pytest fixtures.
 """
 
-from nixlift_testbed.demo import standin_nixpkgs, write_network
+from nixlift_testbed.demo import standin_nixpkgs, standin_peer, write_network
 from nixlift_testbed.errors import SandboxError
 from nixlift_testbed.hosts import (
     ADMIN_PASSWORD,
@@ -41,6 +41,7 @@ __all__ = [
     "down",
     "load",
     "standin_nixpkgs",
+    "standin_peer",
     "status",
     "up",
     "write_network",

@@ -15,6 +15,11 @@ def standin_nixpkgs() -> Path:
     return Path(str(resources.files("nixlift_testbed").joinpath("nixpkgs")))
 
 
+def standin_peer(name: str) -> Path:
+    """The stand-in of a peer's flake: "deploy-rs" or "colmena" (see peers/README.md)."""
+    return Path(str(resources.files("nixlift_testbed").joinpath("peers", name)))
+
+
 def write_network(
     directory: Path,
     names: list[str],

@@ -60,7 +60,9 @@ let
         , ...
         }@drvArgs:
         let
-          native = system == builtins.currentSystem;
+          # (pure evaluation, as in a flake evaluated by `nix build`, has no currentSystem: the
+          # package set's own build platform is taken for this machine's)
+          native = system == (builtins.currentSystem or buildPlatform.system);
           busybox = "${busyboxDir}/${system}/busybox";
           drv = derivation (removeAttrs drvArgs [ "script" "nativeBuildInputs" "buildInputs" "meta" "passthru" ] // {
             inherit name system;
