@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 from nixlift.errors import NixliftError
 from nixlift_testbed import hosts
 from nixlift_testbed.demo import write_network
+from nixlift_testbed.errors import SandboxError
+from nixlift_testbed.proxy import DEFAULT_LISTEN, DelayProxy, ssh_options
 
 PROG = "nixlift-sandbox"
 
@@ -53,6 +56,33 @@ def build_parser() -> argparse.ArgumentParser:
     q = ss.add_parser("status", help="show the hosts and what they run")
     q.add_argument("--dir", metavar="DIR")
     q.add_argument("--json", action="store_true", help="print a JSON document on stdout")
+    q = ss.add_parser(
+        "proxy",
+        help="a TCP proxy in front of a host: adds latency, can cut a connection",
+        description="Listen, and forward every connection to TARGET with RTT ms of round-trip "
+        "time (every chunk delayed RTT/2 each way; a new connection costs one RTT). Runs until "
+        "Ctrl-C or SIGTERM, then prints its counters. Prints its address (HOST:PORT) on stdout.",
+    )
+    q.add_argument(
+        "target", metavar="TARGET", help="a host of the sandbox (h1) or ADDRESS:PORT to forward to"
+    )
+    q.add_argument("--rtt", type=float, default=0.0, metavar="MS", help="round-trip time to add")
+    q.add_argument(
+        "--cut-after",
+        type=int,
+        metavar="BYTES",
+        help="reset the first connection whose bytes (both ways) reach BYTES",
+    )
+    q.add_argument(
+        "--cuts", type=int, default=1, metavar="N", help="cut this many connections (default 1)"
+    )
+    q.add_argument(
+        "--listen",
+        default=f"{DEFAULT_LISTEN}:0",
+        metavar="ADDRESS:PORT",
+        help=f"where to listen (default {DEFAULT_LISTEN}, a free port)",
+    )
+    q.add_argument("--dir", metavar="DIR")
     return parser
 
 
@@ -116,6 +146,8 @@ async def run(args: argparse.Namespace) -> int:
         await hosts.down(directory, purge=args.purge)
         print(f"sandbox hosts in {directory} stopped", file=sys.stderr)
         return 0
+    if args.sandbox_command == "proxy":
+        return await _proxy(args, directory)
     rows = await hosts.status(directory)
     if args.json:
         json.dump(
@@ -139,3 +171,53 @@ async def run(args: argparse.Namespace) -> int:
             state = "running" if r.running else "stopped"
             print(f"{r.name}  {r.address}:{r.port}  {state}  {r.current_system or '-'}")
     return 0 if all(r.running for r in rows) else 1
+
+
+def _address(text: str, what: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SandboxError(f"{what} {text!r} is not ADDRESS:PORT")
+    return host, int(port)
+
+
+async def _proxy(args: argparse.Namespace, directory: Path) -> int:
+    """Run a DelayProxy until SIGINT or SIGTERM; its address on stdout, the rest on stderr."""
+    if args.rtt < 0 or (args.cut_after is not None and args.cut_after < 0):
+        raise SandboxError("--rtt and --cut-after are not negative")
+    try_line = None
+    if ":" in args.target:
+        upstream = _address(args.target, "the target")
+    else:
+        sandbox = hosts.load(directory)
+        host = sandbox.host(args.target)
+        upstream = (host.address, host.port)
+        try_line = "ssh " + " ".join(ssh_options(sandbox, host.name))
+    proxy = DelayProxy(
+        upstream,
+        rtt=args.rtt / 1000,
+        cut_after=args.cut_after,
+        cuts=args.cuts,
+        listen=_address(args.listen, "--listen"),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await proxy.start()
+    except OSError as e:
+        raise SandboxError(f"the proxy cannot listen on {args.listen}: {e.strerror}") from e
+    try:
+        address, port = proxy.address
+        print(f"{address}:{port}", flush=True)
+        what = f"proxy {address}:{port} -> {upstream[0]}:{upstream[1]}, {args.rtt:g} ms round trip"
+        if args.cut_after is not None:
+            what += f", cutting {args.cuts} connection(s) at {args.cut_after} bytes"
+        print(what, file=sys.stderr)
+        if try_line is not None:
+            print(f"try: {try_line} -p {port} root@{address} true", file=sys.stderr)
+        await stop.wait()
+    finally:
+        await proxy.close()
+    print(f"proxy stopped: {proxy.stats.summary()}", file=sys.stderr, flush=True)
+    return 0

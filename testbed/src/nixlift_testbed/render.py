@@ -86,12 +86,19 @@ def render_ssh_config(hosts: Iterable[SandboxHost], *, identity: Path, known_hos
     return "\n".join(out) + "\n"
 
 
+def host_key_alias(address: str, port: int) -> str:
+    """The name a host's key has in the sandbox's known_hosts: `[ADDRESS]:PORT` (`ADDRESS` on
+    port 22), as ssh looks it up. `-o HostKeyAlias=THIS` makes ssh look it up under this name
+    when it connects elsewhere (a proxy in front of the host)."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
 def known_hosts_line(address: str, port: int, public_key: str, comment: str = "") -> str:
     """`[ADDRESS]:PORT TYPE KEY [COMMENT]` from an OpenSSH public key line."""
     fields = public_key.split()
     if len(fields) < 2:
         raise SandboxError(f"not an OpenSSH public key: {public_key!r}")
-    host = address if port == 22 else f"[{address}]:{port}"
+    host = host_key_alias(address, port)
     return " ".join([host, fields[0], fields[1], *([comment] if comment else [])])
 
 
