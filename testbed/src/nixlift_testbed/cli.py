@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="sandbox directory (default: $NIXLIFT_SANDBOX_DIR or ~/.local/state/nixlift/sandbox)",
     )
+    q.add_argument(
+        "--shaped",
+        metavar="RATE",
+        help="put the hosts behind a link limited to RATE each way (tc's, e.g. 10mbit): "
+        "a veth pair into a network namespace of theirs, on 10.177.B.N",
+    )
     q = ss.add_parser("down", help="stop the hosts")
     q.add_argument("--dir", metavar="DIR")
     q.add_argument("--purge", action="store_true", help="also delete the hosts' files")
@@ -125,7 +131,7 @@ def _directory(args: argparse.Namespace) -> Path:
 async def run(args: argparse.Namespace) -> int:
     directory = _directory(args)
     if args.sandbox_command == "up":
-        sandbox = await hosts.up(directory, args.count, port=args.port)
+        sandbox = await hosts.up(directory, args.count, port=args.port, shaped=args.shaped)
         network = write_network(
             directory,
             [h.name for h in sandbox.hosts],
@@ -134,6 +140,14 @@ async def run(args: argparse.Namespace) -> int:
         )
         for h in sandbox.hosts:
             print(f"{h.name}  {h.address}:{h.port}  pid {h.pid}", file=sys.stderr)
+        if sandbox.link is not None:
+            link = sandbox.link
+            print(
+                f"behind a {link.rate} link: {link.outside} (here, {link.gateway}) to "
+                f"{link.inside} in network namespace {link.netns}; a service beside the hosts "
+                f"can listen on {link.service_address}",
+                file=sys.stderr,
+            )
         print(
             f"ssh config: {sandbox.ssh_config}  (try: ssh -F {sandbox.ssh_config} "
             f"{sandbox.hosts[0].name} hostname)",

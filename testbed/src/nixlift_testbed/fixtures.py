@@ -64,20 +64,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 class SandboxFactory(Protocol):
-    def __call__(self, count: int, *, port: int = DEFAULT_PORT) -> Sandbox: ...
+    def __call__(
+        self, count: int, *, port: int = DEFAULT_PORT, shaped: str | None = None
+    ) -> Sandbox: ...
 
 
 @pytest.fixture
 def sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxFactory]:
-    """`make(count)` starts a sandbox of `count` hosts in a fresh directory; torn down after."""
+    """`make(count)` starts a sandbox of `count` hosts in a fresh directory; torn down after.
+    `make(count, shaped="10mbit")`: behind a shaped link (`nixlift_testbed.link`)."""
     if SKIP_REASON is not None:
         pytest.skip(SKIP_REASON)
     made: list[Path] = []
 
-    def make(count: int, *, port: int = DEFAULT_PORT) -> Sandbox:
+    def make(count: int, *, port: int = DEFAULT_PORT, shaped: str | None = None) -> Sandbox:
         directory = tmp_path_factory.mktemp("sandbox")
         made.append(directory)  # before up: a half-started sandbox is torn down too
-        return asyncio.run(up(directory, count, port=port))
+        return asyncio.run(up(directory, count, port=port, shaped=shaped))
 
     yield make
 

@@ -92,6 +92,7 @@ from typing import Any, TypeVar
 
 from nixlift import proc
 from nixlift.errors import CommandError, MissingProgramError
+from nixlift_testbed import link as links
 from nixlift_testbed.addresses import FIRST_BLOCK as FIRST_BLOCK
 from nixlift_testbed.addresses import HOSTS_PER_BLOCK as HOSTS_PER_BLOCK
 from nixlift_testbed.addresses import LAST_BLOCK as LAST_BLOCK
@@ -117,6 +118,7 @@ from nixlift_testbed.keys import _install_authorized_keys as _install_authorized
 from nixlift_testbed.keys import _public_key_or_empty as _public_key_or_empty
 from nixlift_testbed.keys import _public_key_path as _public_key_path
 from nixlift_testbed.keys import authorized_keys_line as authorized_keys_line
+from nixlift_testbed.link import Link, rate_bits
 from nixlift_testbed.processes import STOP_TIMEOUT as STOP_TIMEOUT
 from nixlift_testbed.processes import _children as _children
 from nixlift_testbed.processes import _is_host_process as _is_host_process
@@ -313,6 +315,8 @@ class Sandbox:
     identity: Path
     port: int = DEFAULT_PORT
     blocks: tuple[int, ...] = ()
+    #: the shaped link the hosts are behind (`up(…, shaped=RATE)`), or None: on loopback
+    link: Link | None = None
     #: the client key's public half (`ssh-ed25519 AAAA… COMMENT`): a system deployed to the
     #: hosts must authorize it (`users.users.root.openssh.authorizedKeys.keys`) to stay reachable
     public_key: str = ""
@@ -442,6 +446,7 @@ def _sandbox_from_state(directory: Path, data: dict[str, Any]) -> Sandbox:
         port=int(data.get("port", DEFAULT_PORT)),
         blocks=tuple(int(b) for b in data.get("blocks", ())),
         public_key=str(data.get("public_key") or _public_key_or_empty(layout.identity)),
+        link=Link.from_json(data.get("link")),
     )
 
 
@@ -475,6 +480,7 @@ def _state_json(sandbox: Sandbox) -> str:
         "known_hosts": str(sandbox.known_hosts),
         "identity": str(sandbox.identity),
         "public_key": sandbox.public_key,
+        "link": sandbox.link.to_json() if sandbox.link else None,
         "updated": datetime.now(UTC).isoformat(timespec="seconds"),
         "hosts": [
             {
@@ -575,6 +581,23 @@ async def _ensure_route() -> None:
         )
 
 
+async def _set_link(old: Link | None, new: Link | None, blocks: Sequence[int]) -> None:
+    """After the hosts that change were stopped: the link the sandbox is to have, made,
+    changed (its rate) or removed; and whatever a crashed run left under the names of blocks
+    now ours."""
+    if old is not None and (new is None or old.blocks != new.blocks):
+        await links.remove(old)
+    if new is not None and old is not None and old.blocks == new.blocks and old.netns_path.exists():
+        if old.rate != new.rate:
+            await links.shape(new)
+    elif new is not None:
+        await links.create(new)
+    for block in blocks:
+        stale = Link("1bit", (block,))
+        if stale.netns_path.exists() and (new is None or block != new.block):
+            await links.remove(stale)
+
+
 async def _prepare_host(root: Path, name: str, address: str, port: int) -> str:
     """Create the host's directory and files; return its public host key."""
     _write_host_files(root, address, port)
@@ -646,7 +669,14 @@ def _install_host_etc(root: Path, name: str, address: str, client_key: str) -> N
 
 
 def _spawn_host(
-    init_script: Path, root: Path, name: str, address: str, port: int, sshd: str, client_key: str
+    init_script: Path,
+    root: Path,
+    name: str,
+    address: str,
+    port: int,
+    sshd: str,
+    client_key: str,
+    link: Link | None,
 ) -> int:
     """Start the host in the background; return the pid of its `unshare`.
 
@@ -659,6 +689,8 @@ def _spawn_host(
         out.write(f"{_LOG_MARK}{name} on {address}:{port} at {stamp} ===\n")
     argv = ["unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc"]
     argv += ["--propagation", "private", "sh", str(init_script), str(root), name, sshd]
+    if link is not None:  # nsenter execs unshare: the pid stays the host's
+        argv = link.enter(argv)
     return proc.spawn_detached(argv, root / "log")
 
 
@@ -779,12 +811,16 @@ async def up(
     *,
     port: int = DEFAULT_PORT,
     claims: BlockClaims | None = None,
+    shaped: str | None = None,
 ) -> Sandbox:
     """Make hosts h1…hCOUNT of the sandbox in `directory` run, and return the sandbox.
 
     Idempotent: running hosts are kept (same pid, same address), missing ones started (with the
     /nix, /etc and home they had before), hosts above COUNT stopped (their files are kept).
     Returns when every host accepts SSH connections.
+
+    `shaped`: a rate (tc's, e.g. "10mbit"): the hosts are behind a link limited to it each
+    way, in a network namespace of their own, on 10.177.B.N (`nixlift_testbed.link`).
     """
     if not 1 <= count <= MAX_HOSTS:
         raise SandboxError(
@@ -793,6 +829,8 @@ async def up(
         )
     if not 1 <= port <= 65535:
         raise SandboxError(f"{port} is not a TCP port")
+    if shaped is not None:
+        rate_bits(shaped)
     sshd = _preflight()
     directory = _absolute(directory)
     layout = _Layout(directory)
@@ -816,30 +854,39 @@ async def up(
         blocks = claims.acquire(directory, blocks_needed(count), prefer)
         claims.release(directory, [b for b in prefer if b not in blocks])
 
-        wanted = [(host_name(i), host_address(blocks, i)) for i in range(1, count + 1)]
+        link = Link(shaped, blocks) if shaped is not None else None
+        old_link = previous.link if previous else None
+        # hosts in the namespace of a link that goes (or moves to other blocks) start again
+        relinked = old_link is not None and (link is None or old_link.blocks != link.blocks)
+        wanted = [
+            (host_name(i), host_address(blocks, i, shaped=link is not None))
+            for i in range(1, count + 1)
+        ]
         keep: dict[str, SandboxHost] = {}
         stop: list[SandboxHost] = []
         for name, address in wanted:
             host = running.pop(name, None)
             if host is None:
                 continue
-            if host.address == address and host.port == port:
+            if host.address == address and host.port == port and not relinked:
                 keep[name] = host
             else:
                 stop.append(host)
         stop += running.values()  # hosts above COUNT
         await asyncio.gather(*(h.stop() for h in stop))
+        await _set_link(old_link, link, blocks)
 
         to_start = [(n, a) for n, a in wanted if n not in keep]
         public_keys = await _gather_limited(
             [functools.partial(_prepare_host, layout.host_root(n), n, a, port) for n, a in wanted]
         )
         for _, address in to_start:
-            _check_port_free(address, port)
+            if link is None:  # (a shaped link's namespace is new, or holds only our hosts)
+                _check_port_free(address, port)
         started: dict[str, SandboxHost] = {}
         for name, address in to_start:
             root = layout.host_root(name)
-            pid = _spawn_host(layout.init_script, root, name, address, port, sshd, client_key)
+            pid = _spawn_host(layout.init_script, root, name, address, port, sshd, client_key, link)
             started[name] = SandboxHost(name=name, address=address, port=port, pid=pid, root=root)
 
         hosts = tuple(keep.get(name) or started[name] for name, _ in wanted)
@@ -852,6 +899,7 @@ async def up(
             port=port,
             blocks=blocks,
             public_key=client_key,
+            link=link,
         )
         _write_atomic(layout.state, _state_json(sandbox))
         _write_atomic(layout.known_hosts, render_known_hosts(zip(hosts, public_keys, strict=True)))
@@ -893,6 +941,8 @@ async def down(directory: Path, *, purge: bool = False, claims: BlockClaims | No
             await asyncio.gather(
                 *(_stop_host_process(pid, root, name) for pid, (root, name) in targets.items())
             )
+            if state is not None and state.link is not None:
+                await links.remove(state.link)
             claims.release(directory)
     else:
         claims.release(directory)

@@ -56,8 +56,13 @@ def _is_host_process(pid: int, root: Path) -> bool:
     argv = _proc_cmdline(pid)
     if not argv:
         # Right after exec (and in other short windows) cmdline reads empty: trust the name.
-        return _proc_comm(pid) == "unshare"
-    return Path(argv[0]).name == "unshare" and str(root) in argv
+        return _proc_comm(pid) in _HOST_PROGRAMS
+    return Path(argv[0]).name in _HOST_PROGRAMS and str(root) in argv
+
+
+#: what a host's process runs: `unshare`, or at first `nsenter` (into a shaped link's network
+#: namespace), which then becomes `unshare` (exec, same pid)
+_HOST_PROGRAMS = ("unshare", "nsenter")
 
 
 def _proc_comm(pid: int) -> str | None:
@@ -84,7 +89,7 @@ def scan_host_processes(directory: Path) -> list[tuple[int, Path]]:
             continue
         pid = int(entry.name)
         argv = _proc_cmdline(pid)
-        if not argv or Path(argv[0]).name != "unshare":
+        if not argv or Path(argv[0]).name not in _HOST_PROGRAMS:
             continue
         for arg in argv[1:]:
             if Path(arg).parent == hosts_dir and process_alive(pid):
