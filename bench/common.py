@@ -23,13 +23,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 from nixlift_testbed import Sandbox, down, up
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDIN = Path(str(resources.files("nixlift_testbed").joinpath("nixpkgs")))
@@ -92,13 +95,15 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 class Lab:
     """A temporary directory holding sandboxes and networks; `with Lab() as lab:` stops every
-    sandbox started in it and removes the directory, whatever ends the block."""
+    sandbox started in it (and every proxy or server entered with `lab.enter`) and removes the
+    directory, whatever ends the block."""
 
     def __init__(self) -> None:
         # short and without spaces: NIX_SSHOPTS is split at whitespace, socket paths are short
         self.root = Path(tempfile.mkdtemp(prefix="nlbench-", dir="/tmp"))
         self._sandboxes: list[Path] = []
         self._count = 0
+        self._stack = ExitStack()
 
     def __enter__(self) -> Lab:
         ENV["PYTHONPYCACHEPREFIX"] = str(self.root / "pycache")
@@ -115,19 +120,29 @@ class Lab:
             signal.signal(signal.SIGINT, old)
 
     def close(self) -> None:
-        for directory in reversed(self._sandboxes):
-            self.stop(directory)
-        shutil.rmtree(self.root, ignore_errors=True)
+        try:
+            self._stack.close()  # proxies and servers first: they may serve the sandboxes
+        finally:
+            for directory in reversed(self._sandboxes):
+                self.stop(directory)
+            shutil.rmtree(self.root, ignore_errors=True)
 
-    def sandbox(self, count: int) -> Sandbox:
-        """A new sandbox of hosts h1…hCOUNT (fresh stores) in its own directory."""
+    def enter(self, manager: AbstractContextManager[T]) -> T:
+        """Enter a context manager (a proxy in a thread, a server) until the Lab closes."""
+        return self._stack.enter_context(manager)
+
+    def sandbox(self, count: int, *, shaped: str | None = None) -> Sandbox:
+        """A new sandbox of hosts h1…hCOUNT (fresh stores) in its own directory; `shaped`: behind
+        a link of that rate (nixlift_testbed.link)."""
         self._count += 1
         directory = self.root / f"sb{self._count}"
         self._sandboxes.append(directory)  # before `up`: a half-started sandbox is stopped too
         begun = time.perf_counter()
-        sandbox = asyncio.run(up(directory, count))
+        sandbox = asyncio.run(up(directory, count, shaped=shaped))
+        link = f" behind a {shaped} link" if shaped else ""
         say(
-            f"  sandbox {directory.name}: {count} host(s) up in {time.perf_counter() - begun:.1f} s"
+            f"  sandbox {directory.name}: {count} host(s){link} up in "
+            f"{time.perf_counter() - begun:.1f} s"
         )
         return sandbox
 
@@ -160,9 +175,17 @@ class HostSpec:
     small_paths: int = 0
     #: size in MiB of one shared path (the same derivation for every host), 0 = none
     blob_mib: int = 0
+    #: the shared path's bytes are random (incompressible, as most of a real closure is to a
+    #: fast compressor) instead of one repeated letter
+    blob_random: bool = False
 
     def to_json(self) -> dict[str, object]:
-        return {"role": self.role, "smallPaths": self.small_paths, "blobMiB": self.blob_mib}
+        return {
+            "role": self.role,
+            "smallPaths": self.small_paths,
+            "blobMiB": self.blob_mib,
+            "blobRandom": self.blob_random,
+        }
 
 
 # A machine as a function of its name and spec. Constant text: values come from bench.json.
@@ -172,11 +195,18 @@ let
   small = builtins.genList
     (i: pkgs.writeText "bench-${name}-${toString i}" "${name} file ${toString i}\n")
     spec.smallPaths;
-  # One path shared by every host: its derivation does not depend on the host.
-  blob = pkgs.runCommand "bench-blob-${toString spec.blobMiB}MiB" { } ''
-    $bb mkdir -p "$out"
-    $bb head -c ${toString spec.blobMiB}M /dev/zero | $bb tr '\000' 'n' > "$out/blob"
-  '';
+  # One path shared by every host: its derivation does not depend on the host. Random bytes
+  # are whatever its one build drew: the path is built once and then found in the store.
+  random = spec.blobRandom or false;
+  blob = pkgs.runCommand
+    "bench-blob-${if random then "random-" else ""}${toString spec.blobMiB}MiB" { }
+    (if random then ''
+      $bb mkdir -p "$out"
+      $bb head -c ${toString spec.blobMiB}M /dev/urandom > "$out/blob"
+    '' else ''
+      $bb mkdir -p "$out"
+      $bb head -c ${toString spec.blobMiB}M /dev/zero | $bb tr '\000' 'n' > "$out/blob"
+    '');
 in
 {
   environment.etc = { "bench/role".text = spec.role; }
@@ -341,6 +371,75 @@ def timed(
             tail = "\n".join(out.read().splitlines()[-25:])
             raise CommandFailed(f"{' '.join(map(str, argv))} exited {done.returncode}:\n{tail}")
     return elapsed
+
+
+def timed_json(
+    argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None
+) -> tuple[float, dict[str, Any]]:
+    """Seconds the command takes, and the JSON document it prints on stdout (nixlift --json)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        begun = time.perf_counter()
+        done = subprocess.run(
+            [str(a) for a in argv], stdout=out, stderr=err, text=True, env=dict(env or ENV)
+        )
+        elapsed = time.perf_counter() - begun
+        out.seek(0)
+        err.seek(0)
+        if done.returncode != 0:
+            tail = "\n".join((out.read() + err.read()).splitlines()[-25:])
+            raise CommandFailed(f"{' '.join(map(str, argv))} exited {done.returncode}:\n{tail}")
+        doc: dict[str, Any] = json.loads(out.read())
+    return elapsed, doc
+
+
+#: seconds between two reads of a process's VmHWM
+POLL = 0.02
+
+
+@dataclass(frozen=True)
+class Peak:
+    mb: float
+    seconds: float
+    polls: int
+    returncode: int
+    #: the last line nixlift wrote on stderr when it failed
+    error: str
+
+
+def peak_rss(argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None) -> Peak:
+    """Wall time and VmHWM (the kernel's high-water mark of its own resident set; children,
+    nix and ssh, are not counted) of the process started with argv, polled every POLL seconds
+    until it exits."""
+    with tempfile.TemporaryFile("w+") as err:
+        begun = time.perf_counter()
+        child = subprocess.Popen(
+            [str(a) for a in argv],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=dict(env or ENV),
+            text=True,
+        )
+        status = Path(f"/proc/{child.pid}/status")
+        hwm_kib = 0
+        polls = 0
+        while True:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        hwm_kib = max(hwm_kib, int(line.split()[1]))
+                        break
+            except (OSError, ValueError):
+                pass  # exited between two polls: the last value read stands
+            polls += 1
+            if child.poll() is not None:
+                break
+            time.sleep(POLL)
+        elapsed = time.perf_counter() - begun
+        error = ""
+        if child.returncode != 0:
+            err.seek(0)
+            error = gist(err.read())
+    return Peak(hwm_kib / 1024, elapsed, polls, child.returncode, error)
 
 
 def no_bytecode_env() -> dict[str, str]:

@@ -13,24 +13,18 @@ target is for 100 hosts, so a quick run only shows the trend.
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-import time
-from dataclasses import dataclass
-from pathlib import Path
-
 from common import (
-    ENV,
     HostSpec,
     Lab,
+    Peak,
     build_in_batches,
     deploy_in_batches,
-    gist,
     header,
     host_names,
     main_guard,
     nixlift,
     parse_args,
+    peak_rss,
     reps,
     say,
     stage,
@@ -40,45 +34,6 @@ from common import (
 
 TARGET_MB = 100.0
 HOSTS = 100
-POLL = 0.02
-
-
-@dataclass(frozen=True)
-class Peak:
-    mb: float
-    seconds: float
-    polls: int
-    returncode: int
-    #: the last line nixlift wrote on stderr when it failed
-    error: str
-
-
-def peak_rss(argv: list[str]) -> Peak:
-    """VmHWM of the process started with argv, polled until it exits."""
-    with tempfile.TemporaryFile("w+") as err:
-        begun = time.perf_counter()
-        child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=ENV, text=True)
-        status = Path(f"/proc/{child.pid}/status")
-        hwm_kib = 0
-        polls = 0
-        while True:
-            try:
-                for line in status.read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        hwm_kib = max(hwm_kib, int(line.split()[1]))
-                        break
-            except (OSError, ValueError):
-                pass  # exited between two polls: the last value read stands
-            polls += 1
-            if child.poll() is not None:
-                break
-            time.sleep(POLL)
-        elapsed = time.perf_counter() - begun
-        error = ""
-        if child.returncode != 0:
-            err.seek(0)
-            error = gist(err.read())
-    return Peak(hwm_kib / 1024, elapsed, polls, child.returncode, error)
 
 
 def body() -> int:
