@@ -39,6 +39,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -216,16 +217,17 @@ async def _kill_all(pids: Sequence[int]) -> None:
 
 
 @contextlib.contextmanager
-def serve_http(link: Link, directory: Path, port: int = 8080) -> Iterator[str]:
+def serve_http(
+    link: Link, directory: Path, port: int = 8080, *, writable: bool = False
+) -> Iterator[str]:
     """Serve `directory` over HTTP at `service_address:port`, on the hosts' side of the link
-    (a `file://` binary cache, for hosts to substitute from); yields the URL. Python's
-    `http.server`; stopped when the block ends."""
+    (a `file://` binary cache, for hosts to substitute from); yields the URL. `writable`: PUT
+    too, so that `nix copy --to URL` uploads into it across the link. `nixlift_testbed.
+    httpserve` (Python's http.server); stopped when the block ends."""
     address = link.service_address
-    argv = link.enter(
-        ["python3", "-m", "http.server", "--bind", address, "--directory", str(directory)]
-    )
-    argv.append(str(port))
-    with running(argv, (address, port)):
+    argv = [sys.executable, "-m", "nixlift_testbed.httpserve", str(directory)]
+    argv += ["--bind", address, "--port", str(port), *(["--writable"] if writable else [])]
+    with running(link.enter(argv), (address, port)):
         yield f"http://{address}:{port}"
 
 
