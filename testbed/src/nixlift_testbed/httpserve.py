@@ -31,6 +31,8 @@ class Handler(SimpleHTTPRequestHandler):
         pass
 
     def log_error(self, format: str, *args: object) -> None:
+        if args and args[0] == 404:
+            return  # nix asks for .narinfo files that are not there yet: routine
         sys.stderr.write(f"httpserve: {self.address_string()} {format % args}\n")
 
     def do_PUT(self) -> None:
