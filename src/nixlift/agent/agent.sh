@@ -94,10 +94,11 @@ value() {
 }
 
 # take NAME [NAME…]: each request value NAME into the variable NAME
+# (its own loop variable has a name no action uses: sh has no local variables)
 take() {
-  for name; do
-    value "$name"
-    eval "$name=\$v"
+  for _field; do
+    value "$_field"
+    eval "$_field=\$v"
   done
 }
 
@@ -608,7 +609,6 @@ run_profile() {
 }
 
 profile_action() {
-  # (`take` uses the variable `name` itself)
   take profile_name path user profile_path goal auto_rollback activation_timeout
   name=$profile_name
   case "$name" in ""|*[!A-Za-z0-9._-]*) fail "not a profile name: $name" ;; esac

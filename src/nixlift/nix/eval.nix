@@ -203,6 +203,7 @@ let
       inherit names;
       description = meta.description or "";
       nixConfig = meta.nixConfig or { };
+      cache = meta.cache or null;
       machinesFile = if meta.machinesFile or null == null then null else toString meta.machinesFile;
       allowApplyAll = meta.allowApplyAll or true;
       ordering = meta.ordering.tags or [ ];
@@ -230,6 +231,7 @@ let
       names = attrNames checked.nodes;
       description = meta.description or "";
       nixConfig = { };
+      cache = meta.cache or null;
       machinesFile = if meta.machinesFile or null == null then null else toString meta.machinesFile;
       allowApplyAll = meta.allowApplyAll or true;
       ordering = [ ];
@@ -261,6 +263,7 @@ let
       inherit names;
       description = "";
       nixConfig = { };
+      cache = null;
       machinesFile = null;
       allowApplyAll = true;
       ordering = [ ];
@@ -349,6 +352,7 @@ let
       inherit names;
       description = "";
       nixConfig = { };
+      cache = null;
       machinesFile = null;
       allowApplyAll = true;
       ordering = [ ];
@@ -478,7 +482,7 @@ if req.probe or false then probe else
     # a binary cache for the fleet: a store URL, or { store; secretKeyFile; url; }. Paths are
     # kept as strings: a path turned into JSON is copied into the store, and this one is a key.
     cache =
-      let c = meta.cache or null;
+      let c = net.cache;
       in if isAttrs c then builtins.mapAttrs (_: v: if builtins.isPath v then toString v else v) c
          else if builtins.isPath c then toString c
          else c;
