@@ -77,6 +77,11 @@ def test_a_copy_cut_midway_is_retried_over_a_new_connection_and_keeps_what_arriv
     assert h1["copy_tries"] == 2, h1
     assert "the copy's connection was cut; trying again over a new connection" in done.stderr
     assert current_system(host) == system
+    # The cut took the lock's connection too (the host freed the lock): retaken before the
+    # activation, and the history is written under it.
+    assert "could not record" not in done.stderr
+    records = (host.read_text("/nix/var/nixlift/history.jsonl") or "").splitlines()
+    assert [json.loads(r)["system"] for r in records] == [system]
 
     assert stats.cuts == 1, stats.summary()
     cut = next(i for i, c in enumerate(stats.per_connection) if c.cut)

@@ -185,9 +185,10 @@ class HostSequence:
         await self._build(agent)
         if host is None or agent is None or not goal.copies:
             return Verdict(Status.OK)
-        probe = self.ready.probe
-        if probe is None or m.deployment.build_on_target:
-            probe = await self._step(Stage.PROBE, "", lambda: agent.probe(m.out_path))
+        read = self.ready.probe
+        if read is None or m.deployment.build_on_target:
+            read = await self._step(Stage.PROBE, "", lambda: agent.probe(m.out_path))
+        probe: Probe = read
         if not probe.has_system:
             if self.pusher is not None and not host.is_local:
                 await self._step(Stage.COPY, "through the cache", lambda: self._fetch(agent))
@@ -221,6 +222,9 @@ class HostSequence:
                     slot=True,
                 )
             self.copied = self.touched = True
+            if self.ready.lock is not None:
+                # nothing is activated unless under the lock, which a cut copy took with it
+                probe = await self.ready.lock.retake() or probe
         if not goal.activates:
             await self._profiles(agent, probe)
             return Verdict(Status.OK)

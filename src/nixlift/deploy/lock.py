@@ -91,6 +91,15 @@ class HostLock:
             hint="wait for that deploy to end, or give --lock-wait SECONDS to wait for it",
         )
 
+    async def retake(self) -> Probe | None:
+        """Take the lock again if the call that held it has ended: its connection was cut (a
+        copy retried over a new one), and the host freed the lock when it went. Returns the
+        host's state as read under the new lock (another deployer may have changed it in
+        between), or None when the lock was still held."""
+        if self._held is None or not self._held.task.done():
+            return None
+        return (await self.acquire()).probe
+
     async def record(self, entry: dict[str, Any]) -> None:
         """Append to the host's history through the lock's own connection."""
         if self._held is None:
