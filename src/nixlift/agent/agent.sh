@@ -141,14 +141,19 @@ nixos_system() {
 # file and nothing written to it is lost) and reads one line; whoever it waits for writes a line
 # into the FIFO (opened read-write too: that never blocks, whether or not anyone waits).
 # wait_line FD SECONDS: the first line from FD into $line, or "timeout" after SECONDS
+# The timer holds none of the caller's files: a `sleep` left behind would keep the SSH
+# session's output open (the call would not end until it did) or hold a lock's descriptor. A
+# TERM that lands while `sleep` is being started is noted and acted on once its pid is known.
 wait_line() {
   (
-    trap 'kill "$s" 2>/dev/null; exit 0' TERM
+    stop=
+    trap 'stop=1' TERM
     sleep "$2" &
     s=$!
-    wait "$s"
+    [ -n "$stop" ] || wait "$s"
+    if [ -n "$stop" ]; then kill "$s" 2>/dev/null; exit 0; fi
     printf 'timeout\n' >&"$1"
-  ) &
+  ) >/dev/null 2>&1 8>&- 9>&- &
   sleeper=$!
   IFS= read -r line <&"$1"
   kill "$sleeper" 2>/dev/null
