@@ -106,6 +106,11 @@ def body() -> int:
         args,
     )
     specs = {h: HostSpec(role=h, blob_mib=blob, blob_random=True) for h in host_names(HOSTS)}
+    # nix here remembers for 30 days which paths a cache URL holds (its narinfo disk cache,
+    # ~/.cache/nix): every case's cache is new and empty, but its URL (the link's service
+    # address, a port) comes back in the next run, and a push would skip what the cache at that
+    # URL held then.
+    ENV["NIX_CONFIG"] += "narinfo-cache-positive-ttl = 0\nnarinfo-cache-negative-ttl = 0\n"
     help_text = run(nixlift("deploy", "--help"))
     has_cache = re.search(r"--cache[\s=]", help_text) is not None
     with Lab() as lab:
@@ -130,8 +135,7 @@ def body() -> int:
             if case in FILE_CASES or case in HTTP_CASES:
                 directory = lab.directory(f"cache-{sandbox.directory.name}")
                 current["cache"] = directory
-                # A port of its own: nix here remembers what a cache URL holds (its narinfo
-                # cache), and a new, empty cache at a URL used before would be taken for full.
+                # a port per case, so that no two live servers of a run share a URL
                 port = PORT + len(list(lab.root.glob("cache-*")))
                 server = _cache_server(case, sandbox, directory, port)
                 current["url"] = scope.enter_context(server)
