@@ -45,7 +45,7 @@ class LogDir:
         elif isinstance(event, Phase):
             self._write(event.host, f"== {event.phase} {event.detail}".rstrip())
         elif isinstance(event, Output):
-            self._write(event.host, event.line)
+            self._write(event.host, f"(shared) {event.line}" if event.shared else event.line)
         elif isinstance(event, Notice) and event.host:
             self._write(event.host, f"!! {event.message}")
         elif isinstance(event, Finished):
