@@ -168,10 +168,11 @@ def helper(args: list[str]) -> int:
                 names = []
     except (Exception, KeyboardInterrupt):  # a completion that fails offers nothing
         return 0
-    # --on a,b,<TAB>: the names after the last comma, the rest kept as typed
+    # --on a,b,<TAB>: the names after the last comma not given yet, the rest kept as typed
     head, comma, tail = current.rpartition(",") if kind == "machines" else ("", "", current)
+    given = set(head.split(","))
     for name in names:
-        if name.startswith(tail):
+        if name.startswith(tail) and name not in given:
             print(f"{head}{comma}{name}")
     sys.stdout.flush()
     return 0
