@@ -241,6 +241,8 @@ class HostResult:
     activated: bool = False
     #: the failing command's last output lines
     detail: str | None = None
+    #: what kind of failure (an error class's `kind`), for machines
+    error_kind: str | None = None
     #: names of the keys and secrets written to the host, and of those already in place
     keys_written: tuple[str, ...] = ()
     keys_unchanged: tuple[str, ...] = ()

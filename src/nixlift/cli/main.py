@@ -21,6 +21,7 @@ from nixlift.cli import (
     remote_cmd,
 )
 from nixlift.cli.options import Invocation, from_namespace
+from nixlift.cli.output import document, error_of, print_json
 from nixlift.cli.parser import build_parser, split_remote_command
 from nixlift.errors import NixliftError
 from nixlift.ui.format import error_lines
@@ -56,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return completions.helper(args[1:])
     words, remote = split_remote_command(args)
     debug = "--debug" in words
+    inv: Invocation | None = None
     try:
         parser = build_parser()
         ns = parser.parse_args(words)
@@ -72,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(COMMANDS[inv.command](inv))
     except NixliftError as e:
         report(e, debug=debug)
+        if inv is not None and inv.output.json:
+            # machines reading stdout get the failure as data too
+            print_json(document(inv.command, error=error_of(e)))
         return e.exit_code
     except BrokenPipeError:
         # stdout closed early (`nixlift eval --json | head`): not an error of ours

@@ -10,7 +10,16 @@ from nixlift import registry as reg
 from nixlift.agent.protocol import Agent
 from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
-from nixlift.cli.output import machine_json, print_json, print_table, short_path, target_text
+from nixlift.cli.output import (
+    document,
+    error_of,
+    machine_json,
+    normalize_time,
+    print_json,
+    print_table,
+    short_path,
+    target_text,
+)
 from nixlift.cli.screen import interrupts
 from nixlift.cli.source import evaluate_request, resolve
 from nixlift.deploy.fanout import Fleet
@@ -22,14 +31,15 @@ async def cmd_eval(inv: Invocation) -> int:
     network = await evaluate_request(await resolve(inv.network))
     if inv.output.json:
         print_json(
-            {
-                "deployment": network.deployment_name,
-                "description": network.description,
-                "source": network.source,
-                "output": network.output,
-                "notices": list(network.notices),
-                "machines": [machine_json(m) for m in network.machines],
-            }
+            document(
+                "eval",
+                deployment=network.deployment_name,
+                description=network.description,
+                source=network.source,
+                output=network.output,
+                notices=list(network.notices),
+                machines=[machine_json(m) for m in network.machines],
+            )
         )
         return 0
     if network.description:
@@ -48,30 +58,39 @@ async def cmd_info(inv: Invocation) -> int:
             probes = await fleet.each(lambda m, host: Agent(host).probe(m.out_path))
     rows: list[dict[str, Any]] = []
     for m in network.machines:
-        row: dict[str, Any] = {**machine_json(m), "running": None, "profile": None}
         found = probes[m.name]
+        row: dict[str, Any] = {
+            "name": m.name,
+            "target": target_text(m),
+            "system": m.system,
+            "out_path": m.out_path,
+            "running": None,
+            "profile": None,
+            "error": None,
+        }
         if isinstance(found, NixliftError):
-            row.update(state="unreachable", error=str(found), hint=found.hint)
+            row.update(state="unreachable", error=error_of(found))
         else:
             running = found.state.current_system
             row.update(
                 running=running,
                 profile=found.state.profile_system,
-                state="up to date"
+                state="up-to-date"
                 if running == m.out_path
-                else "not deployed"
+                else "not-deployed"
                 if running is None
-                else "out of date",
+                else "out-of-date",
             )
         rows.append(row)
     if inv.output.json:
         print_json(
-            {
-                "deployment": network.deployment_name,
-                "source": network.source,
-                "output": network.output,
-                "machines": rows,
-            }
+            document(
+                "info",
+                deployment=network.deployment_name,
+                source=network.source,
+                output=network.output,
+                hosts=rows,
+            )
         )
     else:
         print_table(
@@ -82,15 +101,18 @@ async def cmd_info(inv: Invocation) -> int:
                     r["target"],
                     r["system"],
                     short_path(r["running"]),
-                    short_path(r["outPath"]),
-                    r["state"],
+                    short_path(r["out_path"]),
+                    r["state"].replace("-", " "),
                 )
                 for r in rows
             ],
         )
         for r in rows:
-            if r["state"] == "unreachable":
-                print(f"{r['name']}: {r['error']}\n  hint: {r['hint']}", file=sys.stderr)
+            if r["error"] is not None:
+                print(
+                    f"{r['name']}: {r['error']['message']}\n  hint: {r['error']['hint']}",
+                    file=sys.stderr,
+                )
     if fleet.rollout.interrupted:
         return 130
     return 1 if any(r["state"] == "unreachable" for r in rows) else 0
@@ -134,7 +156,15 @@ async def cmd_create(inv: Invocation) -> int:
 async def cmd_list(inv: Invocation) -> int:
     entries = reg.Registry().entries()
     if inv.output.json:
-        print_json([{"name": e.name, **e.to_json()} for e in entries])
+        print_json(
+            document(
+                "list",
+                deployments=[
+                    {"name": e.name, **e.to_json(), "created": normalize_time(e.created)}
+                    for e in entries
+                ],
+            )
+        )
     elif entries:
         print_table(("NAME", "NETWORK", "CREATED"), [(e.name, e.shown, e.created) for e in entries])
     else:
