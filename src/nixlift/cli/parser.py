@@ -585,7 +585,10 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("nixlift list", "the registered names and their files"),
         ("nixlift list --json", "as JSON"),
     ),
-    "delete": (("nixlift delete -d web", "forget the name web (its hosts are untouched)"),),
+    "delete": (
+        ("nixlift delete -d web", "forget the name web (its hosts are untouched)"),
+        ("nixlift delete -d web && nixlift create ./web.nix -d web", "point web at other files"),
+    ),
     "cache": (
         ("nixlift cache serve /srv/nix-cache", "serve a file:// cache on port 8080"),
         ("nixlift cache serve /srv/nix-cache --listen 127.0.0.1:9000", "elsewhere"),
