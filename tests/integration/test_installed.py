@@ -159,17 +159,48 @@ def test_bash_completes_registered_names_commands_goals_and_options(
     assert complete(bash_script, "deploy", "broken.nix", "--on", "", cwd=tmp_path) == []
 
 
-def test_zsh_and_fish_scripts_are_generated_with_the_callbacks(tmp_path: Path) -> None:
-    for shell in ("zsh", "fish"):
-        done = installed("completions", shell, cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
-        assert "_nixlift_complete_machines" in done.stdout
-        assert "__complete machines" in done.stdout and "dry-activate" in done.stdout
-        checker = shutil.which(shell)
-        if checker:  # not installed here; where it is, the script must at least parse
-            path = tmp_path / f"nixlift.{shell}"
-            path.write_text(done.stdout)
-            assert subprocess.run([checker, "-n", path], check=False).returncode == 0
+def test_fish_completes_the_machines_of_a_network(tmp_path: Path) -> None:
+    fish = shutil.which("fish")
+    if fish is None:
+        pytest.skip("fish is not installed (scripts/install.sh installs it)")
+    net = two_machines(tmp_path).name
+    script = tmp_path / "nixlift.fish"
+    done = installed("completions", "fish", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    script.write_text(done.stdout)
+
+    def complete(line: str) -> list[str]:
+        # fish's own `complete -C LINE`: what TAB offers at the end of LINE, with descriptions
+        asked = subprocess.run(
+            [fish, "--no-config", "-c", 'source $argv[1]; complete -C "$argv[2]"', script, line],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PATH": f"{NIXLIFT.parent}:{os.environ['PATH']}"},
+            timeout=120,
+            check=False,
+        )
+        assert asked.returncode == 0, asked.stderr
+        return [row.split("\t")[0] for row in asked.stdout.splitlines()]
+
+    assert complete(f"nixlift deploy {net} --on ") == ["h1", "h2"]
+    assert complete(f"nixlift deploy {net} dry") == ["dry-activate"]
+    assert complete("nixlift de") == ["delete", "deploy"]
+
+
+def test_the_zsh_script_is_generated_with_the_callbacks(tmp_path: Path) -> None:
+    done = installed("completions", "zsh", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("#compdef nixlift")
+    assert "__complete machines" in done.stdout and "dry-activate" in done.stdout
+    zsh = shutil.which("zsh")
+    if zsh is None:
+        pytest.skip("zsh is not installed (scripts/install.sh installs it)")
+    # zsh's completion system needs a terminal to be driven; here it must at least parse
+    path = tmp_path / "_nixlift"
+    path.write_text(done.stdout)
+    checked = subprocess.run([zsh, "-n", path], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_man_renders_the_manual_page(tmp_path: Path) -> None:

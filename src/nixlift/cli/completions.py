@@ -119,6 +119,7 @@ def annotated_parser() -> argparse.ArgumentParser:
     completers = _completers(shtab)
     parser = build_parser()
     for command, p in _parsers(parser):
+        _short_descriptions(p)
         for action in p._actions:
             kind = None
             if action.dest in _MACHINE_DESTS:
@@ -134,6 +135,16 @@ def annotated_parser() -> argparse.ArgumentParser:
             if kind is not None:
                 setattr(action, "complete", completers[kind])  # noqa: B010 (shtab's attribute)
     return parser
+
+
+def _short_descriptions(parser: argparse.ArgumentParser) -> None:
+    """shtab describes a command in zsh's and fish's menus by its parser's description, a
+    paragraph written for --help; the one line of the command list reads better there."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for listed in action._choices_actions:
+                command = action.choices[listed.dest]
+                command.description = listed.help
 
 
 def script(shell: str) -> str:
