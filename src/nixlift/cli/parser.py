@@ -845,6 +845,12 @@ def build_parser() -> argparse.ArgumentParser:
         "under a name, so `nixlift deploy -d NAME` finds them. Nothing else is kept.",
     )
     _network_args(p)
+    p.add_argument(
+        "--force",
+        dest="replace",
+        action="store_true",
+        help="point a name that is already registered at this network",
+    )
 
     p = _command(
         sub,
