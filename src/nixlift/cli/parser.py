@@ -575,7 +575,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     "create": (
         ("nixlift create ./network.nix -d web", "then: nixlift deploy -d web"),
         ("nixlift create ./network.nix --argstr env prod -d web-prod", "with an argument"),
-        ("nixlift create --flake .#colmena -d fleet", "a flake's output"),
+        ("nixlift create --flake .#colmena -d fleet --force", "a flake's output, replacing fleet"),
     ),
     "import-nixops": (
         ("nixlift import-nixops", "every deployment of NixOps' own state file"),
@@ -587,7 +587,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "delete": (
         ("nixlift delete -d web", "forget the name web (its hosts are untouched)"),
-        ("nixlift delete -d web && nixlift create ./web.nix -d web", "point web at other files"),
+        ("nixlift delete --deployment old-fleet", "the same, spelt out (NixOps' form)"),
     ),
     "cache": (
         ("nixlift cache serve /srv/nix-cache", "serve a file:// cache on port 8080"),
