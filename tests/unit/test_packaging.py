@@ -106,5 +106,8 @@ def test_the_committed_man_page_is_the_parsers() -> None:
         return [line for line in text.splitlines() if not line.startswith(".TH ")]
 
     committed = (ROOT / "man" / "nixlift.1").read_text()
-    assert body(committed) == body(page())
+    assert body(committed) == body(page()), (
+        "man/nixlift.1 is not the parser's: run "
+        "`.venv/bin/python -m nixlift.cli.manpage > man/nixlift.1` and commit it"
+    )
     assert committed.startswith('.TH NIXLIFT "1" ')
