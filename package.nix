@@ -59,8 +59,10 @@ python3Packages.buildPythonApplication {
     ''
       installManPage man/nixlift.1
     ''
-    # the scripts come from the program itself, which must run on the build machine for that
+    # the scripts come from the program itself, which must run on the build machine for that;
+    # it is not wrapped yet here, so its own site-packages goes on the path by hand
     + lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
+      export PYTHONPATH="$out/${python3Packages.python.sitePackages}:$PYTHONPATH"
       installShellCompletion --cmd nixlift \
         --bash <($out/bin/nixlift completions bash) \
         --zsh <($out/bin/nixlift completions zsh) \

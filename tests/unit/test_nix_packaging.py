@@ -67,6 +67,7 @@ def test_the_man_page_and_completions_are_installed(evaluated: dict[str, Any]) -
     script = package["postInstall"]
     assert "installManPage man/nixlift.1" in script
     assert "installShellCompletion --cmd nixlift" in script
+    assert 'PYTHONPATH="$out/lib/python3.12/site-packages:$PYTHONPATH"' in script
     for shell in ("bash", "zsh", "fish"):
         assert f"--{shell} <($out/bin/nixlift completions {shell})" in script
     # what the build reads is in its source, and exists here

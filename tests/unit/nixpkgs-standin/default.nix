@@ -55,6 +55,9 @@ let
           inherit args;
           meta = args.meta or { };
         };
+      python = fake "python3" // {
+        sitePackages = "lib/python3.12/site-packages";
+      };
       setuptools = fake "python3-setuptools";
       rich = fake "python3-rich";
       shtab = fake "python3-shtab";
