@@ -131,6 +131,24 @@ def test_bash_completes_the_machines_of_a_network(bash_script: Path, tmp_path: P
     ]
 
 
+def test_bash_completes_the_machines_of_a_flake(bash_script: Path, tmp_path: Path) -> None:
+    from flakekit import write_flake
+
+    fleet = tmp_path / "fleet"
+    write_flake(
+        fleet,
+        None,
+        """{
+      nixosConfigurations.alpha = nixpkgs.lib.nixosSystem { inherit system; modules = [ ]; };
+      nixosConfigurations.beta = nixpkgs.lib.nixosSystem { inherit system; modules = [ ]; };
+    }""",
+    )
+    offered = complete(bash_script, "deploy", "--flake", str(fleet), "--on", "", cwd=tmp_path)
+    assert offered == ["alpha", "beta"]
+    # the flake found from the current directory, as a deploy would find it
+    assert complete(bash_script, "ssh", "b", cwd=fleet) == ["beta"]
+
+
 def _one_registered(tmp_path: Path, net: str) -> dict[str, str]:
     env = {"NIXLIFT_REGISTRY": str(tmp_path / "registry.json")}
     created = installed("create", net, "-d", "pair", cwd=tmp_path, env=env)
