@@ -48,6 +48,12 @@ def test_the_installed_command_takes_the_goal_after_options(tmp_path: Path) -> N
     assert doc["command"] == "deploy" and [h["name"] for h in doc["hosts"]] == ["h1"]
     assert doc["hosts"][0]["system"].endswith("-nixos-system-h1-24.05.standin")
 
+    # -q before or after the command: the system path on stdout and not a word of progress
+    for quiet in (("-q", "deploy", net.name), ("deploy", net.name, "-q", "--color", "never")):
+        done = installed(*quiet, "build", "--on", "h2", cwd=tmp_path)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert done.stdout.strip().endswith("-nixos-system-h2-24.05.standin")
+
     wrong = installed("deploy", net.name, "--on", "h1", "swtich", cwd=tmp_path)
     assert wrong.returncode == 2 and wrong.stdout == ""
     assert "unknown goal 'swtich' (did you mean 'switch'?)" in wrong.stderr
