@@ -17,9 +17,10 @@ export DEBIAN_FRONTEND=noninteractive
 need_apt=()
 # sudo: the sandbox hosts' users who are not root; python3: Debian's, which the apply-local test
 # runs inside a sandbox host (whose /root, where a pyenv would live, is its own); shellcheck: the
-# test command checks the shell programs that run on hosts.
+# test command checks the shell programs that run on hosts; man-db (and groff), zsh and fish: tests
+# read the generated nixlift(1) as man shows it and try the completion scripts in each shell.
 pkgs=(nix-bin nix-setup-systemd openssh-server openssh-client iproute2 qemu-user-static binfmt-support
-      sudo python3 shellcheck)
+      sudo python3 shellcheck man-db zsh fish)
 # Debian's python3 needs python3-venv for `python3 -m venv`; a python that has venv already does not.
 python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
 for pkg in "${pkgs[@]}"; do
