@@ -62,4 +62,8 @@ log "installing nixlift and its development tools into .venv"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
 log "installing the test bed (nixlift-sandbox) into .venv"
 .venv/bin/pip install -q --disable-pip-version-check -e ./testbed
-log "done: .venv/bin/nixlift --help, .venv/bin/nixlift-sandbox --help"
+# On the PATH of every new shell, without activating the venv: links in /usr/local/bin.
+for program in nixlift nixlift-sandbox; do
+  ln -sfn "$PWD/.venv/bin/$program" "/usr/local/bin/$program"
+done
+log "done: nixlift --help, nixlift-sandbox --help (linked into /usr/local/bin)"
