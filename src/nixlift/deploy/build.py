@@ -24,7 +24,7 @@ def _in_store(path: str) -> bool:
     return os.path.exists(path)
 
 
-_BUILD_HINT = "the build log above shows which derivation failed and why"
+_BUILD_HINT = "the failed derivation's log says why (`nix log DRV` shows all of it)"
 
 
 async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: Emit) -> str:
