@@ -112,7 +112,7 @@ def test_nixops_goal_flags(sandbox_factory: SandboxFactory, tmp_path: Path) -> N
     assert hosts["h1"]["copied"] and not hosts["h1"]["activated"]
     assert activations(sb.host("h1")) == []
     done = nixlift("deploy", net, "boot", "--test")
-    assert done.returncode == 2 and "two goals" in done.stderr
+    assert done.returncode == 2 and "conflicting goals: 'boot' and --test" in done.stderr
 
 
 def test_on_selects_by_name_glob_and_exclude(

@@ -56,6 +56,7 @@ in
   # made, so that a file the system no longer declares is removed, and nothing else.
   config.standin.activation.activateSnippets = ''
     # environment.etc
+    mkdir -p "$etc"
     ln -sfn "$systemConfig/etc" "$etc/.static.tmp.$$"
     mv -Tf "$etc/.static.tmp.$$" "$etc/static"
     clean=
