@@ -250,6 +250,8 @@ class HostResult:
     cache: str | None = None
     #: with a build host: "directly from HOST" or "through here"
     copied_from: str | None = None
+    #: dry-activate: what the host's switch-to-configuration said it would do
+    dry_activate: tuple[str, ...] | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -84,6 +84,8 @@ def result_json(r: HostResult) -> dict[str, Any]:
         "copyTries": r.copy_tries,
         "cache": r.cache,
         "copiedFrom": r.copied_from,
+        # dry-activate: the host's own words for what it would do (only for that goal)
+        **({"dry_activate": list(r.dry_activate)} if r.dry_activate is not None else {}),
     }
 
 

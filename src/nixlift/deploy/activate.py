@@ -49,6 +49,8 @@ class Activation:
     detail: str | None = None
     #: whether the host runs systemd (its verdict is one of the health checks)
     systemd: bool = False
+    #: what switch-to-configuration printed (dry-activate: what it would do)
+    output: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -123,8 +125,9 @@ async def activate(
             "nixos-version and bin/switch-to-configuration); nothing was changed",
             hint="the machine's configuration must build a NixOS system.build.toplevel",
         )
-    for line in started.log.splitlines():
-        emit(Output(name, line))
+    if goal is not Goal.DRY_ACTIVATE:  # (its output is the answer: the caller reports it)
+        for line in started.log.splitlines():
+            emit(Output(name, line))
     tail = _tail(started.log)
     back = _Back(agent, directory, system, before, goal)
     if started.status is None:
@@ -199,7 +202,7 @@ async def activate(
                 "raise deployment.confirmTimeout",
             )
     status = Status.REBOOT_REQUIRED if code == REBOOT_REQUIRED else Status.OK
-    return Activation(status, systemd=started.systemd)
+    return Activation(status, systemd=started.systemd, output=started.log)
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,15 @@ async def local_closures(paths: Sequence[str], settings: NixSettings) -> dict[st
     if not wanted:
         return {}
     done = await proc.run(
-        ["nix", *NIX_COMMAND, "path-info", "--json", "--recursive", *settings.option_args(), *wanted],
+        [
+            "nix",
+            *NIX_COMMAND,
+            "path-info",
+            "--json",
+            "--recursive",
+            *settings.option_args(),
+            *wanted,
+        ],
         what="reading the new systems' closures",
         error=CommandError,
     )
@@ -158,7 +166,7 @@ async def local_closures(paths: Sequence[str], settings: NixSettings) -> dict[st
     return {p: closure_of(p, infos) for p in wanted}
 
 
-# --- nix's dry run ---------------------------------------------------------------------------------
+# --- nix's dry run -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

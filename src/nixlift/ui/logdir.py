@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
+from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress, Report
 from nixlift.ui.format import describe, failure_lines
 
 
@@ -36,6 +36,10 @@ class LogDir:
             self._write(event.host, f"== {event.phase} {event.detail}".rstrip())
         elif isinstance(event, Output):
             self._write(event.host, event.line)
+        elif isinstance(event, Report):
+            self._write(event.host, f"== {event.title}: what the host said")
+            for line in event.lines:
+                self._write(event.host, line)
         elif isinstance(event, Notice) and event.host:
             self._write(event.host, f"!! {event.message}")
         elif isinstance(event, Finished):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
+from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress, Report
 from nixlift.model import HostResult, Stage
 from nixlift.ui.format import closing_lines, describe
 
@@ -41,6 +41,10 @@ class PlainRenderer:
         elif isinstance(event, Output):
             if self.verbose:
                 self._line(event.host, "| " + event.line)
+        elif isinstance(event, Report):
+            self._line(event.host, f"{event.title}:" + ("" if event.lines else " (nothing said)"))
+            for line in event.lines:
+                self._line(event.host, "  " + line)
         elif isinstance(event, Notice):
             self._line(event.host, event.message)
         elif isinstance(event, Finished):
