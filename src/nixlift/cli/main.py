@@ -11,7 +11,15 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from nixlift.cli import cache_cmd, deploy_cmd, hosts_cmd, import_cmd, network_cmd, remote_cmd
+from nixlift.cli import (
+    cache_cmd,
+    deploy_cmd,
+    hosts_cmd,
+    import_cmd,
+    network_cmd,
+    plan_cmd,
+    remote_cmd,
+)
 from nixlift.cli.options import Invocation, from_namespace
 from nixlift.cli.parser import build_parser, split_remote_command
 from nixlift.errors import NixliftError
@@ -22,6 +30,7 @@ Command = Callable[[Invocation], Coroutine[Any, Any, int]]
 COMMANDS: dict[str, Command] = {
     "deploy": deploy_cmd.cmd_deploy,
     "build": deploy_cmd.cmd_build,
+    "plan": plan_cmd.cmd_plan,
     "apply-local": deploy_cmd.cmd_apply_local,
     "eval": network_cmd.cmd_eval,
     "info": network_cmd.cmd_info,

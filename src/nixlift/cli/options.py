@@ -113,6 +113,13 @@ class Invocation:
     ask_sudo_password: bool = False
     #: --build-host [USER@]HOST
     build_host: str | None = None
+    #: plan --no-build: nix's dry run instead of a build
+    no_build: bool = False
+    #: plan --dry-activate: the hosts' own dry-activate too
+    dry_activate_plan: bool = False
+    #: deploy --confirm: show the plan and ask first; --yes: do not ask
+    confirm: bool = False
+    yes: bool = False
     #: import-nixops: the state file, the deployments to import, whether to replace names
     state_file: Path | None = None
     deployments: tuple[str, ...] = ()
@@ -215,6 +222,10 @@ def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocat
         upload_keys=not got.get("no_keys"),
         ask_sudo_password=bool(got.get("ask_sudo_password")),
         build_host=got.get("build_host"),
+        no_build=bool(got.get("no_build")),
+        dry_activate_plan=bool(got.get("plan_dry_activate")),
+        confirm=bool(got.get("confirm")),
+        yes=bool(got.get("yes")),
         state_file=Path(got["state_file"]) if got.get("state_file") else None,
         deployments=tuple(got.get("deployments") or ()),
         replace=bool(got.get("replace")),
