@@ -362,11 +362,13 @@ class FleetPlan:
         return sum(h.copy_bytes or 0 for h in self.hosts)
 
     def common_changes(self, limit: int = 5) -> list[tuple[str, int]]:
-        """The package names that change on most hosts, with how many: most first."""
+        """The package names that change on most hosts, with how many: most first. A host's
+        own system (`nixos-system-NAME`, which changes with anything) is not counted."""
         seen: dict[str, int] = {}
         for h in self.hosts:
+            own = (h.system or "").rsplit("/", 1)[-1].partition("-")[2]
             for c in h.changes:
-                if c.kind is not ChangeKind.SIZE:
+                if c.kind is not ChangeKind.SIZE and not own.startswith(c.name + "-"):
                     seen[c.name] = seen.get(c.name, 0) + 1
         ranked = sorted(seen.items(), key=lambda item: (-item[1], item[0]))
         return ranked[:limit]

@@ -177,3 +177,29 @@ async def cmd_plan(inv: Invocation) -> int:
         return 130
     bad = plan.count(PlanState.UNREACHABLE) + plan.count(PlanState.FAILED)
     return 1 if bad else 0
+
+
+def ask(question: str) -> bool:
+    """A yes/no question on the terminal (the prompt on stderr: stdout carries data)."""
+    print(question, end="", file=sys.stderr, flush=True)
+    line = sys.stdin.readline()
+    return line.strip().lower() in ("y", "yes")
+
+
+async def confirmed(inv: Invocation, evaluated: Evaluated, how: Reach, roots: Path) -> int | None:
+    """deploy --confirm: the plan on stderr (a question put to a person), then `Deploy to N
+    hosts? [y/N]`. None: go on and deploy; else the exit status to end with."""
+    plan, interrupted = await make_plan(
+        inv, evaluated, how, progress(inv.output.verbose), gc_roots=roots
+    )
+    if interrupted:
+        return 130
+    render_plan(plan, sys.stderr)
+    count = len(plan.hosts)
+    if inv.yes:
+        print("nixlift: --yes: deploying without asking", file=sys.stderr)
+        return None
+    if ask(f"Deploy to {count} host{'s' if count != 1 else ''}? [y/N] "):
+        return None
+    print("nixlift: not deployed; nothing was changed on any host", file=sys.stderr)
+    return 1

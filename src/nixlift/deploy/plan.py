@@ -53,6 +53,8 @@ class PlanOptions:
     no_build: bool = False
     #: --dry-activate: copy the new system and run the host's own dry-activate
     dry_activate: bool = False
+    #: with no_build: ask nix's dry run what building would take (`info` does not need it)
+    ask_nix: bool = True
 
 
 def activation_rule(goal: Goal, system: str, state: HostState, always: bool) -> tuple[bool, str]:
@@ -180,6 +182,8 @@ class Planner:
         False when --no-build leaves it unbuilt, or the build's error."""
         if self.options.no_build:
             unbuilt = [m for m in self.here if not _in_store(m.out_path)]
+            if not self.options.ask_nix:
+                unbuilt = []
             dry = await closures.dry_run(
                 [m.drv_path for m in unbuilt], self.options.deploy.settings
             )

@@ -130,7 +130,7 @@ def summary_lines(plan: FleetPlan) -> list[Text]:
     if common:
         lines.append(
             Text(
-                "changes most: "
+                "changes on most hosts: "
                 + ", ".join(f"{name} ({n} host{'s' if n != 1 else ''})" for name, n in common)
             )
         )
