@@ -17,7 +17,7 @@ store path — except the agent itself in /run/nixlift, as every command install
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from nixlift.agent.protocol import Agent, HostClosure, Survey
@@ -55,6 +55,10 @@ class PlanOptions:
     dry_activate: bool = False
     #: with no_build: ask nix's dry run what building would take (`info` does not need it)
     ask_nix: bool = True
+
+
+#: reads the closures of built store paths here, with NAR sizes
+ReadClosures = Callable[[Sequence[str]], Awaitable[Mapping[str, Mapping[str, int]]]]
 
 
 def activation_rule(goal: Goal, system: str, state: HostState, always: bool) -> tuple[bool, str]:
@@ -105,8 +109,13 @@ class Planner:
         keys: Mapping[str, Sequence[keys_mod.Key]] | None = None,
         make_host: HostMaker | None = None,
         builds: LocalBuilds | None = None,
+        read_closures: ReadClosures | None = None,
     ) -> None:
         self.network = network
+        #: the new systems' closures, read here (tests give their own)
+        self.read_closures = read_closures or (
+            lambda paths: closures.local_closures(paths, options.deploy.settings)
+        )
         self.options = options
         self.emit = emit
         self.keys = keys or {}
@@ -201,12 +210,10 @@ class Planner:
         done = await asyncio.gather(*(one(m) for m in self.here))
         return {m.name: d for m, d in zip(self.here, done, strict=True)}, DryRun()
 
-    async def _new_closures(self, machines: Sequence[Machine]) -> dict[str, dict[str, int]]:
+    async def _new_closures(self, machines: Sequence[Machine]) -> Mapping[str, Mapping[str, int]]:
         if not machines:
             return {}
-        return await closures.local_closures(
-            [m.out_path for m in machines], self.options.deploy.settings
-        )
+        return await self.read_closures([m.out_path for m in machines])
 
     # --- one host ------------------------------------------------------------------------------
 
