@@ -6,6 +6,9 @@ from __future__ import annotations
 class NixliftError(Exception):
     """Base of every error nixlift reports to a person; never shown with a traceback."""
 
+    #: what kind of failure this is, for machines (`--json`: error.kind)
+    kind = "error"
+
     #: exit status of the CLI when this error ends a command
     exit_code = 1
 
@@ -22,11 +25,15 @@ class NixliftError(Exception):
 class UsageError(NixliftError):
     """Bad command line, unknown machine, unknown deployment name."""
 
+    kind = "usage"
+
     exit_code = 2
 
 
 class MissingProgramError(NixliftError):
     """A program nixlift needs (nix, ssh, sshd, …) is not on PATH."""
+
+    kind = "missing-program"
 
     exit_code = 2
 
@@ -34,17 +41,23 @@ class MissingProgramError(NixliftError):
 class EvalError(NixliftError):
     """The network file could not be evaluated (syntax, missing file, bad option)."""
 
+    kind = "evaluation"
+
     exit_code = 2
 
 
 class PlatformError(NixliftError):
     """A machine's system cannot be built on this machine."""
 
+    kind = "platform"
+
     exit_code = 2
 
 
 class CommandError(NixliftError):
     """A process exited with a failure status."""
+
+    kind = "command"
 
     def __init__(
         self,
@@ -65,24 +78,36 @@ class CommandError(NixliftError):
 class BuildError(CommandError):
     """nix-build failed for a machine."""
 
+    kind = "build"
+
 
 class SshError(CommandError):
     """A host could not be reached or logged into over SSH."""
+
+    kind = "ssh"
 
 
 class CopyError(CommandError):
     """Copying a closure to a host failed."""
 
+    kind = "copy"
+
 
 class ActivationError(CommandError):
     """Setting the profile or switch-to-configuration failed on a host."""
+
+    kind = "activation"
 
 
 class ElevationError(CommandError):
     """A command could not become root on a host (sudo wants a password, or refused it)."""
 
+    kind = "elevation"
+
 
 class RegistryError(NixliftError):
     """The `-d NAME` registry is unreadable or does not hold the name."""
+
+    kind = "registry"
 
     exit_code = 2

@@ -241,6 +241,8 @@ class HostResult:
     activated: bool = False
     #: the failing command's last output lines
     detail: str | None = None
+    #: what kind of failure (an error class's `kind`), for machines
+    error_kind: str | None = None
     #: names of the keys and secrets written to the host, and of those already in place
     keys_written: tuple[str, ...] = ()
     keys_unchanged: tuple[str, ...] = ()
@@ -340,6 +342,9 @@ class HostPlan:
     notes: tuple[str, ...] = ()
     error: str | None = None
     hint: str | None = None
+    #: what kind of failure (an error class's `kind`), and the failing command's last lines
+    error_kind: str | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True)

@@ -117,4 +117,4 @@ class Registry:
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -12,6 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from jsoncontract import validate
+
 from nixlift_testbed import Sandbox, SandboxHost
 
 STANDIN = Path(str(resources.files("nixlift_testbed").joinpath("nixpkgs")))
@@ -74,7 +76,7 @@ def nixlift(
 ) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user would, in its own process."""
     full_env = {**os.environ, "NIX_CONFIG": "substituters =\n", **(env or {})}
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "nixlift", *map(str, args)],
         capture_output=True,
         text=True,
@@ -83,6 +85,9 @@ def nixlift(
         timeout=300,
         check=False,
     )
+    if "--json" in map(str, args) and done.stdout.strip():
+        validate(done.stdout)  # every --json document keeps the contract
+    return done
 
 
 def deploy_json(
@@ -93,6 +98,22 @@ def deploy_json(
     assert done.stdout, f"no JSON on stdout; stderr:\n{done.stderr}"
     doc = json.loads(done.stdout)
     return done, {h["name"]: h for h in doc["hosts"]}
+
+
+def err(host: dict[str, Any]) -> str:
+    """A host's error message in a --json document ("" when it has none)."""
+    error = host.get("error")
+    return str(error["message"]) if error else ""
+
+
+def hint(host: dict[str, Any]) -> str:
+    error = host.get("error")
+    return str(error.get("hint") or "") if error else ""
+
+
+def by_name(doc: dict[str, Any], key: str = "hosts") -> dict[str, dict[str, Any]]:
+    """A --json document's hosts (or machines) by name."""
+    return {h["name"]: h for h in doc[key]}
 
 
 def begun(host: SandboxHost) -> list[str]:

@@ -15,7 +15,15 @@ from typing import TypeVar
 
 import pytest
 from conftest import SandboxFactory
-from netkit import activations, current_system, deploy_json, nixlift, profile_system, write_network
+from netkit import (
+    activations,
+    current_system,
+    deploy_json,
+    err,
+    nixlift,
+    profile_system,
+    write_network,
+)
 
 from nixlift.agent.protocol import Agent, Started
 from nixlift.model import DeploymentOptions, Machine
@@ -108,7 +116,7 @@ def test_a_rollback_without_current_system_activates_the_previous_generation(
     assert done.returncode == 1
     assert hosts["h1"]["status"] == "rolled-back"
     # the report says what the host runs: the previous generation, activated again
-    assert f"it runs {good}" in hosts["h1"]["error"]
+    assert f"it runs {good}" in err(hosts["h1"])
     assert current_system(h1) == good and profile_system(h1) == good
     assert activations(h1)[-1]["system"] == good
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SandboxFactory
-from netkit import current_system, deploy_json, has_path, nixlift, write_network
+from netkit import current_system, deploy_json, err, has_path, nixlift, write_network
 
 from nixlift_testbed import Sandbox
 
@@ -38,7 +38,7 @@ def test_built_on_the_build_host_and_copied_from_there(
     assert current_system(sb.host("h1")) == system
     assert has_path(sb.host("h2"), system)  # built there
     assert not Path(system).exists()  # never here
-    assert hosts["h1"]["copiedFrom"] == "directly from h2"
+    assert hosts["h1"]["copied_from"] == "directly from h2"
 
 
 def test_through_here_when_the_build_host_cannot_reach_the_target(
@@ -65,7 +65,7 @@ def test_through_here_when_the_build_host_cannot_reach_the_target(
     finally:
         known.unlink()
     assert done.returncode == 0, done.stderr
-    assert hosts["h1"]["copiedFrom"] == "through here"
+    assert hosts["h1"]["copied_from"] == "through here"
     assert "h2 cannot copy to it itself" in done.stderr
     assert current_system(sb.host("h1")) == hosts["h1"]["system"]
 
@@ -85,7 +85,7 @@ def test_a_failing_build_on_the_build_host_fails_its_machine(
     )
     done, hosts = deploy_json(net, "--build-host", "h2", env=sshopts(sb))
     assert done.returncode == 1
-    assert hosts["h1"]["status"] == "failed" and "on h2 failed" in hosts["h1"]["error"]
+    assert hosts["h1"]["status"] == "failed" and "on h2 failed" in err(hosts["h1"])
     assert "broke-there" in done.stderr
     assert current_system(sb.host("h1")) is None
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SandboxFactory
-from netkit import STANDIN, activations, current_system, nixlift, profile_system
+from netkit import STANDIN, activations, current_system, err, hint, nixlift, profile_system
 
 pytestmark = pytest.mark.integration
 
@@ -53,17 +53,17 @@ def test_the_seed_network_file_with_create_and_deploy_d(
     )
     assert created.returncode == 0, created.stderr
     before = nixlift("info", "-d", "rpi", "--json", env=env)
-    assert json.loads(before.stdout)["machines"][0]["state"] == "not deployed"
+    assert json.loads(before.stdout)["hosts"][0]["state"] == "not-deployed"
 
     done = nixlift("deploy", "-d", "rpi", env=env)
     assert done.returncode == 0, done.stderr
     assert "[pi3]" in done.stderr and "1 of 1 hosts succeeded" in done.stderr
     info = nixlift("info", "-d", "rpi", "--json", env=env)
-    row = json.loads(info.stdout)["machines"][0]
-    assert row["state"] == "up to date"
+    row = json.loads(info.stdout)["hosts"][0]
+    assert row["state"] == "up-to-date"
     assert row["target"] == f"root@{host.address}:{host.port}"
-    assert current_system(host) == row["outPath"] == profile_system(host)
-    assert Path(row["outPath"], "etc/hostname").read_text().strip() == "pi3"
+    assert current_system(host) == row["out_path"] == profile_system(host)
+    assert Path(row["out_path"], "etc/hostname").read_text().strip() == "pi3"
 
 
 def sandbox_command(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -125,11 +125,11 @@ def test_info_reports_an_unreachable_host(sandbox_factory: SandboxFactory, tmp_p
     )
     info = nixlift("info", net, "--json")
     assert info.returncode == 1
-    rows = {r["name"]: r for r in json.loads(info.stdout)["machines"]}
-    assert rows["h1"]["state"] == "not deployed"
+    rows = {r["name"]: r for r in json.loads(info.stdout)["hosts"]}
+    assert rows["h1"]["state"] == "not-deployed"
     assert rows["gone"]["state"] == "unreachable"
-    assert "cannot reach gone (root@127.0.0.1:1)" in rows["gone"]["error"]
-    assert "sshd running" in rows["gone"]["hint"]
+    assert "cannot reach gone (root@127.0.0.1:1)" in err(rows["gone"])
+    assert "sshd running" in hint(rows["gone"])
 
 
 def test_keep_result_keeps_a_gc_root(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def test_each_machine_evaluates_to_its_own_system(tmp_path: Path) -> None:
         "old": "armv7l-linux",
     }
     drvs = json.loads(done.stdout)["machines"]
-    assert all(m["drvPath"].endswith(".drv") and Path(m["drvPath"]).exists() for m in drvs)
+    assert all(m["drv_path"].endswith(".drv") and Path(m["drv_path"]).exists() for m in drvs)
 
 
 def pi_network(directory: Path, sb_config: Path | None = None) -> Path:

@@ -67,8 +67,8 @@ def test_deploy_two_hosts_then_redeploy_copies_and_activates_nothing(
 
     info = nixlift("info", net, "--json")
     assert info.returncode == 0, info.stderr
-    rows = {m["name"]: m for m in json.loads(info.stdout)["machines"]}
-    assert {m["state"] for m in rows.values()} == {"up to date"}
+    rows = {m["name"]: m for m in json.loads(info.stdout)["hosts"]}
+    assert {m["state"] for m in rows.values()} == {"up-to-date"}
 
 
 def test_goals_do_what_they_say(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_create_then_deploy_by_name(sandbox_factory: SandboxFactory, tmp_path: P
     assert created.returncode == 0, created.stderr
     assert "h1" in created.stderr
     listed = nixlift("list", "--json", env=env)
-    assert json.loads(listed.stdout)[0]["files"] == [str(net)]
+    assert json.loads(listed.stdout)["deployments"][0]["files"] == [str(net)]
 
     # from another directory, by name only
     done, hosts = deploy_json("-d", "rpi", env=env, cwd=Path("/"))
@@ -199,7 +199,7 @@ def test_reboot_required_is_reported_not_a_crash(
     net = write_network(tmp_path, sb, "  h1 = { ... }: { standin.activation.exitCode = 100; };")
     done, hosts = deploy_json(net)
     assert done.returncode == 0, done.stderr
-    assert hosts["h1"]["status"] == "reboot-required" and hosts["h1"]["rebootRequired"]
+    assert hosts["h1"]["status"] == "reboot-required" and hosts["h1"]["reboot_required"]
     assert "reboot required" in done.stderr.lower()
     assert current_system(sb.host("h1")) == hosts["h1"]["system"]
 
@@ -214,9 +214,9 @@ def test_build_on_target(sandbox_factory: SandboxFactory, tmp_path: Path) -> Non
 """,
     )
     drv = json.loads(nixlift("eval", net, "--json").stdout)["machines"][0]
-    assert not Path(drv["outPath"]).exists()
+    assert not Path(drv["out_path"]).exists()
     done, _ = deploy_json(net)
     assert done.returncode == 0, done.stderr
-    assert current_system(sb.host("h1")) == drv["outPath"]
+    assert current_system(sb.host("h1")) == drv["out_path"]
     # built there, never here
-    assert not Path(drv["outPath"]).exists()
+    assert not Path(drv["out_path"]).exists()

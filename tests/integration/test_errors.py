@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 from conftest import SandboxFactory
-from netkit import activations, current_system, deploy_json, has_path, nixlift, write_network
+from netkit import (
+    activations,
+    current_system,
+    deploy_json,
+    err,
+    has_path,
+    hint,
+    nixlift,
+    write_network,
+)
 
 from nixlift_testbed import Sandbox
 
@@ -92,8 +101,8 @@ def test_unreachable_host_is_named_and_the_others_still_deploy(
     assert done.returncode == 1
     assert hosts["h1"]["status"] == "ok" and current_system(sb.host("h1")) == hosts["h1"]["system"]
     assert hosts["h2"]["status"] == "failed"
-    assert "cannot reach h2" in hosts["h2"]["error"]
-    assert "sshd running" in hosts["h2"]["hint"]
+    assert "cannot reach h2" in err(hosts["h2"])
+    assert "sshd running" in hint(hosts["h2"])
     assert "[h2]" in done.stderr and "1 of 2 hosts succeeded" in done.stderr
 
 
@@ -114,13 +123,13 @@ def test_build_failure_activates_nothing_for_that_host(
     )
     done, hosts = deploy_json(net)
     assert done.returncode == 1
-    assert hosts["h1"]["status"] == "failed" and "building h1" in hosts["h1"]["error"]
+    assert hosts["h1"]["status"] == "failed" and "building h1" in err(hosts["h1"])
     assert not hosts["h1"]["copied"] and not hosts["h1"]["activated"]
     assert "the-build-broke" in done.stderr  # the build log's tail reaches the person
     # no system is claimed for a host whose system was never built
     assert hosts["h1"]["system"] is None
     evaluated = json.loads(nixlift("eval", net, "--json").stdout)["machines"]
-    wanted = next(m["outPath"] for m in evaluated if m["name"] == "h1")
+    wanted = next(m["out_path"] for m in evaluated if m["name"] == "h1")
     assert activations(sb.host("h1")) == [] and not has_path(sb.host("h1"), wanted)
     assert hosts["h2"]["status"] == "ok" and len(activations(sb.host("h2"))) == 1
 
@@ -139,7 +148,7 @@ def test_failed_activation_is_reported_with_its_output(
     )
     done, hosts = deploy_json(net, "--no-auto-rollback")
     assert done.returncode == 1
-    assert "switch-to-configuration switch on h1 failed with exit status 4" in hosts["h1"]["error"]
+    assert "switch-to-configuration switch on h1 failed with exit status 4" in err(hosts["h1"])
     assert hosts["h1"]["status"] == "failed"
     assert hosts["h2"]["status"] == "ok"
 
@@ -194,9 +203,9 @@ def test_unreachable_reasons_are_told_apart(
     )
     done, hosts = deploy_json(net)
     assert done.returncode == 1
-    assert "known_hosts" in hosts["h1"]["hint"]  # host key unknown: never turned off
-    assert "authentication failed" in hosts["h2"]["hint"]
-    assert "sshd running" in hosts["h3"]["hint"]  # connection refused
+    assert "known_hosts" in hint(hosts["h1"])  # host key unknown: never turned off
+    assert "authentication failed" in hint(hosts["h2"])
+    assert "sshd running" in hint(hosts["h3"])  # connection refused
     assert untouched(sb)
 
 

@@ -14,6 +14,7 @@ from netkit import (
     activations,
     current_system,
     deploy_json,
+    err,
     nixlift,
     profile_system,
     write_network,
@@ -190,8 +191,8 @@ def test_deploy_rs_nodes_with_a_system_and_a_user_profile(
     assert profile_system(h2) == hosts["h2"]["system"]
     # the hosts run what the nodes build
     info = nixlift("info", f"{flake}#deploy", "--json")
-    states = {m["name"]: m["state"] for m in json.loads(info.stdout)["machines"]}
-    assert states == {"h1": "up to date", "h2": "up to date"}, info.stderr
+    states = {m["name"]: m["state"] for m in json.loads(info.stdout)["hosts"]}
+    assert states == {"h1": "up-to-date", "h2": "up-to-date"}, info.stderr
 
 
 def test_nixops2_flake_and_its_unused_state_options(
@@ -302,8 +303,8 @@ def test_a_failing_deploy_rs_profile_goes_back_to_its_previous_generation(
     assert done.returncode == 1
     h = hosts["h1"]
     assert h["status"] == "failed" and h["activated"]
-    assert "the profile tools (root" in h["error"] and "exited with 3" in h["error"]
-    assert "rolled back to its previous generation" in h["error"]
+    assert "the profile tools (root" in err(h) and "exited with 3" in err(h)
+    assert "rolled back to its previous generation" in err(h)
     assert "cannot start" in done.stderr
     # the profile is where it was; the system stays what this deploy activated
     assert h1.resolve(link) == first

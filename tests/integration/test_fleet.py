@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pytest
 from conftest import SandboxFactory
-from netkit import activations, begun, current_system, deploy_json, nixlift, write_network
+from netkit import (
+    activations,
+    begun,
+    current_system,
+    deploy_json,
+    err,
+    hint,
+    nixlift,
+    write_network,
+)
 
 from nixlift_testbed import Sandbox
 
@@ -54,9 +63,9 @@ def test_twenty_hosts_one_unreachable_one_failing(
     done, hosts = deploy_json(net, "--log-dir", tmp_path / "logs")
     assert done.returncode == 1
     assert len(hosts) == 20
-    assert hosts["h7"]["status"] == "failed" and "cannot reach h7" in hosts["h7"]["error"]
-    assert hosts["h7"]["hint"] and "sshd running" in hosts["h7"]["hint"]
-    assert hosts["h13"]["status"] == "rolled-back" and "exited with 4" in hosts["h13"]["error"]
+    assert hosts["h7"]["status"] == "failed" and "cannot reach h7" in err(hosts["h7"])
+    assert hint(hosts["h7"]) and "sshd running" in hint(hosts["h7"])
+    assert hosts["h13"]["status"] == "rolled-back" and "exited with 4" in err(hosts["h13"])
     ok = [n for n, h in hosts.items() if h["status"] == "ok"]
     assert len(ok) == 18
     for name in ok:
@@ -75,7 +84,7 @@ def test_skip_unreachable(sandbox_factory: SandboxFactory, tmp_path: Path) -> No
     net = write_network(tmp_path, sb, machines(3))
     done, hosts = deploy_json(net, "--skip-unreachable")
     assert done.returncode == 0, done.stderr
-    assert hosts["h2"]["status"] == "skipped" and "cannot reach h2" in hosts["h2"]["error"]
+    assert hosts["h2"]["status"] == "skipped" and "cannot reach h2" in err(hosts["h2"])
     assert hosts["h1"]["status"] == hosts["h3"]["status"] == "ok"
 
 
@@ -90,7 +99,7 @@ def test_fail_fast_starts_nothing_after_the_first_failure(
     assert hosts["h1"]["status"] == "failed"
     for name in ("h2", "h3", "h4"):
         assert hosts[name]["status"] == "skipped", hosts[name]
-        assert "--fail-fast" in hosts[name]["error"]
+        assert "--fail-fast" in err(hosts[name])
         assert begun(sb.host(name)) == []  # never began an activation
 
 
@@ -107,7 +116,7 @@ def test_max_failures_count_and_percent(sandbox_factory: SandboxFactory, tmp_pat
         "skipped",
         "skipped",
     ]
-    assert "stopped after 2 failed hosts (--max-failures 1)" in hosts["h3"]["error"]
+    assert "stopped after 2 failed hosts (--max-failures 1)" in err(hosts["h3"])
 
     # 50% of 4 tolerates 2 failures: the others go on
     net = write_network(tmp_path / "again", sb, machines(4, extra))

@@ -143,16 +143,16 @@ def test_a_flake_lock_pins_an_input_until_it_is_updated(tmp_path: Path) -> None:
     }""",
         extra_inputs=f"inputs.dep.url = {path_url(dep)};",
     )
-    first = machines(fleet)[0]["outPath"]
+    first = machines(fleet)[0]["out_path"]
     assert (fleet / "flake.lock").exists()  # written as `nix build` would
     (dep / "flake.nix").write_text((dep / "flake.nix").read_text().replace('"1"', '"2"'))
-    assert machines(fleet)[0]["outPath"] == first  # the lock still pins the old dep
+    assert machines(fleet)[0]["out_path"] == first  # the lock still pins the old dep
     subprocess.run(
         ["nix", *FLAKES, "flake", "lock", "--update-input", "dep", str(fleet)],
         check=True,
         capture_output=True,
     )
-    assert machines(fleet)[0]["outPath"] != first
+    assert machines(fleet)[0]["out_path"] != first
 
 
 def test_a_flake_in_git_sees_only_tracked_files(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SandboxFactory
-from netkit import activations, current_system, deploy_json, nixlift, write_network
+from netkit import activations, current_system, deploy_json, err, nixlift, write_network
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def test_failing_checks_roll_back_their_hosts_only(
         name, host = f"h{i}", sb.host(f"h{i}")
         if i in (3, 8):
             assert hosts[name]["status"] == "rolled-back", hosts[name]
-            assert "health check 'missing file'" in hosts[name]["error"]
+            assert "health check 'missing file'" in err(hosts[name])
             assert current_system(host) == good[name]["system"]
         else:
             assert hosts[name]["status"] == "ok", hosts[name]
@@ -99,12 +99,12 @@ def test_http_checks_from_the_deployer_and_nixlift_check(
     done, hosts = deploy_json(net)
     assert done.returncode == 1
     assert hosts["h1"]["status"] == "ok"
-    assert hosts["h2"]["status"] == "rolled-back" and "HTTP 500" in hosts["h2"]["error"]
+    assert hosts["h2"]["status"] == "rolled-back" and "HTTP 500" in err(hosts["h2"])
     assert current_system(sb.host("h2")) is None  # nothing ran before, nothing runs now
 
     table = nixlift("check", net, "--json")
     assert table.returncode == 1
-    rows = {r["host"]: r for r in json.loads(table.stdout)}
+    rows = {h["name"]: h["checks"][0] for h in json.loads(table.stdout)["hosts"]}
     assert rows["h1"]["ok"] and rows["h1"]["kind"] == "http"
     assert not rows["h2"]["ok"] and rows["h2"]["attempts"] >= 2
     assert "HTTP 500" in rows["h2"]["detail"]
@@ -124,6 +124,6 @@ def test_pre_deploy_checks_keep_a_host_from_activating(
     )
     done, hosts = deploy_json(net)
     assert done.returncode == 1
-    assert hosts["h1"]["status"] == "failed" and "pre-deploy check" in hosts["h1"]["error"]
+    assert hosts["h1"]["status"] == "failed" and "pre-deploy check" in err(hosts["h1"])
     assert activations(sb.host("h1")) == []
     assert hosts["h2"]["status"] == "ok"

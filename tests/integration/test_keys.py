@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SandboxFactory
-from netkit import activations, deploy_json, nixlift, write_network
+from netkit import activations, by_name, deploy_json, err, nixlift, write_network
 from procwatch import watching_processes
 
 from nixlift_testbed import SandboxHost
@@ -177,9 +177,8 @@ def test_morph_secrets_and_their_action(sandbox_factory: SandboxFactory, tmp_pat
     done, hosts = deploy_json(net)
     assert done.returncode == 1
     assert hosts["h1"]["status"] == "failed"
-    assert (
-        "the action 'sh -c exit 7' after writing deployment.secrets.cert failed"
-        in hosts["h1"]["error"]
+    assert "the action 'sh -c exit 7' after writing deployment.secrets.cert failed" in err(
+        hosts["h1"]
     )
     assert len(activations(h1)) == 2  # the failing host was not activated again
 
@@ -198,7 +197,7 @@ def test_upload_keys_restores_keys_after_a_reboot(
     assert not h1.path("/run/keys/db-password").exists()  # /run is empty after a boot
     sent = nixlift("upload-keys", net, "--json")
     assert sent.returncode == 0, sent.stderr
-    assert sorted(json.loads(sent.stdout)["h1"]["written"]) == ["db-password", "vpn"]
+    assert sorted(by_name(json.loads(sent.stdout))["h1"]["written"]) == ["db-password", "vpn"]
     assert h1.read_text("/run/keys/db-password") == SECRET
     assert h1.read_text("/run/keys/vpn") == COMMAND_SECRET
     assert nixlift("send-keys", net).returncode == 0  # NixOps' name for it
@@ -231,7 +230,7 @@ def test_a_key_that_cannot_be_had_or_written_stops_its_host_before_activation(
     assert done.returncode == 1
     assert hosts["h1"]["status"] == "failed" and not hosts["h1"]["activated"]
     for words in says:
-        assert words in hosts["h1"]["error"] + (done.stderr or "")
+        assert words in err(hosts["h1"]) + (done.stderr or "")
     assert activations(sb.host("h1")) == []
     assert hosts["h2"]["status"] == "ok"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SandboxFactory
-from netkit import activations, current_system, deploy_json, nixlift, write_network
+from netkit import activations, current_system, deploy_json, err, hint, nixlift, write_network
 from procwatch import watching_processes
 
 from nixlift_testbed import ADMIN_PASSWORD, Sandbox
@@ -158,8 +158,8 @@ def test_sudo_that_wants_a_password_fails_at_once_naming_the_flag(
     done, hosts = deploy_json(net)
     assert done.returncode == 1
     assert time.monotonic() - started < 30  # no prompt waited for
-    assert "sudo wants a password" in hosts["h1"]["error"]
-    assert "--ask-sudo-password" in hosts["h1"]["hint"]
+    assert "sudo wants a password" in err(hosts["h1"])
+    assert "--ask-sudo-password" in hint(hosts["h1"])
     assert activations(sb.host("h1")) == []
 
 

@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 from conftest import SandboxFactory
-from netkit import activations, begun, current_system, deploy_json, nixlift, profile_system
+from netkit import (
+    activations,
+    begun,
+    by_name,
+    current_system,
+    deploy_json,
+    err,
+    hint,
+    nixlift,
+    profile_system,
+)
 from netkit import write_network as _write_network
 
 from nixlift_testbed import Sandbox, SandboxHost
@@ -76,11 +86,13 @@ def test_failed_activation_rolls_back_to_the_previous_system(
     done, hosts = deploy_json(bad)
     assert done.returncode == 1
     assert hosts["h1"]["status"] == "rolled-back"
-    assert "rolled back to the previous system" in hosts["h1"]["error"]
+    assert "rolled back to the previous system" in err(hosts["h1"])
     h1 = sb.host("h1")
     assert current_system(h1) == good and profile_system(h1) == good
     # the failed generation is gone; the previous one is current again
-    gens = json.loads(nixlift("list-generations", bad, "--json").stdout)["h1"]
+    gens = by_name(json.loads(nixlift("list-generations", bad, "--json").stdout))["h1"][
+        "generations"
+    ]
     assert [(g["system"], g["current"], g["running"]) for g in gens] == [(good, True, True)]
     # the old system was activated again after the failed one
     assert [a["system"] for a in activations(h1)][-1] == good
@@ -124,15 +136,15 @@ def test_two_deployers_never_activate_at_once(
     second, hosts = deploy_json(slow)
     assert second.returncode == 1
     assert hosts["h1"]["status"] == "failed"
-    assert "h1 is locked by" in hosts["h1"]["error"] and "deploying net" in hosts["h1"]["error"]
-    assert "--lock-wait" in hosts["h1"]["hint"]
+    assert "h1 is locked by" in err(hosts["h1"]) and "deploying net" in err(hosts["h1"])
+    assert "--lock-wait" in hint(hosts["h1"])
     first.communicate(timeout=60)
     assert first.returncode == 0
     # waiting instead: it gets the lock once the first is done
     third = start("deploy", slow, "--json", "--lock-wait", "60")
     fourth, hosts = deploy_json(slow, "--lock-wait", "60")
-    _, err = third.communicate(timeout=60)
-    assert third.returncode == 0 and fourth.returncode == 0, err + fourth.stderr
+    _, third_err = third.communicate(timeout=60)
+    assert third.returncode == 0 and fourth.returncode == 0, third_err + fourth.stderr
     h1 = sb.host("h1")
     assert len(begun(h1)) == len(activations(h1))
     assert len(begun(h1)) == 4  # good, first, third, fourth: one after another
@@ -167,7 +179,7 @@ def test_history_and_manual_rollback(sandbox_factory: SandboxFactory, tmp_path: 
     assert current_system(h1) == newer
 
     shown = nixlift("history", second, "--json")
-    records = json.loads(shown.stdout)["h1"]
+    records = by_name(json.loads(shown.stdout))["h1"]["records"]
     assert [(r["system"], r["goal"], r["result"]) for r in records] == [
         (good, "switch", "ok"),
         (newer, "switch", "ok"),
@@ -177,14 +189,16 @@ def test_history_and_manual_rollback(sandbox_factory: SandboxFactory, tmp_path: 
     back = nixlift("rollback", second)
     assert back.returncode == 0, back.stderr
     assert current_system(h1) == good and profile_system(h1) == good
-    gens = json.loads(nixlift("list-generations", second, "--json").stdout)["h1"]
+    gens = by_name(json.loads(nixlift("list-generations", second, "--json").stdout))["h1"][
+        "generations"
+    ]
     assert [(g["number"], g["current"]) for g in gens] == [(1, True), (2, False)]
     forward = nixlift("rollback", second, "--to", "2")
     assert forward.returncode == 0, forward.stderr
     assert current_system(h1) == newer
     missing = nixlift("rollback", second, "--to", "7")
     assert missing.returncode == 1 and "has no generation 7 (it has: 1, 2)" in missing.stderr
-    last = json.loads(nixlift("history", second, "--json").stdout)["h1"][-1]
+    last = by_name(json.loads(nixlift("history", second, "--json").stdout))["h1"]["records"][-1]
     assert last["goal"] == "rollback to 2" and last["system"] == newer
 
 
@@ -200,7 +214,7 @@ def test_hanging_activation_is_stopped_and_rolled_back(
     assert time.monotonic() - started < 30
     assert done.returncode == 1
     assert hosts["h1"]["status"] == "rolled-back"
-    assert "took longer than activationTimeout" in hosts["h1"]["error"]
+    assert "took longer than activationTimeout" in err(hosts["h1"])
     assert current_system(sb.host("h1")) == good and profile_system(sb.host("h1")) == good
 
 
@@ -231,7 +245,7 @@ def test_reboot_into_a_failing_system_goes_back(
     done, hosts = deploy_json(bad, "--reboot", "--reboot-timeout", "60")
     assert done.returncode == 1
     assert hosts["h1"]["status"] == "rolled-back", hosts["h1"]
-    assert "rebooted into its previous system" in hosts["h1"]["error"]
+    assert "rebooted into its previous system" in err(hosts["h1"])
     assert current_system(h1) == good
 
 
@@ -258,8 +272,8 @@ def test_config_that_locks_out_ssh_rolls_itself_back(
     # it still has, that no new login got in
     assert time.monotonic() - started < 20
     assert hosts["h1"]["status"] == "rolled-back", hosts["h1"]
-    assert "rolled itself back" in hosts["h1"]["error"]
-    assert "Permission denied" in done.stderr or "authentication" in hosts["h1"]["hint"]
+    assert "rolled itself back" in err(hosts["h1"])
+    assert "Permission denied" in done.stderr or "authentication" in hint(hosts["h1"])
     assert hosts["h2"]["status"] == "ok"
     h1 = sb.host("h1")
     assert current_system(h1) == good and profile_system(h1) == good
@@ -306,8 +320,8 @@ def test_a_host_that_never_comes_back_falls_back_on_its_next_boot(
     )
     done, hosts = deploy_json(lockout, "--reboot", "--reboot-timeout", "6")
     assert done.returncode == 1
-    assert "did not come back" in hosts["h1"]["error"]
-    assert "one-shot entry" in hosts["h1"]["hint"] and good in hosts["h1"]["hint"]
+    assert "did not come back" in err(hosts["h1"])
+    assert "one-shot entry" in hint(hosts["h1"]) and good in hint(hosts["h1"])
     h1 = sb.host("h1")
     assert current_system(h1) == hosts["h1"]["system"]  # it booted the new one, once
     # a power cycle later (someone at the console), it runs the old system and lets us in
@@ -333,7 +347,7 @@ def test_history_names_the_networks_git_commit(
     assert done.returncode == 0, done.stderr
     net.write_text(net.read_text() + "\n")  # an uncommitted change
     done, _ = deploy_json(net)
-    records = json.loads(nixlift("history", net, "--json").stdout)["h1"]
+    records = by_name(json.loads(nixlift("history", net, "--json").stdout))["h1"]["records"]
     assert [r["commit"] for r in records] == [head, head + "+dirty"]
 
 

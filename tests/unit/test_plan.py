@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from typing import Any
 
+import jsonschema
 from fakehost import NEW, OLD, FakeHost, Script
 from test_host_sequence import Built, deploy, machine
 
+from nixlift.cli.deploy_cmd import Evaluated
+from nixlift.cli.plan_cmd import plan_json
 from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.plan import Planner, PlanOptions, key_plan
@@ -25,6 +30,7 @@ from nixlift.model import (
     PlanState,
     Status,
 )
+from nixlift.nix.argv import NixSettings
 from nixlift.ui.format import change_text, plan_summary
 from nixlift.ui.plan import render_plan
 
@@ -203,3 +209,35 @@ def test_the_plan_is_plain_text_off_a_terminal() -> None:
     assert "  copy 3 paths, 60.5 KiB · closure 53.7 KiB → 69.3 KiB" in lines
     assert lines[-2] == "3 hosts: 1 changing, 1 unchanged, 1 unreachable · 60.5 KiB to copy"
     assert lines[-1] == "changes on most hosts: curl (1 host), hello (1 host), jq (1 host)"
+
+
+def test_the_plan_document_keeps_the_json_contract() -> None:
+    changing, _, _ = plan(Script(closure=dict(OLD_CLOSURE)))
+    same, _, _ = plan(Script(current=NEW, profile=NEW))
+    lost, _, _ = plan(Script(), up=False)
+    network = Network("net", "net.nix", (), (machine(),), ("h1",))
+    evaluated = Evaluated(network, NixSettings())
+    fleet = FleetPlan((changing, same, lost), would_build=("/nix/store/x.drv",))
+    schema = json.loads(resources.files("nixlift.schemas").joinpath("plan.json").read_text())
+    for no_build in (False, True):
+        doc = plan_json(fleet, evaluated, no_build=no_build)
+        jsonschema.validate(doc, schema)
+    assert doc["build"]["would_build"] == ["/nix/store/x.drv"]
+    first, unchanged, unreachable = doc["hosts"]  # (all three are the fake's h1)
+    assert first["state"] == "changes" and first["packages"][0]["name"] == "curl"
+    assert unchanged["copy"] == {
+        "paths": 0,
+        "bytes": 0,
+        "fetchable_paths": 0,  # (substitutes are on: its caches would have nothing to send)
+        "fetchable_bytes": 0,
+    }
+    assert unchanged["error"] is None
+    # a host not read has every field it could not learn null, and its error as an object
+    assert unreachable["packages"] is None and unreachable["copy"] is None
+    assert unreachable["error"] == {
+        "kind": "ssh",
+        "message": "cannot reach h1",
+        "hint": "is it up?",
+        "log_tail": None,
+    }
+    assert doc["summary"]["unreachable"] == 1 and doc["summary"]["changing"] == 1

@@ -96,6 +96,8 @@ def decode_answer(stdout: str) -> dict[str, Any]:
 class AgentError(CommandError):
     """The agent could not do what it was asked."""
 
+    kind = "agent"
+
 
 class Outcome(enum.StrEnum):
     """How an activation ended, as the host decided it."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from nixlift.cli import cache_cmd
 from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
-from nixlift.cli.output import print_json, result_json
+from nixlift.cli.output import document, print_json, result_json, rfc3339
 from nixlift.cli.screen import interrupts, screen
 from nixlift.cli.source import Request, evaluate_request, resolve, with_network_config
 from nixlift.deploy import history, keys
@@ -205,6 +205,7 @@ async def run_deployment(inv: Invocation, evaluated: Evaluated, how: Reach) -> i
     label = network.description or network.deployment_name
     count = len(network.machines)
     print(f"{goal.value}: {label} ({count} machine{'s' if count != 1 else ''})", file=sys.stderr)
+    started_at = rfc3339()
     with screen(inv.output) as shown:
         deployment = Deployment(network, options, shown.emit, keys=keys_of)
         try:
@@ -216,13 +217,16 @@ async def run_deployment(inv: Invocation, evaluated: Evaluated, how: Reach) -> i
     shown.summary(results)
     if inv.output.json:
         print_json(
-            {
-                "deployment": network.deployment_name,
-                "source": network.source,
-                "output": network.output,
-                "goal": goal.value,
-                "hosts": [result_json(r) for r in results],
-            }
+            document(
+                inv.command,
+                deployment=network.deployment_name,
+                source=network.source,
+                output=network.output,
+                goal=goal.value,
+                started_at=started_at,
+                finished_at=rfc3339(),
+                hosts=[result_json(r) for r in results],
+            )
         )
     elif goal is Goal.BUILD:
         for r in results:

@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nixlift.agent.protocol import Agent
+from nixlift.agent.protocol import Agent, Generation
 from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
-from nixlift.cli.output import print_json
+from nixlift.cli.output import document, error_of, normalize_time, print_json, rfc3339
 from nixlift.cli.screen import interrupts
 from nixlift.cli.source import evaluate_request, resolve
 from nixlift.deploy import health, keys
@@ -65,16 +65,41 @@ def report_errors(results: dict[str, Any], interrupted: bool = False) -> int:
     return 1 if failed else 0
 
 
+def hosts_json(
+    command: str,
+    results: dict[str, T | NixliftError],
+    fields: Callable[[T], dict[str, Any]],
+    empty: dict[str, Any],
+) -> dict[str, Any]:
+    """A hosts command's JSON document: per host its fields, or `empty` and its error."""
+    hosts = []
+    for name, r in results.items():
+        if isinstance(r, NixliftError):
+            hosts.append({"name": name, **empty, "error": error_of(r)})
+        else:
+            hosts.append({"name": name, **fields(r), "error": None})
+    return document(command, hosts=hosts)
+
+
+def _generation(g: Generation) -> dict[str, Any]:
+    return {**dataclasses.asdict(g), "created": rfc3339(g.created)}
+
+
+def _record(r: dict[str, Any]) -> dict[str, Any]:
+    return {**r, "time": normalize_time(r.get("time"))}
+
+
 async def cmd_list_generations(inv: Invocation) -> int:
     network = await targets(inv)
     results, interrupted = await on_hosts(inv, network, lambda m, h: Agent(h).generations())
     if inv.output.json:
         print_json(
-            {
-                name: [dataclasses.asdict(g) for g in r]
-                for name, r in results.items()
-                if not isinstance(r, NixliftError)
-            }
+            hosts_json(
+                "list-generations",
+                results,
+                lambda gens: {"generations": [_generation(g) for g in gens]},
+                {"generations": []},
+            )
         )
     else:
         for name, r in results.items():
@@ -94,7 +119,14 @@ async def cmd_history(inv: Invocation) -> int:
     network = await targets(inv)
     results, interrupted = await on_hosts(inv, network, lambda m, h: Agent(h).history())
     if inv.output.json:
-        print_json({name: r for name, r in results.items() if not isinstance(r, NixliftError)})
+        print_json(
+            hosts_json(
+                "history",
+                results,
+                lambda records: {"records": [_record(r) for r in records]},
+                {"records": []},
+            )
+        )
     else:
         for name, r in results.items():
             if isinstance(r, NixliftError):
@@ -141,7 +173,20 @@ async def cmd_check(inv: Invocation) -> int:
     results, interrupted = await on_hosts(inv, network, work)
     rows = [r for found in results.values() if not isinstance(found, NixliftError) for r in found]
     if inv.output.json:
-        print_json([dataclasses.asdict(r) for r in rows])
+        print_json(
+            hosts_json(
+                "check",
+                results,
+                lambda found: {
+                    "checks": [
+                        {k: v for k, v in dataclasses.asdict(r).items() if k != "host"}
+                        for r in found
+                    ],
+                    "ok": all(r.ok for r in found),
+                },
+                {"checks": [], "ok": False},
+            )
+        )
     else:
         for r in rows:
             print(
@@ -181,10 +226,11 @@ async def cmd_upload_keys(inv: Invocation) -> int:
     results, interrupted = await on_hosts(inv, network, work)
     if inv.output.json:
         print_json(
-            {
-                name: dataclasses.asdict(r)
-                for name, r in results.items()
-                if not isinstance(r, NixliftError)
-            }
+            hosts_json(
+                "upload-keys",
+                results,
+                dataclasses.asdict,
+                {"written": [], "unchanged": [], "removed": [], "owner_pending": []},
+            )
         )
     return report_errors(results, interrupted)

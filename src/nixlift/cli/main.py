@@ -21,6 +21,7 @@ from nixlift.cli import (
     remote_cmd,
 )
 from nixlift.cli.options import Invocation, from_namespace
+from nixlift.cli.output import document, error_of, print_json
 from nixlift.cli.parser import build_parser, split_remote_command
 from nixlift.errors import NixliftError
 from nixlift.ui.format import error_lines
@@ -52,6 +53,7 @@ COMMANDS: dict[str, Command] = {
 def main(argv: Sequence[str] | None = None) -> int:
     words, remote = split_remote_command(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in words
+    inv: Invocation | None = None
     try:
         inv = from_namespace(build_parser().parse_args(words), remote)
         logging.basicConfig(
@@ -62,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(COMMANDS[inv.command](inv))
     except NixliftError as e:
         report(e, debug=debug)
+        if inv is not None and inv.output.json:
+            # machines reading stdout get the failure as data too
+            print_json(document(inv.command, error=error_of(e)))
         return e.exit_code
     except BrokenPipeError:
         # stdout closed early (`nixlift eval --json | head`): not an error of ours

@@ -9,7 +9,16 @@ from typing import Any
 from nixlift import registry as reg
 from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
-from nixlift.cli.output import machine_json, print_json, print_table, short_path, target_text
+from nixlift.cli.output import (
+    document,
+    machine_json,
+    normalize_time,
+    plan_error,
+    print_json,
+    print_table,
+    short_path,
+    target_text,
+)
 from nixlift.cli.screen import interrupts
 from nixlift.cli.source import evaluate_request, resolve, with_network_config
 from nixlift.deploy.options import DeployOptions
@@ -25,14 +34,15 @@ async def cmd_eval(inv: Invocation) -> int:
     network = await evaluate_request(await resolve(inv.network))
     if inv.output.json:
         print_json(
-            {
-                "deployment": network.deployment_name,
-                "description": network.description,
-                "source": network.source,
-                "output": network.output,
-                "notices": list(network.notices),
-                "machines": [machine_json(m) for m in network.machines],
-            }
+            document(
+                "eval",
+                deployment=network.deployment_name,
+                description=network.description,
+                source=network.source,
+                output=network.output,
+                notices=list(network.notices),
+                machines=[machine_json(m) for m in network.machines],
+            )
         )
         return 0
     if network.description:
@@ -59,19 +69,29 @@ async def cmd_info(inv: Invocation) -> int:
         plan = await planner.run()
     rows: list[dict[str, Any]] = []
     for m, found in zip(network.machines, plan.hosts, strict=True):
-        row: dict[str, Any] = {**machine_json(m), "running": None, "profile": None}
+        row: dict[str, Any] = {
+            "name": m.name,
+            "target": target_text(m),
+            "system": m.system,
+            "out_path": m.out_path,
+            "running": None,
+            "profile": None,
+            "error": None,
+            "why": None,
+            "changes": None,
+        }
         if found.state in (PlanState.UNREACHABLE, PlanState.FAILED):
-            row.update(state="unreachable", error=found.error, hint=found.hint)
+            row.update(state="unreachable", error=plan_error(found))
         else:
             running = found.current
             row.update(
                 running=running,
                 profile=found.profile,
-                state="up to date"
+                state="up-to-date"
                 if running == m.out_path
-                else "not deployed"
+                else "not-deployed"
                 if running is None
-                else "out of date",
+                else "out-of-date",
             )
             if running != m.out_path:
                 row["why"] = plan_summary(found)
@@ -83,12 +103,13 @@ async def cmd_info(inv: Invocation) -> int:
         rows.append(row)
     if inv.output.json:
         print_json(
-            {
-                "deployment": network.deployment_name,
-                "source": network.source,
-                "output": network.output,
-                "machines": rows,
-            }
+            document(
+                "info",
+                deployment=network.deployment_name,
+                source=network.source,
+                output=network.output,
+                hosts=rows,
+            )
         )
     else:
         print_table(
@@ -99,16 +120,19 @@ async def cmd_info(inv: Invocation) -> int:
                     r["target"],
                     r["system"],
                     short_path(r["running"]),
-                    short_path(r["outPath"]),
-                    r["state"],
-                    r.get("why") or "-",
+                    short_path(r["out_path"]),
+                    r["state"].replace("-", " "),
+                    r["why"] or "-",
                 )
                 for r in rows
             ],
         )
         for r in rows:
-            if r["state"] == "unreachable":
-                print(f"{r['name']}: {r['error']}\n  hint: {r['hint']}", file=sys.stderr)
+            if r["error"] is not None:
+                print(
+                    f"{r['name']}: {r['error']['message']}\n  hint: {r['error']['hint']}",
+                    file=sys.stderr,
+                )
     if planner.interrupted:
         return 130
     return 1 if any(r["state"] == "unreachable" for r in rows) else 0
@@ -152,7 +176,15 @@ async def cmd_create(inv: Invocation) -> int:
 async def cmd_list(inv: Invocation) -> int:
     entries = reg.Registry().entries()
     if inv.output.json:
-        print_json([{"name": e.name, **e.to_json()} for e in entries])
+        print_json(
+            document(
+                "list",
+                deployments=[
+                    {"name": e.name, **e.to_json(), "created": normalize_time(e.created)}
+                    for e in entries
+                ],
+            )
+        )
     elif entries:
         print_table(("NAME", "NETWORK", "CREATED"), [(e.name, e.shown, e.created) for e in entries])
     else:

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from nixlift.cli.access import reach
 from nixlift.cli.deploy_cmd import Evaluated, declared_keys, evaluate_checked, refuse_other_backends
 from nixlift.cli.options import Invocation
-from nixlift.cli.output import print_json
+from nixlift.cli.output import document, plan_error, print_json
 from nixlift.cli.screen import interrupts
 from nixlift.deploy.fanout import Reach
 from nixlift.deploy.options import DeployOptions, default_build_parallel
@@ -28,18 +28,17 @@ from nixlift.ui.plain import PlainRenderer
 from nixlift.ui.plan import render_plan
 
 
-def plan_json(plan: FleetPlan, evaluated: Evaluated) -> dict[str, Any]:
-    """The plan as one JSON document (the one place its shape is decided): per host only the
-    fields that are true for it."""
+def plan_json(plan: FleetPlan, evaluated: Evaluated, *, no_build: bool) -> dict[str, Any]:
+    """The plan as one JSON document (the one place its shape is decided, schemas/plan.json)."""
     network = evaluated.network
-    return {
-        "version": 1,
-        "command": "plan",
-        "deployment": network.deployment_name,
-        "source": network.source,
-        "goal": plan.goal.value,
-        "hosts": [host_json(h) for h in plan.hosts],
-        "summary": {
+    return document(
+        "plan",
+        deployment=network.deployment_name,
+        source=network.source,
+        output=network.output,
+        goal=plan.goal.value,
+        hosts=[host_json(h) for h in plan.hosts],
+        summary={
             "changing": plan.count(PlanState.CHANGES),
             "unchanged": plan.count(PlanState.UNCHANGED),
             "unreachable": plan.count(PlanState.UNREACHABLE),
@@ -47,33 +46,30 @@ def plan_json(plan: FleetPlan, evaluated: Evaluated) -> dict[str, Any]:
             "copy_bytes": plan.copy_bytes,
             "common_changes": [{"name": n, "hosts": c} for n, c in plan.common_changes()],
         },
-        **(
-            {
-                "build": {
-                    "would_build": list(plan.would_build),
-                    "would_fetch": list(plan.would_fetch),
-                    "unknown": list(plan.unknown),
-                }
-            }
-            if plan.would_build or plan.would_fetch or plan.unknown
-            else {}
-        ),
-    }
+        # only --no-build asks nix what building would take
+        build={
+            "would_build": list(plan.would_build),
+            "would_fetch": list(plan.would_fetch),
+            "unknown": list(plan.unknown),
+        }
+        if no_build
+        else None,
+    )
 
 
 def host_json(h: HostPlan) -> dict[str, Any]:
-    data: dict[str, Any] = {"name": h.name, "state": h.state.value}
-    if h.state in (PlanState.UNREACHABLE, PlanState.FAILED):
-        data["error"] = {
-            "kind": h.state.value,
-            "message": h.error or "",
-            "hint": h.hint,
-            "log_tail": None,
-        }
-        return data
-    data.update(current=h.current, profile=h.profile, system=h.system, built=h.built)
-    if h.copy_paths is not None:
-        data["packages"] = [
+    """One host's plan; what is not known for it (a host not read, a system not built) is
+    null."""
+    read = h.state in (PlanState.CHANGES, PlanState.UNCHANGED)
+    known = h.copy_paths is not None
+    return {
+        "name": h.name,
+        "state": h.state.value,
+        "current": h.current,
+        "profile": h.profile,
+        "system": h.system,
+        "built": h.built if read else None,
+        "packages": [
             {
                 "name": c.name,
                 "change": c.kind.value,
@@ -83,25 +79,30 @@ def host_json(h: HostPlan) -> dict[str, Any]:
             }
             for c in h.changes
         ]
-        data["copy"] = {"paths": h.copy_paths, "bytes": h.copy_bytes}
-        if h.fetch_paths is not None:
-            data["copy"].update(fetchable_paths=h.fetch_paths, fetchable_bytes=h.fetch_bytes)
-    if h.closure_before is not None:
-        data["closure_bytes_before"] = h.closure_before
-    if h.closure_after is not None:
-        data["closure_bytes_after"] = h.closure_after
-    data["activation"] = {"runs": h.activates, "reason": h.activation_reason}
-    if h.dry_activate is not None:
-        data["dry_activate"] = list(h.dry_activate)
-    if h.keys is not None:
-        data["keys"] = {
+        if known
+        else None,
+        "copy": {
+            "paths": h.copy_paths,
+            "bytes": h.copy_bytes,
+            "fetchable_paths": h.fetch_paths,
+            "fetchable_bytes": h.fetch_bytes,
+        }
+        if known
+        else None,
+        "closure_bytes_before": h.closure_before,
+        "closure_bytes_after": h.closure_after,
+        "activation": {"runs": h.activates, "reason": h.activation_reason} if read else None,
+        "dry_activate": list(h.dry_activate) if h.dry_activate is not None else None,
+        "keys": {
             "upload": list(h.keys.write),
             "unchanged": list(h.keys.unchanged),
             "remove": list(h.keys.remove),
         }
-    if h.notes:
-        data["notes"] = list(h.notes)
-    return data
+        if h.keys is not None
+        else None,
+        "notes": list(h.notes),
+        "error": plan_error(h),
+    }
 
 
 def progress(verbose: bool, stream: TextIO = sys.stderr) -> Emit:
@@ -170,7 +171,7 @@ async def cmd_plan(inv: Invocation) -> int:
     finally:
         rmtree(roots, ignore_errors=True)
     if inv.output.json:
-        print_json(plan_json(plan, evaluated))
+        print_json(plan_json(plan, evaluated, no_build=inv.no_build))
     else:
         render_plan(plan, sys.stdout)
     if interrupted:

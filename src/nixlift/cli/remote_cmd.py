@@ -27,6 +27,8 @@ def remote_words(command: list[str]) -> list[str]:
 class ExitStatus(CommandError):
     """The command ran on the host and failed there."""
 
+    kind = "exit-status"
+
 
 async def cmd_exec(inv: Invocation) -> int:
     command = list(inv.remote_command)

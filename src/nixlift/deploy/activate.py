@@ -51,6 +51,9 @@ class Activation:
     systemd: bool = False
     #: what switch-to-configuration printed (dry-activate: what it would do)
     output: str = ""
+    #: what went wrong, for machines (`--json`: error.kind): "activation", "not-nixos",
+    #: "health-check", "lockout", "confirmation", "rollback"
+    kind: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -117,6 +120,7 @@ async def activate(
             Status.FAILED,
             f"{system} has no deploy-rs-activate; nothing was changed",
             hint="make the system profile with deploy-rs' lib.<system>.activate.nixos",
+            kind="not-nixos",
         )
     if started.refused:
         return Activation(
@@ -124,6 +128,7 @@ async def activate(
             f"{system} is not a NixOS system (it has no "
             "nixos-version and bin/switch-to-configuration); nothing was changed",
             hint="the machine's configuration must build a NixOS system.build.toplevel",
+            kind="not-nixos",
         )
     if goal is not Goal.DRY_ACTIVATE:  # (its output is the answer: the caller reports it)
         for line in started.log.splitlines():
@@ -138,6 +143,7 @@ async def activate(
             detail=tail,
             hint="it goes on running on the host; raise deployment.activationTimeout if it is "
             "just slow",
+            kind="activation",
         )
     code = started.status
     if code not in (0, REBOOT_REQUIRED):
@@ -151,12 +157,14 @@ async def activate(
                 await agent.decision(directory, 120),
                 f"{reason} on {name}",
                 "its last output lines say what failed",
+                kind="activation",
             )
         return Activation(
             Status.FAILED,
             _failure_message(name, goal, code, safety),
             hint=_failure_hint(code),
             detail=tail,
+            kind="activation",
         )
     failed_check = await verify(started.systemd)
     if failed_check is not None:
@@ -169,8 +177,10 @@ async def activate(
                 directory, goal.value, goal.sets_profile, f"health check failed: {why}"
             )
         else:
-            return Activation(Status.FAILED, why, hint=hint, systemd=started.systemd)
-        return await back.report(decision, why, hint)
+            return Activation(
+                Status.FAILED, why, hint=hint, systemd=started.systemd, kind="health-check"
+            )
+        return await back.report(decision, why, hint, kind="health-check")
     if magic:
         emit(Phase(name, Stage.CONFIRM, "logging in over a new connection"))
         try:
@@ -192,6 +202,7 @@ async def activate(
                 f"could not log in over a new connection after activation ({e})",
                 hint,
                 verb="rolled itself back",
+                kind="lockout",
             )
         if decision.outcome is Outcome.NO_CANARY:  # the watchdog had decided already: ask what
             decision = await agent.decision(directory, 30)
@@ -200,6 +211,7 @@ async def activate(
                 decision,
                 "the host decided before the confirmation arrived",
                 "raise deployment.confirmTimeout",
+                kind="confirmation",
             )
     status = Status.REBOOT_REQUIRED if code == REBOOT_REQUIRED else Status.OK
     return Activation(status, systemd=started.systemd, output=started.log)
@@ -216,7 +228,7 @@ class _Back:
     goal: Goal
 
     async def report(
-        self, decision: Decision, why: str, hint: str, verb: str = "rolled back"
+        self, decision: Decision, why: str, hint: str, verb: str = "rolled back", *, kind: str
     ) -> Activation:
         name = self.agent.host.name
         tail = _tail(await self.agent.activation_log(self.directory))
@@ -232,13 +244,16 @@ class _Back:
                 now = f"{verb} to the previous system {running}"
             else:
                 now = f"{verb}: it runs {running}"
-            return Activation(Status.ROLLED_BACK, f"{why}; {name} {now}", hint=hint, detail=tail)
+            return Activation(
+                Status.ROLLED_BACK, f"{why}; {name} {now}", hint=hint, detail=tail, kind=kind
+            )
         if decision.outcome is Outcome.UNDECIDED:
             return Activation(
                 Status.FAILED,
                 f"{why}; {name} has not decided whether to roll back",
                 hint="the host needs a look: nixlift list-generations",
                 detail=tail,
+                kind="rollback",
             )
         runs = f"it runs {running}" if running else "it runs no system now"
         return Activation(
@@ -246,6 +261,7 @@ class _Back:
             f"{why}; rolling {name} back failed too: {runs}",
             hint="the host needs a look: nixlift list-generations",
             detail=tail,
+            kind="rollback",
         )
 
 

@@ -20,6 +20,8 @@ from nixlift.transport.base import Host
 class HealthCheckError(NixliftError):
     """A health check did not pass in time."""
 
+    kind = "health-check"
+
 
 @dataclass(frozen=True)
 class CheckResult:

@@ -47,7 +47,7 @@ def entry(
     error: str | None,
 ) -> dict[str, Any]:
     return {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "user": getpass.getuser(),
         "from": socket.gethostname(),
         "deployment": deployment,

@@ -69,6 +69,8 @@ class Ready:
 class RolledBackError(NixliftError):
     """The host went back to the system it ran before: the deploy of this host failed."""
 
+    kind = "rolled-back"
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -78,6 +80,7 @@ class Verdict:
     error: str | None = None
     hint: str | None = None
     detail: str | None = None
+    kind: str | None = None
 
 
 def _verdict(error: NixliftError, skip_unreachable: bool) -> Verdict:
@@ -89,7 +92,11 @@ def _verdict(error: NixliftError, skip_unreachable: bool) -> Verdict:
     else:
         status = Status.FAILED
     return Verdict(
-        status, str(error), error.hint or None, getattr(error, "stderr_tail", "") or None
+        status,
+        str(error),
+        error.hint or None,
+        getattr(error, "stderr_tail", "") or None,
+        error.kind,
     )
 
 
@@ -150,6 +157,7 @@ class HostSequence:
                 Status.FAILED,
                 f"internal error in nixlift: {e!r}",
                 "please report it, with the output of --debug",
+                kind="internal",
             )
         result = HostResult(
             self.name,
@@ -161,6 +169,7 @@ class HostSequence:
             copied=self.copied,
             activated=self.activated,
             detail=end.detail,
+            error_kind=end.kind,
             keys_written=self.uploaded.written,
             keys_unchanged=self.uploaded.unchanged,
             copy_tries=self.copy_tries,
@@ -326,7 +335,7 @@ class HostSequence:
                 self.dry_activate = tuple(result.output.splitlines())
                 self.emit(Report(self.name, goal.value, self.dry_activate))
             if not result.succeeded:
-                return Verdict(result.status, result.error, result.hint, result.detail)
+                return Verdict(result.status, result.error, result.hint, result.detail, result.kind)
             required = result.status is Status.REBOOT_REQUIRED
             if (goal is Goal.BOOT and options.reboot) or (required and options.allow_reboot):
                 with self._clock(Stage.REBOOT):

@@ -37,9 +37,13 @@ _MODE = re.compile(r"0?[0-7]{3}")
 class KeySourceError(CommandError):
     """A key's content could not be had on this machine (a missing file, a failing command)."""
 
+    kind = "keys"
+
 
 class KeyUploadError(CommandError):
     """Keys could not be written on a host, or a secret's action failed there."""
+
+    kind = "keys"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from nixlift.errors import NixliftError
 class LockedError(NixliftError):
     """Another deployer holds the host's lock."""
 
+    kind = "locked"
+
 
 def holder_info(deployment: str) -> dict[str, Any]:
     """Who we are, for the message a second deployer gets."""

@@ -28,7 +28,7 @@ from nixlift.deploy.copy import copy
 from nixlift.deploy.fanout import Fleet, HostMaker
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.rollout import Stopped
-from nixlift.errors import NixliftError, SshError
+from nixlift.errors import CommandError, NixliftError, SshError
 from nixlift.events import Emit, Phase
 from nixlift.events import Plan as PlanEvent
 from nixlift.model import (
@@ -226,13 +226,16 @@ class Planner:
     ) -> HostPlan:
         try:
             return await self._plan(m, survey, built, new)
-        except Stopped as e:
-            return HostPlan(m.name, PlanState.FAILED, error=str(e), hint=e.hint or None)
-        except SshError as e:
-            return HostPlan(m.name, PlanState.UNREACHABLE, error=str(e), hint=e.hint or None)
         except NixliftError as e:
+            unreachable = isinstance(e, SshError)
             return HostPlan(
-                m.name, PlanState.FAILED, system=m.out_path, error=str(e), hint=e.hint or None
+                m.name,
+                PlanState.UNREACHABLE if unreachable else PlanState.FAILED,
+                system=None if unreachable or isinstance(e, Stopped) else m.out_path,
+                error=str(e),
+                hint=e.hint or None,
+                error_kind=e.kind,
+                detail=e.stderr_tail if isinstance(e, CommandError) else None,
             )
 
     async def _plan(
@@ -282,7 +285,15 @@ class Planner:
             size = sum(after.values())
             plan = replace(plan, closure_after=size)
             if unchanged:
-                plan = replace(plan, closure_before=size, copy_paths=0, copy_bytes=0)
+                nothing = 0 if m.deployment.use_substitutes else None
+                plan = replace(
+                    plan,
+                    closure_before=size,
+                    copy_paths=0,
+                    copy_bytes=0,
+                    fetch_paths=nothing,
+                    fetch_bytes=nothing,
+                )
             else:
                 plan = await self._compare(m, plan, after)
         declared = self.keys.get(m.name, ())

@@ -19,6 +19,8 @@ RETRY = 1.0
 class RebootError(NixliftError):
     """The host did not come back, or came back running something else."""
 
+    kind = "reboot"
+
 
 async def reboot(agent: Agent, emit: Emit, *, timeout: int, expect: str | None) -> None:
     """Reboot; return once the host is back with a new boot id (its Host connected anew). With

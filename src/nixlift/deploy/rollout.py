@@ -20,6 +20,8 @@ T = TypeVar("T")
 class Stopped(NixliftError):
     """This host's work was not started (or was cut short) because the rollout stopped."""
 
+    kind = "stopped"
+
 
 @dataclass(frozen=True)
 class FailurePolicy:
