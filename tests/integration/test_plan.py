@@ -105,6 +105,21 @@ def test_plan_names_each_hosts_changes_and_leaves_every_host_as_it_was(
     assert hosts["h2"]["packages"] == [] and hosts["h2"]["copy"]["paths"] == 0
     assert hosts["h2"]["copy"]["bytes"] == 0 and hosts["h2"]["error"] is None
     assert doc["summary"]["changing"] == 1 and doc["summary"]["unchanged"] == 2
+    # info says why h1 is out of date (its new system is built here now)
+    info = nixlift("info", changed, "--json")
+    assert info.returncode == 0, info.stderr
+    rows = {h["name"]: h for h in json.loads(info.stdout)["hosts"]}
+    assert rows["h1"]["state"] == "out-of-date"
+    assert re.fullmatch(r"\+2 \N{MINUS SIGN}1 packages, \d+\.\d KiB to copy", rows["h1"]["why"])
+    assert rows["h1"]["changes"] == {
+        "added": 2,
+        "removed": 1,
+        "changed": 0,
+        "copy_bytes": hosts["h1"]["copy"]["bytes"],
+    }
+    assert rows["h2"]["state"] == "up-to-date" and rows["h2"]["why"] is None
+    shown = nixlift("info", changed)
+    assert re.search(r"^h1 .* out of date +\+2 \N{MINUS SIGN}1 packages", shown.stdout, re.M)
     # every host exactly as it was: systems, profiles, generations, history, lock, keys, store
     assert {name: snapshot(sb.host(name)) for name in sb.names} == before
     # and a deploy of the plan does what it said
