@@ -90,6 +90,9 @@ def test_plan_names_each_hosts_changes_and_leaves_every_host_as_it_was(
         r"^3 hosts: 1 changing, 2 unchanged · \d+\.\d KiB to copy$", shown.stdout, re.M
     )
     assert "progress" not in shown.stderr and shown.stderr == ""
+    # NixOps' deploy --dry-run is the plan, and stops there
+    dry = nixlift("deploy", changed, "--dry-run")
+    assert (dry.returncode, dry.stdout) == (0, shown.stdout)
     # --json: the same facts
     doc = json.loads(nixlift("plan", changed, "--json").stdout)
     assert (doc["version"], doc["command"]) == (1, "plan")

@@ -118,6 +118,11 @@ def refuse_unanswerable_confirm(inv: Invocation) -> None:
 
 
 async def cmd_deploy(inv: Invocation) -> int:
+    if inv.dry_run:
+        # (imported here: plan_cmd builds on this module)
+        from nixlift.cli.plan_cmd import cmd_plan
+
+        return await cmd_plan(inv)
     refuse_unanswerable_confirm(inv)
     req = await resolve(inv.network)
     evaluated = await evaluate_checked(inv, req)

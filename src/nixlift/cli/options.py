@@ -120,6 +120,8 @@ class Invocation:
     #: deploy --confirm: show the plan and ask first; --yes: do not ask
     confirm: bool = False
     yes: bool = False
+    #: deploy --dry-run (NixOps'): the plan, and stop
+    dry_run: bool = False
     #: import-nixops: the state file, the deployments to import, whether to replace names
     state_file: Path | None = None
     deployments: tuple[str, ...] = ()
@@ -226,6 +228,7 @@ def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocat
         dry_activate_plan=bool(got.get("plan_dry_activate")),
         confirm=bool(got.get("confirm")),
         yes=bool(got.get("yes")),
+        dry_run=bool(got.get("dry_run")),
         state_file=Path(got["state_file"]) if got.get("state_file") else None,
         deployments=tuple(got.get("deployments") or ()),
         replace=bool(got.get("replace")),

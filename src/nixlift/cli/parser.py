@@ -407,6 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --confirm: show the plan and deploy without asking (where no terminal is)",
     )
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show the plan and stop: `nixlift plan` (NixOps' deploy --dry-run)",
+    )
 
     p = sub.add_parser(
         "plan",
