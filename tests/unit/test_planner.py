@@ -13,18 +13,21 @@ from typing import Any
 import jsonschema
 from fakehost import NEW, OLD, FakeHost, Script
 from test_host_sequence import Built, deploy, machine
+from test_live import Clock, play, scrollback, terminal
 
 from nixlift.cli.deploy_cmd import Evaluated
 from nixlift.cli.plan_cmd import plan_json
 from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.plan import Planner, PlanOptions, key_plan
-from nixlift.events import Event, Report
+from nixlift.events import Event, Finished, Report
+from nixlift.events import Plan as PlanEvent
 from nixlift.model import (
     ChangeKind,
     FleetPlan,
     Goal,
     HostPlan,
+    HostResult,
     Network,
     PackageChange,
     PlanState,
@@ -32,6 +35,7 @@ from nixlift.model import (
 )
 from nixlift.nix.argv import NixSettings
 from nixlift.ui.format import change_text, plan_summary
+from nixlift.ui.live import LiveRenderer
 from nixlift.ui.plan import render_plan
 
 
@@ -241,3 +245,16 @@ def test_the_plan_document_keeps_the_json_contract() -> None:
         "log_tail": None,
     }
     assert doc["summary"]["unreachable"] == 1 and doc["summary"]["changing"] == 1
+
+
+def test_the_live_view_shows_the_hosts_dry_activate_lines() -> None:
+    console, buf = terminal()
+    live = LiveRenderer(console, auto_refresh=False, clock=Clock())
+    with live:
+        live(PlanEvent(("h1",), Goal.DRY_ACTIVATE))
+        lines = ("would restart the following units: sshd.service", "would start nginx.service")
+        live(Report("h1", "dry-activate", lines))
+        live(Finished(HostResult("h1", Status.OK)))
+    shown = scrollback(play(buf.getvalue()))
+    at = shown.index("h1: dry-activate")
+    assert shown[at + 1 : at + 3] == [f"  │ {line}" for line in lines]
