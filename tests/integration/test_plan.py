@@ -21,8 +21,12 @@ import pytest
 from conftest import SandboxFactory
 from netkit import activations, current_system, deploy_json, nixlift, profile_system, write_network
 
+from nixlift.agent.protocol import Agent, HostClosure, Survey
+from nixlift.deploy.lock import HostLock
+from nixlift.model import DeploymentOptions, Machine
 from nixlift.nix.argv import NixSettings
 from nixlift.nix.closure import diff, local_closures, nix_line
+from nixlift.transport.ssh import SshHost
 from nixlift_testbed import SandboxHost
 
 pytestmark = pytest.mark.integration
@@ -49,6 +53,7 @@ def snapshot(host: SandboxHost) -> dict[str, Any]:
     """Everything a plan must leave as it was on a host."""
     run = host.path("/run/nixlift")
     keys = host.path("/nix/var/nixlift/keys")
+    run_keys = host.path("/run/keys")
     return {
         "current": current_system(host),
         "profile": host.readlink("/nix/var/nix/profiles/system"),
@@ -57,9 +62,9 @@ def snapshot(host: SandboxHost) -> dict[str, Any]:
         # the lock's files, activation directories: all but the agent itself
         "run": sorted(p.name for p in run.iterdir() if not p.name.startswith("agent-")),
         "keys": sorted((p.name, p.read_bytes()) for p in keys.iterdir()) if keys.exists() else [],
-        "run_keys": sorted(
-            (p.name, p.stat().st_mtime_ns) for p in host.path("/run/keys").iterdir()
-        ),
+        "run_keys": sorted((p.name, p.stat().st_mtime_ns) for p in run_keys.iterdir())
+        if run_keys.exists()
+        else [],
         "store": sorted(p.name for p in host.path("/nix/store").iterdir()),
         "activations": activations(host),
     }
@@ -312,3 +317,53 @@ def test_dry_activate_shows_what_the_host_would_do_without_v(
     assert shown.returncode == 0, shown.stderr
     assert "  dry-activate:" in shown.stdout and "  │ would activate /nix/store/" in shown.stdout
     assert current_system(sb.host("h1")) is None
+
+
+def test_the_agent_reads_a_closure_and_a_plan_does_not_wait_for_a_held_lock(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    net = write_network(
+        tmp_path, sb, "  h1 = { pkgs, ... }: { environment.systemPackages = [ pkgs.jq ]; };"
+    )
+    done, hosts = deploy_json(net)
+    assert done.returncode == 0, done.stderr
+    system = str(hosts["h1"]["system"])
+    absent = "/nix/store/" + "0" * 32 + "-absent"
+    d = DeploymentOptions(target_host="h1", ssh_options=("-F", str(sb.ssh_config)))
+    m = Machine("h1", "x86_64-linux", "x86_64-linux", d, "", "")
+    before = snapshot(sb.host("h1"))
+
+    async def under_a_held_lock() -> tuple[Survey, HostClosure, subprocess.CompletedProcess[str]]:
+        async with (
+            SshHost.for_machine(m, tmp_path / "a") as holding,
+            SshHost.for_machine(m, tmp_path / "b") as reading,
+        ):
+            lock = HostLock(Agent(holding), {"what": "a test deploy"}, 0, system)
+            await lock.acquire()
+            try:
+                survey = await Agent(reading).survey(system)
+                there = await Agent(reading).closure([system, absent], substitutes=False)
+                shown = await asyncio.to_thread(nixlift, "plan", net)
+            finally:
+                await lock.release()
+        return survey, there, shown
+
+    survey, there, shown = asyncio.run(under_a_held_lock())
+    assert survey.holder == {"what": "a test deploy"}
+    assert survey.probe.state.current_system == system
+    # the running closure with its NAR sizes, as nix-store says here of the same paths
+    paths = subprocess.run(
+        ["nix-store", "--query", "--requisites", system], capture_output=True, text=True, check=True
+    ).stdout.split()
+    sizes = subprocess.run(
+        ["nix-store", "--query", "--size", *paths], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert there.current == system
+    assert dict(there.closure) == {p: int(s) for p, s in zip(paths, sizes, strict=True)}
+    assert there.missing == (absent,)
+    # a plan neither waits for the lock nor fails on it: it says who holds it
+    assert shown.returncode == 0, shown.stderr
+    assert "  note: a test deploy holds its lock: what it runs may change" in shown.stdout
+    # nothing left behind (the closure's scratch files, a lock of its own, …)
+    assert snapshot(sb.host("h1")) == before

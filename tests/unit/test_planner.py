@@ -138,11 +138,18 @@ def test_an_unreachable_host_says_so() -> None:
 
 
 def test_a_deploy_under_way_is_noted() -> None:
-    holder = {"user": "ann", "from": "laptop", "since": "2024-05-01 10:00:00 +0000"}
+    holder = {
+        "user": "ann",
+        "from": "laptop",
+        "pid": 7,
+        "deployment": "net",
+        "since": "2024-05-01 10:00:00 +0000",
+    }
     hp, _, _ = plan(Script(current=NEW, profile=NEW, holder=holder))
+    # worded as a deploy that finds the lock held words it
     assert hp.notes == (
-        "ann@laptop (since 2024-05-01 10:00:00 +0000) holds its lock: what it runs may "
-        "change when that deploy ends",
+        "ann@laptop (pid 7, deploying net) since 2024-05-01 10:00:00 +0000 holds its lock: "
+        "what it runs may change when that deploy ends",
     )
 
 

@@ -26,6 +26,7 @@ from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.build import LocalBuilds, _in_store
 from nixlift.deploy.copy import copy
 from nixlift.deploy.fanout import Fleet, HostMaker
+from nixlift.deploy.lock import describe_holder
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.rollout import Stopped
 from nixlift.errors import CommandError, NixliftError, SshError
@@ -260,8 +261,8 @@ class Planner:
         notes: list[str] = []
         if survey.holder is not None:
             notes.append(
-                f"{_holder(survey.holder)} holds its lock: what it runs may change when that "
-                "deploy ends"
+                f"{describe_holder(survey.holder)} holds its lock: what it runs may change "
+                "when that deploy ends"
             )
         if built is None:
             notes.append(
@@ -362,9 +363,3 @@ class Planner:
                 hint=result.hint or "",
             )
         return tuple(result.output.splitlines())
-
-
-def _holder(info: Mapping[str, object]) -> str:
-    if "what" in info:
-        return str(info["what"])
-    return f"{info.get('user', '?')}@{info.get('from', '?')} (since {info.get('since', '?')})"
