@@ -25,7 +25,6 @@ from nixlift.deploy.plan import Planner, PlanOptions
 from nixlift.events import Emit, Event, Finished, Notice, Phase
 from nixlift.model import FleetPlan, HostPlan, PlanState, Stage
 from nixlift.ui.plain import PlainRenderer
-from nixlift.ui.plan import render_plan
 
 
 def plan_json(plan: FleetPlan, evaluated: Evaluated, *, no_build: bool) -> dict[str, Any]:
@@ -103,6 +102,14 @@ def host_json(h: HostPlan) -> dict[str, Any]:
         "notes": list(h.notes),
         "error": plan_error(h),
     }
+
+
+def render_plan(plan: FleetPlan, stream: TextIO) -> None:
+    # imported on use: rich costs every command start-up time (and apply-local runs nixlift
+    # where it may be missing), only a plan for people needs it
+    from nixlift.ui.plan import render_plan as render
+
+    render(plan, stream)
 
 
 def progress(verbose: bool, stream: TextIO = sys.stderr) -> Emit:
