@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
@@ -265,3 +267,9 @@ def test_the_live_view_shows_the_hosts_dry_activate_lines() -> None:
     shown = scrollback(play(buf.getvalue()))
     at = shown.index("h1: dry-activate")
     assert shown[at + 1 : at + 3] == [f"  │ {line}" for line in lines]
+
+
+def test_the_command_line_starts_without_rich() -> None:
+    """Only a plan (or a live view) for people loads rich: every other start stays quick."""
+    code = "import sys, nixlift.cli.main; assert 'rich' not in sys.modules, 'rich loaded'"
+    subprocess.run([sys.executable, "-c", code], check=True)
