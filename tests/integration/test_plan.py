@@ -178,6 +178,8 @@ def test_no_build_lists_what_building_would_take_and_builds_nothing(
     assert any(p.endswith("-nonce.drv") for p in would)
     shown = nixlift("plan", net, "--no-build")
     assert "not built yet" in shown.stdout and "building would build" in shown.stdout
+    # a total that leaves a host out says so ("0 B" alone would read as "nothing to copy")
+    assert "0 B to copy (1 host not counted: not built here)" in shown.stdout
 
 
 def test_the_diff_is_what_nix_store_diff_closures_says(tmp_path: Path) -> None:
