@@ -366,6 +366,12 @@ class FleetPlan:
     def copy_bytes(self) -> int:
         return sum(h.copy_bytes or 0 for h in self.hosts)
 
+    @property
+    def copy_unknown(self) -> int:
+        """Changing hosts whose copy is not known (their systems are not built here), so not
+        in copy_bytes."""
+        return sum(h.state is PlanState.CHANGES and h.copy_bytes is None for h in self.hosts)
+
     def common_changes(self, limit: int = 5) -> list[tuple[str, int]]:
         """The package names that change on most hosts, with how many: most first. A host's
         own system (`nixos-system-NAME`, which changes with anything) is not counted."""

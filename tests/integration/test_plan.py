@@ -171,6 +171,7 @@ def test_no_build_lists_what_building_would_take_and_builds_nothing(
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     [h1] = doc["hosts"]
+    assert doc["summary"]["copy_unknown"] == 1 and h1["copy"] is None
     assert h1["state"] == "changes" and h1["built"] is False
     assert not Path(h1["system"]).exists()  # nothing was built
     would = doc["build"]["would_build"]

@@ -43,6 +43,7 @@ def plan_json(plan: FleetPlan, evaluated: Evaluated, *, no_build: bool) -> dict[
             "unreachable": plan.count(PlanState.UNREACHABLE),
             "failed": plan.count(PlanState.FAILED),
             "copy_bytes": plan.copy_bytes,
+            "copy_unknown": plan.copy_unknown,
             "common_changes": [{"name": n, "hosts": c} for n, c in plan.common_changes()],
         },
         # only --no-build asks nix what building would take

@@ -125,7 +125,7 @@ def summary_lines(plan: FleetPlan) -> list[Text]:
             counts.append(Text(f"{n} {word}", STATE_STYLE[state] if n else "dim"))
     head.append_text(Text(", ").join(counts))
     head.append(f" · {size_text(plan.copy_bytes)} to copy")
-    unknown = sum(h.state is PlanState.CHANGES and h.copy_bytes is None for h in plan.hosts)
+    unknown = plan.copy_unknown
     if unknown:
         # (a sum that leaves hosts out must say so, or "0 B" reads as "nothing")
         head.append(f" ({unknown} host{'s' if unknown != 1 else ''} not counted: not built here)")
