@@ -148,6 +148,14 @@ def test_create_then_deploy_by_name(sandbox_factory: SandboxFactory, tmp_path: P
     assert "h1" in created.stderr
     listed = nixlift("list", "--json", env=env)
     assert json.loads(listed.stdout)["deployments"][0]["files"] == [str(net)]
+    # the name is not silently pointed at other files
+    other = write_network(tmp_path / "other", sb, "  h1 = { ... }: { };", name="rpi.nix")
+    again = nixlift("create", other, "-d", "rpi", env=env, cwd=tmp_path)
+    assert again.returncode == 2 and "already registered" in again.stderr, again.stderr
+    assert "--force" in again.stderr
+    forced = nixlift("create", other, "-d", "rpi", "--force", env=env, cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    nixlift("create", net, "-d", "rpi", "--force", env=env, cwd=tmp_path)
 
     # from another directory, by name only
     done, hosts = deploy_json("-d", "rpi", env=env, cwd=Path("/"))

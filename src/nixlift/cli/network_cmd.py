@@ -163,7 +163,8 @@ async def cmd_create(inv: Invocation) -> int:
             argstrs=req.source.args.strings,
             include=req.settings.include,
             flake=None if flake is None else flake.absolute().text,
-        )
+        ),
+        replace_existing=inv.replace,
     )
     print(
         f"registered '{entry.name}': {entry.shown} (machines: {', '.join(network.all_names)})",

@@ -617,6 +617,12 @@ def build_parser() -> argparse.ArgumentParser:
         "under a name, so `nixlift deploy -d NAME` finds them. Nothing else is kept.",
     )
     _network_args(p)
+    p.add_argument(
+        "--force",
+        dest="replace",
+        action="store_true",
+        help="point a name that is already registered at this network",
+    )
 
     p = sub.add_parser(
         "import-nixops",

@@ -170,11 +170,12 @@ async def run_logged(
     emit: Emit,
     error: type[CommandError],
     what: str,
-    hint: str,
+    hint: str | Callable[[str], str],
     env: Mapping[str, str] | None = None,
 ) -> proc.Completed:
     """Run a nix command with --log-format internal-json: its progress and lines become events,
-    and a failure raises `error` with the last lines a person can read (not the JSON)."""
+    and a failure raises `error` with the last lines a person can read (not the JSON); `hint`
+    may be a function of those lines, so that it matches what went wrong."""
     log = NixLog()
     done = await proc.run(
         [*argv, "--log-format", "internal-json"],
@@ -185,12 +186,13 @@ async def run_logged(
     )
     if done.returncode != 0:
         program = argv[0].rsplit("/", 1)[-1]
+        tail = "\n".join(list(log.lines)[-25:])
         raise error(
             f"{what} failed ({program} exit status {done.returncode})",
             argv=done.argv,
             returncode=done.returncode,
-            stderr_tail="\n".join(list(log.lines)[-25:]),
-            hint=hint,
+            stderr_tail=tail,
+            hint=hint(tail) if callable(hint) else hint,
             host=host,
         )
     return done

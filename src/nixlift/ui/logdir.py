@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import quote
 
+from nixlift.errors import UsageError
 from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress, Report
 from nixlift.ui.format import describe, failure_lines
 
@@ -13,13 +15,21 @@ from nixlift.ui.format import describe, failure_lines
 class LogDir:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise UsageError(
+                f"--log-dir {directory}: a file of that name exists, not a directory",
+                hint="give a directory (it is created if missing)",
+            ) from None
+        except OSError as e:
+            raise UsageError(f"--log-dir {directory}: {e.strerror}") from None
         self._files: dict[str, TextIO] = {}
 
     def _file(self, host: str) -> TextIO:
         f = self._files.get(host)
         if f is None:
-            f = self._files[host] = open(self.directory / f"{host}.log", "a", encoding="utf-8")  # noqa: SIM115
+            f = self._files[host] = open(self.directory / log_name(host), "a", encoding="utf-8")  # noqa: SIM115
         return f
 
     def _write(self, host: str, text: str) -> None:
@@ -54,3 +64,9 @@ class LogDir:
         for f in self._files.values():
             f.close()
         self._files.clear()
+
+
+def log_name(host: str) -> str:
+    """The file a machine's log goes to: every name, `a/b` and `../../x` too, stays inside the
+    directory (`/` and anything unusual is %-escaped, as in a URL)."""
+    return quote(host, safe="") + ".log"
