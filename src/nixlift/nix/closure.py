@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from nixlift import proc
 from nixlift.errors import BuildError, CommandError
 from nixlift.model import ChangeKind, PackageChange
-from nixlift.nix.argv import NIX_COMMAND, NixSettings
+from nixlift.nix import argv
+from nixlift.nix.argv import NixSettings
 
 #: a closure: every store path in it, with its NAR size in bytes
 Closure = Mapping[str, int]
@@ -150,15 +151,7 @@ async def local_closures(paths: Sequence[str], settings: NixSettings) -> dict[st
     if not wanted:
         return {}
     done = await proc.run(
-        [
-            "nix",
-            *NIX_COMMAND,
-            "path-info",
-            "--json",
-            "--recursive",
-            *settings.option_args(),
-            *wanted,
-        ],
+        argv.path_info(wanted, settings),
         what="reading the new systems' closures",
         error=CommandError,
     )
@@ -206,7 +199,7 @@ async def dry_run(drvs: Sequence[str], settings: NixSettings) -> DryRun:
     if not drvs:
         return DryRun()
     done = await proc.run(
-        ["nix-store", "--realise", "--dry-run", *drvs, *settings.build_args()],
+        argv.dry_run(drvs, settings),
         what="asking nix what the build would take",
         error=BuildError,
     )
