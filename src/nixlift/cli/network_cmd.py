@@ -63,6 +63,7 @@ async def cmd_info(inv: Invocation) -> int:
         deploy=DeployOptions(settings=settings, reach=reach(inv, network.machines)),
         no_build=True,
         ask_nix=False,
+        parallel=inv.fleet.parallel,
     )
     planner = Planner(network, options, discard)
     with interrupts(planner.interrupt):

@@ -56,6 +56,8 @@ class PlanOptions:
     dry_activate: bool = False
     #: with no_build: ask nix's dry run what building would take (`info` does not need it)
     ask_nix: bool = True
+    #: hosts read at once (0: all; a plan only reads, as a deploy connects to all at once)
+    parallel: int = 0
 
 
 #: reads the closures of built store paths here, with NAR sizes
@@ -121,7 +123,9 @@ class Planner:
         self.emit = emit
         self.keys = keys or {}
         d = options.deploy
-        self.fleet = Fleet(network.machines, d.reach, parallel=0, emit=emit, make_host=make_host)
+        self.fleet = Fleet(
+            network.machines, d.reach, parallel=options.parallel, emit=emit, make_host=make_host
+        )
         #: machines whose system is built here (the others are built on their host or a build
         #: host: a plan does not build there)
         self.here = [m for m in network.machines if self._built_here(m)]
@@ -173,12 +177,13 @@ class Planner:
     async def _survey_all(self) -> dict[str, Survey | NixliftError]:
         async def one(m: Machine) -> Survey | NixliftError:
             try:
-                host = await self.fleet.connect(m)
-                agent = Agent(host)
-                want = bool(self.keys.get(m.name)) and self.options.deploy.upload_keys
-                return await self.fleet.rollout.interruptible(
-                    m.name, lambda: agent.survey(m.out_path, want_keys=want)
-                )
+                async with self.fleet.slot():
+                    host = await self.fleet.connect(m)
+                    agent = Agent(host)
+                    want = bool(self.keys.get(m.name)) and self.options.deploy.upload_keys
+                    return await self.fleet.rollout.interruptible(
+                        m.name, lambda: agent.survey(m.out_path, want_keys=want)
+                    )
             except NixliftError as e:
                 return e
 
@@ -226,7 +231,8 @@ class Planner:
         new: Mapping[str, Mapping[str, int]],
     ) -> HostPlan:
         try:
-            return await self._plan(m, survey, built, new)
+            async with self.fleet.slot():
+                return await self._plan(m, survey, built, new)
         except NixliftError as e:
             unreachable = isinstance(e, SshError)
             return HostPlan(
