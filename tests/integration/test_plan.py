@@ -154,6 +154,12 @@ def test_a_plan_of_an_unreachable_host_says_so_and_exits_1(
     # nothing it could not read is guessed
     assert h2["current"] is None and h2["packages"] is None and h2["copy"] is None
     assert doc["summary"]["unreachable"] == 1
+    # info, one host at a time, says the same
+    info = nixlift("info", net, "--parallel", "1", "--json")
+    assert info.returncode == 1
+    rows = {h["name"]: h for h in json.loads(info.stdout)["hosts"]}
+    assert rows["h2"]["state"] == "unreachable" and rows["h2"]["error"]["kind"] == "ssh"
+    assert rows["h1"]["state"] == "not-deployed" and rows["h1"]["why"]
     assert current_system(sb.host("h1")) is None  # h1 was only read
 
 
