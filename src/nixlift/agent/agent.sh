@@ -394,6 +394,20 @@ survey() {
   answer "{\"probe\": $(probe), \"keys\": $known, \"holder\": ${holder:-null}}"
 }
 
+# with_lines FILE CMD…: CMD with FILE's lines (store paths: no blanks, and no globbing) as its
+# last arguments; nothing is run for an empty FILE (xargs -r would do, but it is findutils,
+# which the agent does not assume)
+with_lines() {
+  lines=$1
+  shift
+  [ -s "$lines" ] || return 0
+  (
+    set -f
+    # shellcheck disable=SC2046
+    exec "$@" $(cat "$lines")
+  )
+}
+
 # closure: the running system's closure ("SIZE PATH" lines), which of the COUNT paths that
 # follow the request on stdin (the new system's closure, one a line) this host lacks, and, with
 # substitutes, what nix says it would fetch of those from the host's own substituters
@@ -406,7 +420,7 @@ closure() {
   : > "$tmp/dry"
   if [ -n "$current" ] && nix-store --check-validity "$current" 2>/dev/null; then
     if ! { nix-store --query --requisites "$current" > "$tmp/paths" 2>"$tmp/err" \
-      && xargs -r nix-store --query --size < "$tmp/paths" > "$tmp/size" 2>>"$tmp/err"; }; then
+      && with_lines "$tmp/paths" nix-store --query --size > "$tmp/size" 2>>"$tmp/err"; }; then
       err=$(head -c 300 "$tmp/err")
       rm -rf "$tmp"
       fail "nix-store --query: $err"
@@ -415,7 +429,7 @@ closure() {
   fi
   head -n "$count" > "$tmp/wanted"
   if [ -s "$tmp/wanted" ]; then
-    if ! xargs -r nix-store --check-validity --print-invalid < "$tmp/wanted" \
+    if ! with_lines "$tmp/wanted" nix-store --check-validity --print-invalid \
       > "$tmp/missing" 2>"$tmp/err"; then
       err=$(head -c 300 "$tmp/err")
       rm -rf "$tmp"
@@ -423,7 +437,7 @@ closure() {
     fi
   fi
   if [ "$substitutes" = 1 ] && [ -s "$tmp/missing" ]; then
-    xargs -r nix-store --realise --dry-run < "$tmp/missing" > /dev/null 2> "$tmp/dry"
+    with_lines "$tmp/missing" nix-store --realise --dry-run > /dev/null 2> "$tmp/dry"
   fi
   answer "{\"current\": $(path_or_null "$current"), \"closure\": $(text_file "$tmp/sizes"), \"missing\": $(text_file "$tmp/missing"), \"dry_run\": $(text_file "$tmp/dry")}"
   rm -rf "$tmp"
