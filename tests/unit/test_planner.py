@@ -273,3 +273,21 @@ def test_the_command_line_starts_without_rich() -> None:
     """Only a plan (or a live view) for people loads rich: every other start stays quick."""
     code = "import sys, nixlift.cli.main; assert 'rich' not in sys.modules, 'rich loaded'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_failed_host_shows_the_end_of_what_failed_and_the_hint() -> None:
+    failed = HostPlan(
+        "h1",
+        PlanState.FAILED,
+        error="building h1's system failed",
+        hint="fix the configuration",
+        error_kind="build",
+        detail="\n".join(f"line {i}" for i in range(30)),
+    )
+    out = io.StringIO()
+    render_plan(FleetPlan((failed,)), out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "h1  failed  building h1's system failed"
+    assert lines[1:11] == [f"  | line {i}" for i in range(20, 30)]
+    assert lines[11] == "  hint: fix the configuration"
+    assert lines[-1] == "1 host: 0 changing, 0 unchanged, 1 failed · 0 B to copy"

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from nixlift.model import ChangeKind, FleetPlan, HostPlan, PlanState
-from nixlift.ui.format import CHANGE_SIGNS, change_text, size_text
+from nixlift.ui.format import CHANGE_SIGNS, DETAIL_LINES, change_text, size_text
 from nixlift.ui.live import clean_line, short_store_path
 
 STATE_STYLE = {
@@ -40,6 +40,9 @@ def host_lines(plan: HostPlan) -> list[Text]:
     lines = [head]
     if plan.state in (PlanState.UNREACHABLE, PlanState.FAILED):
         head.append(f"  {clean_line(plan.error or '')}", "red")
+        if plan.detail and plan.detail.strip() not in (plan.error or ""):
+            tail = plan.detail.splitlines()[-DETAIL_LINES:]
+            lines += [Text.assemble(("  | ", "dim"), clean_line(line)) for line in tail]
         if plan.hint:
             lines.append(Text.assemble("  ", ("hint: ", "bold"), clean_line(plan.hint)))
         return lines
