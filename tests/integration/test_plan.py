@@ -376,3 +376,26 @@ def test_the_agent_reads_a_closure_and_a_plan_does_not_wait_for_a_held_lock(
     assert "  note: a test deploy holds its lock: what it runs may change" in shown.stdout
     # nothing left behind (the closure's scratch files, a lock of its own, …)
     assert snapshot(sb.host("h1")) == before
+
+
+def test_a_host_whose_system_does_not_build_fails_its_plan_and_the_others_go_on(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(2)
+    net = write_network(
+        tmp_path,
+        sb,
+        """  h1 = { pkgs, ... }: { environment.systemPackages =
+    [ (pkgs.runCommand "broken-${sb.nonce}" { } "echo it broke here; exit 3") ]; };
+  h2 = { ... }: { };""",
+    )
+    shown = nixlift("plan", net)
+    assert shown.returncode == 1
+    assert re.search(r"^h1  failed  ", shown.stdout, re.M), shown.stdout
+    assert "  | it broke here" in shown.stdout
+    assert re.search(r"^h2  changes  nothing → ", shown.stdout, re.M)
+    assert "2 hosts: 1 changing, 0 unchanged, 1 failed" in shown.stdout
+    doc = json.loads(nixlift("plan", net, "--json").stdout)
+    h1 = next(h for h in doc["hosts"] if h["name"] == "h1")
+    assert h1["state"] == "failed" and h1["error"]["kind"] == "build"
+    assert "it broke here" in (h1["error"]["log_tail"] or "")
