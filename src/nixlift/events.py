@@ -42,6 +42,9 @@ class Output:
 
     host: str
     line: str
+    #: a line of a build that several hosts' systems need: all of them (each gets the line;
+    #: a renderer that shows lines once per host may show it once, for `shared[0]`)
+    shared: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -228,3 +228,24 @@ def test_build_on_target(sandbox_factory: SandboxFactory, tmp_path: Path) -> Non
     assert current_system(sb.host("h1")) == drv["out_path"]
     # built there, never here
     assert not Path(drv["out_path"]).exists()
+
+
+def test_the_systems_etc_files_appear_on_the_host_and_leave_with_it(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    # what the README's demo shows (`nixlift exec … -- cat /etc/motd`)
+    sb = sandbox_factory(1)
+    both = (
+        '  h1 = { ... }: { environment.etc."motd".text = "hello from h1";'
+        ' environment.etc."extra/file".text = "extra"; };'
+    )
+    done, _ = deploy_json(write_network(tmp_path / "a", sb, both))
+    assert done.returncode == 0, done.stderr
+    shown = nixlift("exec", tmp_path / "a" / "net.nix", "--", "cat", "/etc/motd", "/etc/extra/file")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == ["[h1] hello from h1extra"]  # no newline at the end
+    one = '  h1 = { ... }: { environment.etc."motd".text = "bye"; };'
+    done, _ = deploy_json(write_network(tmp_path / "b", sb, one))
+    assert done.returncode == 0, done.stderr
+    assert sb.host("h1").read_text("/etc/motd") == "bye"
+    assert sb.host("h1").read_text("/etc/extra/file") is None  # no longer declared: removed

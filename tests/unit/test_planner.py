@@ -291,3 +291,15 @@ def test_a_failed_host_shows_the_end_of_what_failed_and_the_hint() -> None:
     assert lines[1:11] == [f"  | line {i}" for i in range(20, 30)]
     assert lines[11] == "  hint: fix the configuration"
     assert lines[-1] == "1 host: 0 changing, 0 unchanged, 1 failed · 0 B to copy"
+
+
+def test_the_plan_is_coloured_as_color_says() -> None:
+    changing, _, _ = plan(Script(closure=dict(OLD_CLOSURE)))
+    shown = {}
+    for color in ("always", "never", "auto"):
+        out = io.StringIO()
+        render_plan(FleetPlan((changing,)), out, color=color)
+        shown[color] = out.getvalue()
+    assert "\x1b[" in shown["always"]
+    # never, and auto off a terminal: the same plain text
+    assert shown["never"] == shown["auto"] and "\x1b" not in shown["never"]

@@ -209,7 +209,9 @@ async def run_deployment(inv: Invocation, evaluated: Evaluated, how: Reach) -> i
             return answer
     label = network.description or network.deployment_name
     count = len(network.machines)
-    print(f"{goal.value}: {label} ({count} machine{'s' if count != 1 else ''})", file=sys.stderr)
+    if not inv.output.quiet:
+        plural = "s" if count != 1 else ""
+        print(f"{goal.value}: {label} ({count} machine{plural})", file=sys.stderr)
     started_at = rfc3339()
     with screen(inv.output) as shown:
         deployment = Deployment(network, options, shown.emit, keys=keys_of)

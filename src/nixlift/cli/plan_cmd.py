@@ -16,13 +16,13 @@ from typing import Any, TextIO
 
 from nixlift.cli.access import reach
 from nixlift.cli.deploy_cmd import Evaluated, declared_keys, evaluate_checked, refuse_other_backends
-from nixlift.cli.options import Invocation
+from nixlift.cli.options import Invocation, Output
 from nixlift.cli.output import document, plan_error, print_json
 from nixlift.cli.screen import interrupts
 from nixlift.deploy.fanout import Reach
 from nixlift.deploy.options import DeployOptions, default_build_parallel
 from nixlift.deploy.plan import Planner, PlanOptions
-from nixlift.events import Emit, Event, Finished, Notice, Phase
+from nixlift.events import Emit, Event, Finished, Notice, Phase, discard
 from nixlift.model import FleetPlan, HostPlan, PlanState, Stage
 from nixlift.ui.plain import PlainRenderer
 
@@ -105,21 +105,23 @@ def host_json(h: HostPlan) -> dict[str, Any]:
     }
 
 
-def render_plan(plan: FleetPlan, stream: TextIO) -> None:
+def render_plan(plan: FleetPlan, stream: TextIO, output: Output) -> None:
     # imported on use: rich costs every command start-up time (and apply-local runs nixlift
     # where it may be missing), only a plan for people needs it
     from nixlift.ui.plan import render_plan as render
 
-    render(plan, stream)
+    render(plan, stream, color=output.color)
 
 
-def progress(verbose: bool, stream: TextIO = sys.stderr) -> Emit:
-    """A plan's progress on stderr: with -v every step; otherwise only builds and notices (a
-    plan of systems already built prints nothing before the plan)."""
+def progress(output: Output, stream: TextIO = sys.stderr) -> Emit:
+    """A plan's progress on stderr: with -v every step; with -q none; otherwise only builds
+    and notices (a plan of systems already built prints nothing before the plan)."""
+    if output.quiet:
+        return discard
     plain = PlainRenderer(stream, verbose=True)
 
     def emit(event: Event) -> None:
-        if verbose:
+        if output.verbose:
             if not isinstance(event, Finished):
                 plain(event)
         elif isinstance(event, Notice) or (
@@ -173,7 +175,7 @@ async def cmd_plan(inv: Invocation) -> int:
             inv,
             evaluated,
             reach(inv, network.machines),
-            progress(inv.output.verbose),
+            progress(inv.output),
             gc_roots=roots,
         )
     finally:
@@ -181,7 +183,7 @@ async def cmd_plan(inv: Invocation) -> int:
     if inv.output.json:
         print_json(plan_json(plan, evaluated, no_build=inv.no_build))
     else:
-        render_plan(plan, sys.stdout)
+        render_plan(plan, sys.stdout, inv.output)
     if interrupted:
         return 130
     bad = plan.count(PlanState.UNREACHABLE) + plan.count(PlanState.FAILED)
@@ -199,11 +201,11 @@ async def confirmed(inv: Invocation, evaluated: Evaluated, how: Reach, roots: Pa
     """deploy --confirm: the plan on stderr (a question put to a person), then `Deploy to N
     hosts? [y/N]`. None: go on and deploy; else the exit status to end with."""
     plan, interrupted = await make_plan(
-        inv, evaluated, how, progress(inv.output.verbose), gc_roots=roots
+        inv, evaluated, how, progress(inv.output), gc_roots=roots
     )
     if interrupted:
         return 130
-    render_plan(plan, sys.stderr)
+    render_plan(plan, sys.stderr, inv.output)
     count = len(plan.hosts)
     if inv.yes:
         print("nixlift: --yes: deploying without asking", file=sys.stderr)

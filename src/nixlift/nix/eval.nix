@@ -483,6 +483,8 @@ let
   };
 in
 if req.probe or false then probe else
+# only the names (shell completion): no machine, option or nixpkgs is evaluated
+if req.namesOnly or false then { inherit names; } else
 {
   network = {
     inherit (net) description nixConfig machinesFile allowApplyAll ordering notices;

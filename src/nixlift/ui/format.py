@@ -66,18 +66,44 @@ def closing_lines(results: list[HostResult]) -> list[str]:
     return lines
 
 
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure formatting helpers
+
+
+def _byte_scale(n: int) -> int:
+    """The index into _BYTE_UNITS that shows `n` bytes with at most four digits before the point."""
+    scale = 0
+    while abs(n) >= 1024 ** (scale + 1) and scale < len(_BYTE_UNITS) - 1:
+        scale += 1
+    return scale
+
+
+def _scaled(n: int, scale: int) -> str:
+    return str(n) if scale == 0 else f"{n / 1024**scale:.1f}"
+
+
+def format_bytes(n: int) -> str:
+    """`512 B`, `3.1 MiB`, `1.0 GiB` (binary units)."""
+    scale = _byte_scale(n)
+    return f"{_scaled(n, scale)} {_BYTE_UNITS[scale]}"
+
+
+def format_progress(done: int, expected: int, unit: str) -> str:
+    """`120/200 paths (60%)`, `3.1/20.0 MiB (15%)` (both numbers in the larger one's unit),
+    `3/8 builds`; `expected` ≤ 0 means unknown: `120 paths`, `3.1 MiB`."""
+    if expected <= 0:
+        return format_bytes(done) if unit == "bytes" else f"{done} {unit}"
+    share = "" if unit == "builds" else f" ({min(100, done * 100 // expected)}%)"
+    if unit == "bytes":
+        scale = _byte_scale(max(done, expected))
+        return f"{_scaled(done, scale)}/{_scaled(expected, scale)} {_BYTE_UNITS[scale]}{share}"
+    return f"{done}/{expected} {unit}{share}"
+
+
 # --- plans ---------------------------------------------------------------------------------------
-
-_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
-
-
-def size_text(n: int) -> str:
-    """`512 B`, `41.2 MiB` (binary units, as nix shows sizes)."""
-    value, unit = float(n), 0
-    while abs(value) >= 1024 and unit < len(_BYTE_UNITS) - 1:
-        value /= 1024
-        unit += 1
-    return f"{n} B" if unit == 0 else f"{value:.1f} {_BYTE_UNITS[unit]}"
 
 
 def _versions(versions: tuple[str, ...]) -> str:
@@ -106,7 +132,7 @@ def change_text(change: PackageChange) -> str:
     if change.kind is not ChangeKind.SIZE:
         return text
     sign = "+" if change.size_delta > 0 else "-"
-    return f"{text} {sign}{size_text(abs(change.size_delta))}"
+    return f"{text} {sign}{format_bytes(abs(change.size_delta))}"
 
 
 def change_counts(plan: HostPlan) -> str:
@@ -129,5 +155,5 @@ def plan_summary(plan: HostPlan) -> str:
         return plan.error or plan.state.value
     if plan.copy_bytes is None:
         return "its new system is not built here yet (nixlift plan builds it and tells)"
-    copy = f"{size_text(plan.copy_bytes)} to copy" if plan.copy_paths else "nothing to copy"
+    copy = f"{format_bytes(plan.copy_bytes)} to copy" if plan.copy_paths else "nothing to copy"
     return f"{change_counts(plan)}, {copy}"

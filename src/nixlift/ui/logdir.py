@@ -45,7 +45,7 @@ class LogDir:
         elif isinstance(event, Phase):
             self._write(event.host, f"== {event.phase} {event.detail}".rstrip())
         elif isinstance(event, Output):
-            self._write(event.host, event.line)
+            self._write(event.host, f"(shared) {event.line}" if event.shared else event.line)
         elif isinstance(event, Report):
             self._write(event.host, f"== {event.title}: what the host said")
             for line in event.lines:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from nixlift.model import ChangeKind, FleetPlan, HostPlan, PlanState
-from nixlift.ui.format import CHANGE_SIGNS, DETAIL_LINES, change_text, size_text
+from nixlift.ui.format import CHANGE_SIGNS, DETAIL_LINES, change_text, format_bytes
 from nixlift.ui.live import clean_line, short_store_path
 
 STATE_STYLE = {
@@ -79,10 +79,10 @@ def _details(plan: HostPlan) -> list[str]:
     found = []
     if plan.state is PlanState.CHANGES and plan.copy_paths is not None:
         if plan.copy_paths and plan.copy_bytes is not None:
-            copy = f"copy {plan.copy_paths} paths, {size_text(plan.copy_bytes)}"
+            copy = f"copy {plan.copy_paths} paths, {format_bytes(plan.copy_bytes)}"
             if plan.fetch_paths:
                 copy += (
-                    f" ({plan.fetch_paths} of them, {size_text(plan.fetch_bytes or 0)}, "
+                    f" ({plan.fetch_paths} of them, {format_bytes(plan.fetch_bytes or 0)}, "
                     "from its own caches)"
                 )
             found.append(copy)
@@ -91,10 +91,10 @@ def _details(plan: HostPlan) -> list[str]:
     if plan.closure_after is not None:
         if plan.closure_before is not None and plan.closure_before != plan.closure_after:
             found.append(
-                f"closure {size_text(plan.closure_before)} → {size_text(plan.closure_after)}"
+                f"closure {format_bytes(plan.closure_before)} → {format_bytes(plan.closure_after)}"
             )
         else:
-            found.append(f"closure {size_text(plan.closure_after)}")
+            found.append(f"closure {format_bytes(plan.closure_after)}")
     return found
 
 
@@ -127,7 +127,7 @@ def summary_lines(plan: FleetPlan) -> list[Text]:
         if n or state in (PlanState.CHANGES, PlanState.UNCHANGED):
             counts.append(Text(f"{n} {word}", STATE_STYLE[state] if n else "dim"))
     head.append_text(Text(", ").join(counts))
-    head.append(f" · {size_text(plan.copy_bytes)} to copy")
+    head.append(f" · {format_bytes(plan.copy_bytes)} to copy")
     unknown = plan.copy_unknown
     if unknown:
         # (a sum that leaves hosts out must say so, or "0 B" reads as "nothing")
@@ -155,8 +155,15 @@ def summary_lines(plan: FleetPlan) -> list[Text]:
     return lines
 
 
-def render_plan(plan: FleetPlan, stream: TextIO) -> None:
-    console = Console(file=stream, highlight=False, soft_wrap=True)
+def render_plan(plan: FleetPlan, stream: TextIO, *, color: str = "auto") -> None:
+    """`color`: "auto" (rich decides: a terminal, NO_COLOR), "always" or "never" (--color)."""
+    console = Console(
+        file=stream,
+        highlight=False,
+        soft_wrap=True,
+        force_terminal=True if color == "always" else None,
+        color_system=None if color == "never" else "auto",
+    )
     for host in plan.hosts:
         for line in host_lines(host):
             console.print(line)
