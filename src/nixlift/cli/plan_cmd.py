@@ -200,9 +200,7 @@ def ask(question: str) -> bool:
 async def confirmed(inv: Invocation, evaluated: Evaluated, how: Reach, roots: Path) -> int | None:
     """deploy --confirm: the plan on stderr (a question put to a person), then `Deploy to N
     hosts? [y/N]`. None: go on and deploy; else the exit status to end with."""
-    plan, interrupted = await make_plan(
-        inv, evaluated, how, progress(inv.output), gc_roots=roots
-    )
+    plan, interrupted = await make_plan(inv, evaluated, how, progress(inv.output), gc_roots=roots)
     if interrupted:
         return 130
     render_plan(plan, sys.stderr, inv.output)
