@@ -325,6 +325,10 @@ def test_dry_activate_shows_what_the_host_would_do_without_v(
     shown = nixlift("plan", net, "--dry-activate")
     assert shown.returncode == 0, shown.stderr
     assert "  dry-activate:" in shown.stdout and "  │ would activate /nix/store/" in shown.stdout
+    # a plan of another goal: as `deploy boot` would run
+    shown = nixlift("plan", net, "push")
+    assert "  no activation: the goal push does not activate" in shown.stdout, shown.stdout
+    assert json.loads(nixlift("plan", net, "boot", "--json").stdout)["goal"] == "boot"
     assert current_system(sb.host("h1")) is None
 
 

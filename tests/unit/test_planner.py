@@ -18,6 +18,8 @@ from test_host_sequence import Built, deploy, machine
 from test_live import Clock, play, scrollback, terminal
 
 from nixlift.cli.deploy_cmd import Evaluated
+from nixlift.cli.options import Invocation, from_namespace
+from nixlift.cli.parser import build_parser
 from nixlift.cli.plan_cmd import plan_json
 from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.options import DeployOptions
@@ -303,3 +305,16 @@ def test_the_plan_is_coloured_as_color_says() -> None:
     assert "\x1b[" in shown["always"]
     # never, and auto off a terminal: the same plain text
     assert shown["never"] == shown["auto"] and "\x1b" not in shown["never"]
+
+
+def test_plan_takes_a_goal_as_deploy_does_and_its_own_dry_activate() -> None:
+    def parsed(*argv: str) -> Invocation:
+        return from_namespace(build_parser().parse_args(list(argv)), [])
+
+    inv = parsed("plan", "n.nix", "boot")
+    assert (inv.goal, inv.network.files, inv.dry_activate_plan) == (Goal.BOOT, ("n.nix",), False)
+    # plan --dry-activate is the host's own dry run besides the plan, not the goal
+    inv = parsed("plan", "--dry-activate", "n.nix")
+    assert (inv.goal, inv.dry_activate_plan) == (Goal.SWITCH, True)
+    inv = parsed("deploy", "n.nix", "--dry-run", "test")
+    assert (inv.dry_run, inv.goal) == (True, Goal.TEST)

@@ -140,7 +140,7 @@ def _pairs(values: list[list[str]] | None) -> tuple[tuple[str, str], ...]:
 
 
 #: the commands that take a GOAL
-GOAL_COMMANDS = ("deploy", "apply-local")
+GOAL_COMMANDS = ("deploy", "apply-local", "plan")
 
 
 def _goal(command: str, files: list[str], flags: list[str]) -> Goal:
@@ -153,7 +153,7 @@ def _goal(command: str, files: list[str], flags: list[str]) -> Goal:
             if word in GOALS and not Path(word).exists():
                 raise UsageError(
                     f"`nixlift {command}` takes no goal ('{word}')",
-                    hint="goals are for nixlift deploy and apply-local; a network file of "
+                    hint="goals are for nixlift deploy, apply-local and plan; a network file of "
                     f"that name is given as a path (./{word})",
                 )
         return Goal.BUILD if command == "build" else Goal.SWITCH

@@ -701,14 +701,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(
         sub,
         "plan",
-        usage="nixlift plan [NETWORK …] [-d NAME | --flake REF] [--on NAMES] [options]",
+        usage="nixlift plan [NETWORK …] [GOAL] [-d NAME | --flake REF] [--on NAMES] [options]",
         help="what a deploy would change on each host, changing nothing",
         description="Evaluate, build what is not built, and say per host what a deploy would "
         "change: the system it runs and the one it would run, package changes (as `nix store "
         "diff-closures`), what the copy would send, closure sizes, whether it activates, keys "
         "to upload; then the fleet's summary. Nothing on any host changes (no lock is taken, "
         "nothing is written there; --dry-activate copies the new system to run the host's own "
-        "dry-activate). Exit 1 if a host cannot be reached or read.",
+        "dry-activate). Exit 1 if a host cannot be reached or read. GOAL: plan as `nixlift "
+        "deploy GOAL` would run (switch by default).",
     )
     _network_args(p)
     _selection_args(p)
