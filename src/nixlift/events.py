@@ -48,6 +48,17 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Report:
+    """What a host said that is the command's answer, not its progress: shown whatever the
+    verbosity (dry-activate's "would start …" lines)."""
+
+    host: str
+    #: what it is, e.g. "dry-activate"
+    title: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something a person should read that is not an error (a host needs a reboot, …)."""
 
@@ -62,7 +73,7 @@ class Finished:
     result: HostResult
 
 
-Event = Plan | Phase | Progress | Output | Notice | Finished
+Event = Plan | Phase | Progress | Output | Report | Notice | Finished
 Emit = Callable[[Event], None]
 
 

@@ -18,6 +18,7 @@ from nixlift.cli import (
     hosts_cmd,
     import_cmd,
     network_cmd,
+    plan_cmd,
     remote_cmd,
 )
 from nixlift.cli.options import Invocation, from_namespace
@@ -31,6 +32,7 @@ Command = Callable[[Invocation], Coroutine[Any, Any, int]]
 COMMANDS: dict[str, Command] = {
     "deploy": deploy_cmd.cmd_deploy,
     "build": deploy_cmd.cmd_build,
+    "plan": plan_cmd.cmd_plan,
     "apply-local": deploy_cmd.cmd_apply_local,
     "eval": network_cmd.cmd_eval,
     "info": network_cmd.cmd_info,

@@ -118,6 +118,15 @@ class Invocation:
     ask_sudo_password: bool = False
     #: --build-host [USER@]HOST
     build_host: str | None = None
+    #: plan --no-build: nix's dry run instead of a build
+    no_build: bool = False
+    #: plan --dry-activate: the hosts' own dry-activate too
+    dry_activate_plan: bool = False
+    #: deploy --confirm: show the plan and ask first; --yes: do not ask
+    confirm: bool = False
+    yes: bool = False
+    #: deploy --dry-run (NixOps'): the plan, and stop
+    dry_run: bool = False
     #: import-nixops: the state file, the deployments to import, whether to replace names
     state_file: Path | None = None
     deployments: tuple[str, ...] = ()
@@ -131,7 +140,7 @@ def _pairs(values: list[list[str]] | None) -> tuple[tuple[str, str], ...]:
 
 
 #: the commands that take a GOAL
-GOAL_COMMANDS = ("deploy", "apply-local")
+GOAL_COMMANDS = ("deploy", "apply-local", "plan")
 
 
 def _goal(command: str, files: list[str], flags: list[str]) -> Goal:
@@ -144,7 +153,7 @@ def _goal(command: str, files: list[str], flags: list[str]) -> Goal:
             if word in GOALS and not Path(word).exists():
                 raise UsageError(
                     f"`nixlift {command}` takes no goal ('{word}')",
-                    hint="goals are for nixlift deploy and apply-local; a network file of "
+                    hint="goals are for nixlift deploy, apply-local and plan; a network file of "
                     f"that name is given as a path (./{word})",
                 )
         return Goal.BUILD if command == "build" else Goal.SWITCH
@@ -268,6 +277,11 @@ def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocat
         upload_keys=not got.get("no_keys"),
         ask_sudo_password=bool(got.get("ask_sudo_password")),
         build_host=got.get("build_host"),
+        no_build=bool(got.get("no_build")),
+        dry_activate_plan=bool(got.get("plan_dry_activate")),
+        confirm=bool(got.get("confirm")),
+        yes=bool(got.get("yes")),
+        dry_run=bool(got.get("dry_run")),
         state_file=Path(got["state_file"]) if got.get("state_file") else None,
         deployments=tuple(got.get("deployments") or ()),
         replace=bool(got.get("replace")),

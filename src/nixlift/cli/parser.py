@@ -528,6 +528,11 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("nixlift deploy -d web --on 'web-*' boot", "the web machines boot it at the next reboot"),
         ("nixlift deploy --flake . dry-activate --json", "what activation would change, as JSON"),
     ),
+    "plan": (
+        ("nixlift plan ./network.nix", "what a deploy would change on each host, changing none"),
+        ("nixlift plan -d web --no-build --json", "without building: what building would take"),
+        ("nixlift plan --on web-1 --dry-activate", "also the units web-1 would restart"),
+    ),
     "apply-local": (
         ("nixlift apply-local ./network.nix", "this machine, as the machine named like it"),
         ("nixlift apply-local --node pi3 -d rpi test", "as pi3, without changing the boot default"),
@@ -671,6 +676,77 @@ def build_parser() -> argparse.ArgumentParser:
     _goal_and_safety_args(p)
     _rollout_args(p)
     _cache_args(p)
+
+    g = p.add_argument_group("confirmation")
+    g.add_argument(
+        "--confirm",
+        "--interactive",
+        dest="confirm",
+        action="store_true",
+        help="show the plan (as `nixlift plan` does), then ask `Deploy to N hosts? [y/N]` "
+        "on the terminal (deploy-rs' --interactive)",
+    )
+    g.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="with --confirm: show the plan and deploy without asking (where no terminal is)",
+    )
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show the plan and stop: `nixlift plan` (NixOps' deploy --dry-run)",
+    )
+
+    p = _command(
+        sub,
+        "plan",
+        usage="nixlift plan [NETWORK …] [GOAL] [-d NAME | --flake REF] [--on NAMES] [options]",
+        help="what a deploy would change on each host, changing nothing",
+        description="Evaluate, build what is not built, and say per host what a deploy would "
+        "change: the system it runs and the one it would run, package changes (as `nix store "
+        "diff-closures`), what the copy would send, closure sizes, whether it activates, keys "
+        "to upload; then the fleet's summary. Nothing on any host changes (no lock is taken, "
+        "nothing is written there; --dry-activate copies the new system to run the host's own "
+        "dry-activate). Exit 1 if a host cannot be reached or read. GOAL: plan as `nixlift "
+        "deploy GOAL` would run (switch by default).",
+    )
+    _network_args(p)
+    _selection_args(p)
+    _build_args(p)
+    g = p.add_argument_group("plan")
+    g.add_argument(
+        "--no-build",
+        action="store_true",
+        help="build nothing: list what building would build and fetch (nix's dry run); "
+        "package changes only for systems already built",
+    )
+    g.add_argument(
+        "--dry-activate",
+        dest="plan_dry_activate",
+        action="store_true",
+        help="also show each changing host's own `switch-to-configuration dry-activate` "
+        "(units it would start, stop, restart, reload); this copies the new system there",
+    )
+    g.add_argument(
+        "--always-activate",
+        action="store_true",
+        help="plan as a deploy with --always-activate would run",
+    )
+    g.add_argument(
+        "--no-keys", action="store_true", help="plan as a deploy with --no-keys would run"
+    )
+    _connect_timeout(g)
+    _compress(g)
+    _sudo_password(g)
+    g.add_argument(
+        "--build-parallel",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="local builds at once (default: the number of CPUs, at least 2)",
+    )
+    _output_args(p)
 
     p = _command(
         sub,

@@ -26,7 +26,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
+from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress, Report
 from nixlift.model import HostResult, Status
 from nixlift.ui.format import describe, format_progress
 
@@ -247,6 +247,15 @@ class LiveRenderer:
             host.tail.append(line)
             if line.strip():
                 host.last_line = ("shared: " if event.shared else "") + line.strip()
+        elif isinstance(event, Report):
+            self._host(event.host)
+            block: list[RenderableType] = [
+                Text.assemble((event.host, "bold"), f": {event.title}", style="cyan")
+            ]
+            block += [Text.assemble(("  │ ", "dim"), clean_line(line)) for line in event.lines]
+            if not event.lines:
+                block.append(Text("  (nothing said)", "dim"))
+            return Group(*block)
         elif isinstance(event, Notice):
             if event.host is not None:
                 self._host(event.host)

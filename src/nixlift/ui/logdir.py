@@ -8,7 +8,7 @@ from typing import TextIO
 from urllib.parse import quote
 
 from nixlift.errors import UsageError
-from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
+from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress, Report
 from nixlift.ui.format import describe, failure_lines
 
 
@@ -46,6 +46,10 @@ class LogDir:
             self._write(event.host, f"== {event.phase} {event.detail}".rstrip())
         elif isinstance(event, Output):
             self._write(event.host, f"(shared) {event.line}" if event.shared else event.line)
+        elif isinstance(event, Report):
+            self._write(event.host, f"== {event.title}: what the host said")
+            for line in event.lines:
+                self._write(event.host, line)
         elif isinstance(event, Notice) and event.host:
             self._write(event.host, f"!! {event.message}")
         elif isinstance(event, Finished):

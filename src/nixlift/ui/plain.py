@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
+from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress, Report
 from nixlift.model import HostResult, Stage
 from nixlift.ui.format import closing_lines, describe, format_progress
 
@@ -42,6 +42,10 @@ class PlainRenderer:
             # a build several hosts share: one line naming them all, not one per host
             if self.verbose and (not event.shared or event.host == event.shared[0]):
                 self._line(shared_label(event.shared) or event.host, "| " + event.line)
+        elif isinstance(event, Report):
+            self._line(event.host, f"{event.title}:" + ("" if event.lines else " (nothing said)"))
+            for line in event.lines:
+                self._line(event.host, "  " + line)
         elif isinstance(event, Notice):
             self._line(event.host, event.message)
         elif isinstance(event, Finished):
