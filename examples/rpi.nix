@@ -1,5 +1,6 @@
-# A Raspberry Pi, built on this (stronger) machine and deployed over SSH:
-#   nixlift create ./rpi.nix -d rpi
+# A Raspberry Pi, built on this (stronger) machine and deployed over SSH (from the repository
+# root; copy both files beside your own Pi's configuration and set targetHost):
+#   nixlift create examples/rpi.nix -d rpi
 #   nixlift deploy -d rpi
 {
   network.description = "Raspberry Pi";

@@ -17,9 +17,10 @@ export DEBIAN_FRONTEND=noninteractive
 need_apt=()
 # sudo: the sandbox hosts' users who are not root; python3: Debian's, which the apply-local test
 # runs inside a sandbox host (whose /root, where a pyenv would live, is its own); shellcheck: the
-# test command checks the shell programs that run on hosts.
+# test command checks the shell programs that run on hosts; man-db (and groff), zsh and fish: tests
+# read the generated nixlift(1) as man shows it and try the completion scripts in each shell.
 pkgs=(nix-bin nix-setup-systemd openssh-server openssh-client iproute2 qemu-user-static binfmt-support
-      sudo python3 shellcheck)
+      sudo python3 shellcheck man-db zsh fish)
 # Debian's python3 needs python3-venv for `python3 -m venv`; a python that has venv already does not.
 python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
 for pkg in "${pkgs[@]}"; do
@@ -61,4 +62,8 @@ log "installing nixlift and its development tools into .venv"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
 log "installing the test bed (nixlift-sandbox) into .venv"
 .venv/bin/pip install -q --disable-pip-version-check -e ./testbed
-log "done: .venv/bin/nixlift --help, .venv/bin/nixlift-sandbox --help"
+# On the PATH of every new shell, without activating the venv: links in /usr/local/bin.
+for program in nixlift nixlift-sandbox; do
+  ln -sfn "$PWD/.venv/bin/$program" "/usr/local/bin/$program"
+done
+log "done: nixlift --help, nixlift-sandbox --help (linked into /usr/local/bin)"

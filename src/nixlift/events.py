@@ -42,6 +42,20 @@ class Output:
 
     host: str
     line: str
+    #: a line of a build that several hosts' systems need: all of them (each gets the line;
+    #: a renderer that shows lines once per host may show it once, for `shared[0]`)
+    shared: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a host said that is the command's answer, not its progress: shown whatever the
+    verbosity (dry-activate's "would start …" lines)."""
+
+    host: str
+    #: what it is, e.g. "dry-activate"
+    title: str
+    lines: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -59,7 +73,7 @@ class Finished:
     result: HostResult
 
 
-Event = Plan | Phase | Progress | Output | Notice | Finished
+Event = Plan | Phase | Progress | Output | Report | Notice | Finished
 Emit = Callable[[Event], None]
 
 

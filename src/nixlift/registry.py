@@ -33,15 +33,43 @@ class Entry:
         return data
 
     @classmethod
-    def from_json(cls, name: str, data: dict[str, Any]) -> Entry:
+    def from_json(cls, name: str, data: object, *, path: Path) -> Entry:
+        """Read one entry, refusing (with the file and the name) any shape `put` never writes."""
+
+        def bad(what: str) -> RegistryError:
+            return RegistryError(
+                f"the registry {path}: deployment '{name}' {what}",
+                hint=f"register it again with `nixlift create NETWORK.nix -d {name} --force`, "
+                "or remove it from the file",
+            )
+
+        if not isinstance(data, dict):
+            raise bad("is not a JSON object")
+        flake = data.get("flake")
+        if flake is not None and not isinstance(flake, str):
+            raise bad("has a 'flake' that is not a string")
+        files = data.get("files", [] if flake else None)
+        if not isinstance(files, list) or not _strings(files):
+            raise bad("has no 'files' list of paths (nor a 'flake')")
+        pairs: dict[str, tuple[tuple[str, str], ...]] = {}
+        for key in ("args", "argstrs"):
+            value = data.get(key, [])
+            if not isinstance(value, list) or not all(
+                isinstance(p, list) and len(p) == 2 and _strings(p) for p in value
+            ):
+                raise bad(f"has an '{key}' that is not a list of [name, value] pairs")
+            pairs[key] = tuple((str(a), str(b)) for a, b in value)
+        include = data.get("include", [])
+        if not isinstance(include, list) or not _strings(include):
+            raise bad("has an 'include' that is not a list of names")
         return cls(
             name=name,
-            files=tuple(data["files"]),
-            args=tuple((str(a), str(b)) for a, b in data.get("args", ())),
-            argstrs=tuple((str(a), str(b)) for a, b in data.get("argstrs", ())),
-            include=tuple(data.get("include", ())),
+            files=tuple(files),
+            args=pairs["args"],
+            argstrs=pairs["argstrs"],
+            include=tuple(include),
             created=str(data.get("created", "")),
-            flake=None if data.get("flake") is None else str(data["flake"]),
+            flake=flake,
         )
 
     @property
@@ -76,9 +104,14 @@ class Registry:
                 f"the registry {self.path} is not valid JSON (line {e.lineno})",
                 hint="fix or delete the file; it only remembers names for network files",
             ) from None
-        if not isinstance(data, dict):
-            raise RegistryError(f"the registry {self.path} does not hold a JSON object")
-        return {str(k): v for k, v in data.get("deployments", {}).items()}
+        deployments = data.get("deployments", {}) if isinstance(data, dict) else None
+        if not isinstance(deployments, dict):
+            raise RegistryError(
+                f"the registry {self.path} does not hold "
+                '{"deployments": {NAME: {"files": [...]}, ...}}',
+                hint="fix or delete the file; it only remembers names for network files",
+            )
+        return {str(k): v for k, v in deployments.items()}
 
     def _save(self, entries: dict[str, dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +122,7 @@ class Registry:
         os.replace(tmp, self.path)
 
     def entries(self) -> list[Entry]:
-        return [Entry.from_json(k, v) for k, v in sorted(self._load().items())]
+        return [Entry.from_json(k, v, path=self.path) for k, v in sorted(self._load().items())]
 
     def get(self, name: str) -> Entry:
         entries = self._load()
@@ -100,10 +133,17 @@ class Registry:
                 hint=f"register it with `nixlift create NETWORK.nix -d {name}`, "
                 "or give the network file itself",
             )
-        return Entry.from_json(name, entries[name])
+        return Entry.from_json(name, entries[name], path=self.path)
 
-    def put(self, entry: Entry) -> Entry:
+    def put(self, entry: Entry, *, replace_existing: bool = True) -> Entry:
         entries = self._load()
+        if entry.name in entries and not replace_existing:
+            raise RegistryError(
+                f"a deployment named '{entry.name}' is already registered "
+                f"({_shown(entries[entry.name])})",
+                hint=f"give --force to point '{entry.name}' at the new network, "
+                "or choose another name",
+            )
         stamped = replace(entry, created=entry.created or _now())
         entries[entry.name] = stamped.to_json()
         self._save(entries)
@@ -114,6 +154,19 @@ class Registry:
         self.get(name)
         del entries[name]
         self._save(entries)
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _shown(data: object) -> str:
+    if isinstance(data, dict):
+        if isinstance(data.get("flake"), str):
+            return f"flake {data['flake']}"
+        if _strings(data.get("files")):
+            return " ".join(data["files"])
+    return "an unreadable entry"
 
 
 def _now() -> str:

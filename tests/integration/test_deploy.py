@@ -112,7 +112,7 @@ def test_nixops_goal_flags(sandbox_factory: SandboxFactory, tmp_path: Path) -> N
     assert hosts["h1"]["copied"] and not hosts["h1"]["activated"]
     assert activations(sb.host("h1")) == []
     done = nixlift("deploy", net, "boot", "--test")
-    assert done.returncode == 2 and "two goals" in done.stderr
+    assert done.returncode == 2 and "conflicting goals: 'boot' and --test" in done.stderr
 
 
 def test_on_selects_by_name_glob_and_exclude(
@@ -148,6 +148,14 @@ def test_create_then_deploy_by_name(sandbox_factory: SandboxFactory, tmp_path: P
     assert "h1" in created.stderr
     listed = nixlift("list", "--json", env=env)
     assert json.loads(listed.stdout)["deployments"][0]["files"] == [str(net)]
+    # the name is not silently pointed at other files
+    other = write_network(tmp_path / "other", sb, "  h1 = { ... }: { };", name="rpi.nix")
+    again = nixlift("create", other, "-d", "rpi", env=env, cwd=tmp_path)
+    assert again.returncode == 2 and "already registered" in again.stderr, again.stderr
+    assert "--force" in again.stderr
+    forced = nixlift("create", other, "-d", "rpi", "--force", env=env, cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    nixlift("create", net, "-d", "rpi", "--force", env=env, cwd=tmp_path)
 
     # from another directory, by name only
     done, hosts = deploy_json("-d", "rpi", env=env, cwd=Path("/"))
@@ -220,3 +228,24 @@ def test_build_on_target(sandbox_factory: SandboxFactory, tmp_path: Path) -> Non
     assert current_system(sb.host("h1")) == drv["out_path"]
     # built there, never here
     assert not Path(drv["out_path"]).exists()
+
+
+def test_the_systems_etc_files_appear_on_the_host_and_leave_with_it(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    # what the README's demo shows (`nixlift exec … -- cat /etc/motd`)
+    sb = sandbox_factory(1)
+    both = (
+        '  h1 = { ... }: { environment.etc."motd".text = "hello from h1";'
+        ' environment.etc."extra/file".text = "extra"; };'
+    )
+    done, _ = deploy_json(write_network(tmp_path / "a", sb, both))
+    assert done.returncode == 0, done.stderr
+    shown = nixlift("exec", tmp_path / "a" / "net.nix", "--", "cat", "/etc/motd", "/etc/extra/file")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == ["[h1] hello from h1extra"]  # no newline at the end
+    one = '  h1 = { ... }: { environment.etc."motd".text = "bye"; };'
+    done, _ = deploy_json(write_network(tmp_path / "b", sb, one))
+    assert done.returncode == 0, done.stderr
+    assert sb.host("h1").read_text("/etc/motd") == "bye"
+    assert sb.host("h1").read_text("/etc/extra/file") is None  # no longer declared: removed

@@ -217,3 +217,87 @@ def test_a_machine_of_another_nixops_backend_is_refused_before_anything(tmp_path
         "deployment.targetEnv = 'ec2'" in done.stderr and "does not create machines" in done.stderr
     )
     assert "building" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("machine", "said"),
+    [('"oops"', "machine 'h2' in {net} is the string \"oops\""), ("3", "is the number 3")],
+)
+def test_a_machine_that_is_no_module_is_named(tmp_path: Path, machine: str, said: str) -> None:
+    net = write_network(tmp_path, None, f"  h1 = {{ ... }}: {{ }};\n  h2 = {machine};")
+    done = nixlift("eval", net)
+    assert done.returncode == 2
+    assert said.format(net=net) in done.stderr, done.stderr
+    assert "modules.nix" not in done.stderr and "eval.nix" not in done.stderr
+
+
+def test_a_missing_nixpkgs_path_is_named(tmp_path: Path) -> None:
+    net = write_network(tmp_path, None, "  h1 = { ... }: { };", nixpkgs=False)
+    done = nixlift("eval", net, "--nixpkgs", "/no/such/dir")
+    assert done.returncode == 2
+    assert "--nixpkgs /no/such/dir: /no/such/dir does not exist" in done.stderr
+    assert "eval.nix" not in done.stderr
+    done = nixlift("eval", net, "-I", "nixpkgs=nope", cwd=tmp_path)
+    assert (
+        done.returncode == 2 and f"-I nixpkgs=nope: {tmp_path}/nope does not exist" in done.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    "registry",
+    [
+        "[]",
+        '{"deployments": {"web": {"args": []}}}',
+        '{"deployments": {"web": {"files": "/n.nix"}}}',
+    ],
+)
+def test_a_registry_of_the_wrong_shape_is_named_not_a_traceback(
+    tmp_path: Path, registry: str
+) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(registry)
+    for args in (["list"], ["deploy", "-d", "web"]):
+        done = nixlift(*args, env={"NIXLIFT_REGISTRY": str(path)})
+        assert done.returncode == 2, done.stderr
+        assert str(path) in done.stderr and "Traceback" not in done.stderr
+
+
+def test_log_dir_that_is_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    net = write_network(tmp_path, None, "  h1 = { ... }: { };")
+    (tmp_path / "logs").write_text("")
+    done = nixlift("deploy", net, "--log-dir", tmp_path / "logs")
+    assert done.returncode == 2
+    assert "--log-dir" in done.stderr and "a file of that name exists" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_odd_machine_names_keep_their_logs_inside_the_log_dir(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    net = write_network(
+        tmp_path / "net",
+        sb,
+        '  "a/b" = { ... }: { deployment.targetHost = "h1"; networking.hostName = "ab"; };\n'
+        '  "../../x" = { ... }: { deployment.targetHost = "h1"; networking.hostName = "x"; };',
+    )
+    logs = tmp_path / "deep" / "er" / "logs"
+    done = nixlift("build", net, "--log-dir", logs)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in logs.iterdir()) == ["..%2F..%2Fx.log", "a%2Fb.log"]
+    assert not (tmp_path / "deep" / "x.log").exists()
+
+
+def test_ssh_options_in_ssh_configs_own_spelling_copy(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    # `-o "Keyword value"`: Nix 2.8 splits NIX_SSHOPTS on spaces, which once broke every copy
+    sb = sandbox_factory(1)
+    net = write_network(
+        tmp_path,
+        sb,
+        '  h1 = { ... }: { deployment.sshOptions = [ "-o" "ServerAliveCountMax 3" ]; };',
+    )
+    done, hosts = deploy_json(net)
+    assert done.returncode == 0, done.stderr
+    assert current_system(sb.host("h1")) == hosts["h1"]["system"]

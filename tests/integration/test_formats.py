@@ -260,7 +260,9 @@ def test_the_repository_flake_gives_the_options_module(tmp_path: Path) -> None:
         modules = [ inputs.nixlift.nixosModules.default { deployment.targetPort = 2222; } ];
       };
     }""",
-        extra_inputs=f"inputs.nixlift.url = {path_url(copy)};",
+        # nixlift's own nixpkgs input (for its package) is the fleet's: nothing is fetched
+        extra_inputs=f"inputs.nixlift.url = {path_url(copy)}; "
+        'inputs.nixlift.inputs.nixpkgs.follows = "nixpkgs";',
     )
     [pi3] = machines(f"{fleet}#pi3")
     assert pi3["target"] == "root@pi3:2222"

@@ -121,7 +121,7 @@ def test_a_nixops_state_file_imports_and_deploys(
     assert "1 of 2 deployments imported" in done.stderr
     assert fingerprint(state) == before  # not a byte, not a file beside it
 
-    listed = json.loads(nixlift("list", "--json", env=env).stdout)
+    listed = json.loads(nixlift("list", "--json", env=env).stdout)["deployments"]
     assert listed[0]["name"] == "web" and listed[0]["files"] == [str(net)]
     assert listed[0]["args"] == [["colour", '"blue"']]
 

@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import termios
+import uuid
 from pathlib import Path
 
 import pyte
@@ -22,7 +23,11 @@ pytestmark = pytest.mark.integration
 ROWS, COLS = 30, 110
 
 
-def run_on_terminal(*args: str | Path) -> tuple[int, str, list[str]]:
+def run_on_terminal(
+    *args: str | Path, frames: list[list[str]] | None = None
+) -> tuple[int, str, list[str]]:
+    """Run nixlift on a terminal; its output, and the screen at the end (and, into `frames`,
+    the screen as it was after each write)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "NIX_CONFIG": "substituters =\n"}
@@ -37,6 +42,8 @@ def run_on_terminal(*args: str | Path) -> tuple[int, str, list[str]]:
     )
     os.close(slave)
     chunks = []
+    live = pyte.Screen(COLS, ROWS)
+    live_stream = pyte.ByteStream(live)
     while True:
         try:
             data = os.read(master, 65536)
@@ -45,6 +52,9 @@ def run_on_terminal(*args: str | Path) -> tuple[int, str, list[str]]:
         if not data:
             break
         chunks.append(data)
+        if frames is not None:
+            live_stream.feed(data)
+            frames.append(list(live.display))
     os.close(master)
     out = child.stdout.read().decode() if child.stdout else ""
     child.wait(timeout=60)
@@ -86,3 +96,35 @@ def test_live_view_shows_a_row_per_host_and_the_summary(
     }
     assert "ok" in rows["h1"] and "rolled-back" in rows["h2"] and "ok" in rows["h3"]
     assert len(screen[-1]) <= COLS
+
+
+def test_live_rows_show_each_hosts_own_build(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(3)
+    nonce = uuid.uuid4().hex[:8]
+    net = write_network(
+        tmp_path,
+        sb,
+        "".join(
+            f"  h{i} = {{ pkgs, ... }}: {{ environment.systemPackages = [ "
+            f'(pkgs.runCommand "slow-h{i}-{nonce}" {{ }} '
+            f'"for s in 1 2 3; do echo h{i} step $s; sleep 1; done; mkdir $out") ]; }};\n'
+            for i in (1, 2, 3)
+        ),
+    )
+    frames: list[list[str]] = []
+    code, _, _ = run_on_terminal("build", net, "--progress", "live", frames=frames)
+    assert code == 0
+    seen: dict[str, set[str]] = {"h1": set(), "h2": set(), "h3": set()}
+    for frame in frames:
+        for row in frame:
+            words = row.split()
+            if words and words[0] in seen:
+                seen[words[0]].update(w for w in ("h1 step", "h2 step", "h3 step") if w in row)
+                if "builds" in row:  # its own counter: derivations built / to build for it
+                    seen[words[0]].add("counter")
+    for host, steps in seen.items():
+        # a row only ever showed its own host's build
+        assert f"{host} step" in steps and "counter" in steps, (host, steps)
+        assert not {s for s in steps if s.endswith(" step")} - {f"{host} step"}, (host, steps)

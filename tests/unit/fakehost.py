@@ -61,6 +61,14 @@ class Script:
     deploy_rs_activate: bool = True
     #: each deploy-rs profile's deploy-rs-activate status, by name (0 when not given)
     profile_status: dict[str, int] = field(default_factory=dict)
+    #: the running system's closure, with NAR sizes (the agent's `closure`)
+    closure: dict[str, int] = field(default_factory=dict)
+    #: the store paths the host has besides its running closure
+    store: set[str] = field(default_factory=set)
+    #: who holds the host's lock now (a deploy under way)
+    holder: dict[str, Any] | None = None
+    #: what the host knows of its keys (the agent's keys_known)
+    keys: dict[str, Any] = field(default_factory=lambda: {"salt": None, "present": {}})
 
 
 @dataclass
@@ -75,6 +83,8 @@ class FakeHost:
     up: bool = True
     #: the boot loader's entry for the next boot only
     oneshot: str | None = None
+    #: what followed the last agent request on stdin
+    payload: bytes | None = None
 
     @property
     def destination(self) -> str:
@@ -138,6 +148,7 @@ class FakeHost:
             assert elevated, "the agent always runs as root"
             assert stdin is not None
             request = decode_request(stdin)
+            self.payload = stdin.partition(protocol.MARKER)[2].partition(b"\n}\n")[2]
             action = request.pop("action")
             self.calls.append(("agent", action, request, fresh_connection))
             if fresh_connection and self.script.locked_out:
@@ -202,6 +213,20 @@ class FakeHost:
             return self._probe()
         if action == "lock":
             return {"locked": True, "probe": self._probe()}
+        if action == "survey":
+            keys = s.keys if request["want_keys"] else None
+            return {"probe": self._probe(), "keys": keys, "holder": s.holder}
+        if action == "closure":
+            assert self.payload is not None
+            wanted = self.payload.decode().split()
+            assert len(wanted) == request["count"]
+            have = set(s.closure) | s.store
+            return {
+                "current": s.current,
+                "closure": "".join(f"{size} {path}\n" for path, size in s.closure.items()),
+                "missing": "".join(f"{p}\n" for p in wanted if p not in have),
+                "dry_run": "",
+            }
         if action == "start":
             if s.refused:
                 return {"refused": "not-nixos", "system": request["system"]}

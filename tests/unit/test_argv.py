@@ -88,3 +88,31 @@ def test_show_config_uses_the_same_build_settings() -> None:
         "--json",
     ]
     assert "--builders" in cmd and "extra-platforms" in cmd
+
+
+def test_path_info_and_dry_run_for_plans() -> None:
+    assert argv.path_info(["/nix/store/a-x"], SETTINGS) == [
+        "nix",
+        "--extra-experimental-features",
+        "nix-command",
+        "path-info",
+        "--json",
+        "--recursive",
+        "--option",
+        "extra-platforms",
+        "aarch64-linux",
+        "/nix/store/a-x",
+    ]
+    assert argv.dry_run(["/nix/store/a.drv"], SETTINGS) == [
+        "nix-store",
+        "--realise",
+        "--dry-run",
+        "/nix/store/a.drv",
+        "--option",
+        "extra-platforms",
+        "aarch64-linux",
+        "--builders",
+        "ssh://b aarch64-linux",
+        "--max-jobs",
+        "4",
+    ]

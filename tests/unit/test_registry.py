@@ -33,3 +33,43 @@ def test_corrupt_registry_is_reported(tmp_path: Path) -> None:
     path.write_text("{ nope")
     with pytest.raises(RegistryError, match="not valid JSON"):
         Registry(path).entries()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[1, 2]", "does not hold"),
+        ('{"deployments": []}', "does not hold"),
+        ('{"deployments": {"web": {}}}', "deployment 'web' has no 'files' list"),
+        ('{"deployments": {"web": "x.nix"}}', "deployment 'web' is not a JSON object"),
+        ('{"deployments": {"web": {"files": "x.nix"}}}', "no 'files' list"),
+        ('{"deployments": {"web": {"files": [], "args": [["a"]]}}}', "'args' that is not"),
+        ('{"deployments": {"web": {"files": [], "include": [3]}}}', "'include' that is not"),
+        ('{"deployments": {"web": {"flake": 7}}}', "'flake' that is not a string"),
+    ],
+)
+def test_registry_of_the_wrong_shape_names_the_file(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "d.json"
+    path.write_text(text)
+    with pytest.raises(RegistryError, match=message) as e:
+        Registry(path).entries()
+    assert str(path) in str(e.value)
+
+
+def test_a_flake_entry_needs_no_files(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text('{"deployments": {"pi": {"flake": "/srv#pi"}}}')
+    assert Registry(path).get("pi").flake == "/srv#pi"
+
+
+def test_put_refuses_a_taken_name_unless_replacing(tmp_path: Path) -> None:
+    r = Registry(tmp_path / "d.json")
+    r.put(Entry("web", ("/a.nix",)))
+    with pytest.raises(RegistryError, match=r"'web' is already registered \(/a.nix\)") as e:
+        r.put(Entry("web", ("/b.nix",)), replace_existing=False)
+    assert "--force" in e.value.hint
+    assert r.get("web").files == ("/a.nix",)
+    r.put(Entry("web", ("/b.nix",)), replace_existing=True)
+    assert r.get("web").files == ("/b.nix",)

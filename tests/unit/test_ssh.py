@@ -1,9 +1,18 @@
 import shlex
 from pathlib import Path
 
+import pytest
+
 from nixlift.model import DeploymentOptions, Machine
 from nixlift.transport.elevate import Elevation, Password
-from nixlift.transport.ssh import SshHost, SshTarget, diagnose, remote_command
+from nixlift.transport.ssh import (
+    SshHost,
+    SshTarget,
+    copy_hint,
+    diagnose,
+    remote_command,
+    single_words,
+)
 
 
 def machine(**deployment: object) -> Machine:
@@ -50,9 +59,25 @@ def test_control_master_options_reach_nix_sshopts_without_whitespace_words() -> 
         "pi", "pi.lan", 2222, "root", ("-F", "/c f", "-i", "/k"), control_path=Path("/tmp/nl-x/0")
     )
     opts = t.nix_sshopts().split()
-    assert "ControlPath=/tmp/nl-x/0" in opts and "ControlMaster=auto" in opts
-    assert "BatchMode=yes" in opts and "-p" in opts and "/k" in opts
+    assert "-oControlPath=/tmp/nl-x/0" in opts and "-oControlMaster=auto" in opts
+    assert "-oBatchMode=yes" in opts and "-p2222" in opts
     assert "/c f" not in t.nix_sshopts()
+    # the flag went with its value: nothing left to swallow the next option
+    assert "-F" not in opts and "-i/k" in opts
+
+
+def test_ssh_config_spelling_reaches_nix_sshopts_as_one_word() -> None:
+    t = SshTarget(
+        "pi",
+        "pi.lan",
+        None,
+        "root",
+        ("-o", "ServerAliveCountMax 3", "-o", "User = admin", "-oProxyCommand=ssh -W %h:%p j"),
+    )
+    opts = t.nix_sshopts().split()
+    assert "-oServerAliveCountMax=3" in opts and "-oUser=admin" in opts
+    assert not any("ProxyCommand" in o or o == "-o" for o in opts)
+    assert single_words(["-o", "A=b", "-T", "-l", "me"]) == ["-oA=b", "-T", "-lme"]
 
 
 def test_the_users_ssh_options_come_before_nixlifts_defaults() -> None:
@@ -86,3 +111,23 @@ def test_compression_is_the_master_connections() -> None:
     assert "Compression=yes" in t.option_args()
     assert "Compression=yes" in SshTarget.for_machine(machine(), compress=True).master_argv()
     assert "Compression=yes" not in SshTarget.for_machine(machine()).option_args()
+
+
+@pytest.mark.parametrize(
+    ("said", "hint"),
+    [
+        ("error: writing to file: No space left on device", "disk is full"),
+        (
+            "error: path '/nix/store/x' is not valid\ncannot add path: lacks a valid signature",
+            "not trusted",
+        ),
+        ("bash: nix-daemon: command not found", "nix was not found"),
+        ("sudo: a password is required", "--ask-sudo-password"),
+        ("ssh: connect to host pi port 22: Connection refused", "nothing accepts SSH"),
+        ("client_loop: send disconnect: Broken pipe", "connection broke"),
+        ("error: something else entirely", "nix's own message"),
+    ],
+)
+def test_a_failed_copys_hint_follows_what_was_said(said: str, hint: str) -> None:
+    assert hint in copy_hint(said)
+    assert "free space" not in copy_hint("ssh: connect to host pi port 22: Connection refused")

@@ -385,6 +385,69 @@ activation_log() {
   answer "{\"log\": $(text_file "$dir/log")}"
 }
 
+# --- reading what a deploy would change, changing nothing (nixlift plan) ----------------------
+
+# survey: what the host runs, who holds its lock (if anyone), and, with want_keys, what it
+# knows of the keys nixlift wrote. It takes no lock and writes nothing: a plan must not wait
+# for a deploy, nor make one wait.
+survey() {
+  take system want_keys
+  known=null
+  [ "$want_keys" = 1 ] && known=$(keys_known 0)
+  holder=null
+  [ -s "$run/lock.info" ] && holder=$(cat "$run/lock.info")
+  answer "{\"probe\": $(probe), \"keys\": $known, \"holder\": ${holder:-null}}"
+}
+
+# with_lines FILE CMD…: CMD with FILE's lines (store paths: no blanks, and no globbing) as its
+# last arguments; nothing is run for an empty FILE (xargs -r would do, but it is findutils,
+# which the agent does not assume)
+with_lines() {
+  lines=$1
+  shift
+  [ -s "$lines" ] || return 0
+  (
+    set -f
+    # shellcheck disable=SC2046
+    exec "$@" $(cat "$lines")
+  )
+}
+
+# closure: the running system's closure ("SIZE PATH" lines), which of the COUNT paths that
+# follow the request on stdin (the new system's closure, one a line) this host lacks, and, with
+# substitutes, what nix says it would fetch of those from the host's own substituters
+closure() {
+  take count substitutes
+  current=$(readlink /run/current-system 2>/dev/null)
+  tmp=$(mktemp -d "$run/.closure.XXXXXX") || fail "cannot make a directory in $run"
+  : > "$tmp/sizes"
+  : > "$tmp/missing"
+  : > "$tmp/dry"
+  if [ -n "$current" ] && nix-store --check-validity "$current" 2>/dev/null; then
+    if ! { nix-store --query --requisites "$current" > "$tmp/paths" 2>"$tmp/err" \
+      && with_lines "$tmp/paths" nix-store --query --size > "$tmp/size" 2>>"$tmp/err"; }; then
+      err=$(head -c 300 "$tmp/err")
+      rm -rf "$tmp"
+      fail "nix-store --query: $err"
+    fi
+    paste -d ' ' "$tmp/size" "$tmp/paths" > "$tmp/sizes"
+  fi
+  head -n "$count" > "$tmp/wanted"
+  if [ -s "$tmp/wanted" ]; then
+    if ! with_lines "$tmp/wanted" nix-store --check-validity --print-invalid \
+      > "$tmp/missing" 2>"$tmp/err"; then
+      err=$(head -c 300 "$tmp/err")
+      rm -rf "$tmp"
+      fail "nix-store --check-validity: $err"
+    fi
+  fi
+  if [ "$substitutes" = 1 ] && [ -s "$tmp/missing" ]; then
+    with_lines "$tmp/missing" nix-store --realise --dry-run > /dev/null 2> "$tmp/dry"
+  fi
+  answer "{\"current\": $(path_or_null "$current"), \"closure\": $(text_file "$tmp/sizes"), \"missing\": $(text_file "$tmp/missing"), \"dry_run\": $(text_file "$tmp/dry")}"
+  rm -rf "$tmp"
+}
+
 # --- the lock: held while our connection (and this process's stdin) lasts ---------------------
 
 lock() {
@@ -428,9 +491,14 @@ lock() {
 # that did not change is not written again and no plain hash of a secret is kept.
 keys=/nix/var/nixlift/keys
 
-# keys_known: the salt (made on first use) and the digest of every key nixlift wrote that is
-# still there, as JSON
+# keys_known [MAKE]: the salt (made on first use, unless MAKE is 0: then a null salt when there
+# is none, and nothing is written) and the digest of every key nixlift wrote that is still
+# there, as JSON
 keys_known() {
+  if [ "${1-1}" = 0 ] && [ ! -s "$keys/salt" ]; then
+    printf '{"salt": null, "present": {}}'
+    return
+  fi
   mkdir -p "$keys"
   if [ ! -s "$keys/salt" ]; then
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$keys/salt.tmp"
@@ -807,6 +875,7 @@ case "$action" in
   set_boot|boot_once|boot_default) "$action" ;;
   keys) upload_keys ;;
   keys_known) answer "$(keys_known)" ;;
+  survey|closure) "$action" ;;
   serve_store) serve_store ;;
   substitute) substitute ;;
   profile) profile_action ;;

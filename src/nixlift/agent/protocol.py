@@ -148,6 +148,41 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Survey:
+    """What a host says when asked without being locked or changed (`nixlift plan`)."""
+
+    probe: Probe
+    #: what it knows of the keys nixlift wrote there, as the agent's keys_known answers (a
+    #: null salt: it was never given a key); None when not asked
+    keys: Mapping[str, Any] | None = None
+    #: who holds its lock now (a deploy under way), as the lock's holder wrote it
+    holder: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class HostClosure:
+    """The host's running closure and what it lacks of a new one."""
+
+    current: str | None
+    #: every path of the running system's closure, with its NAR size
+    closure: Mapping[str, int]
+    #: the paths of the new closure the host's store does not have
+    missing: tuple[str, ...]
+    #: what nix on the host said of fetching those (`nix-store --realise --dry-run`), as printed
+    dry_run: str = ""
+
+
+def parse_sizes(text: str) -> dict[str, int]:
+    """`SIZE PATH` lines into path → size."""
+    found = {}
+    for line in text.splitlines():
+        size, _, path = line.strip().partition(" ")
+        if path and size.isdigit():
+            found[path] = int(size)
+    return found
+
+
+@dataclass(frozen=True)
 class Started:
     """switch-to-configuration's end (None: still running past the host's time limit)."""
 
@@ -334,6 +369,37 @@ class Agent:
     async def probe(self, system: str | None) -> Probe:
         return Probe.from_json(
             await self.call("probe", {"system": system or ""}, what="reading the host's state")
+        )
+
+    async def survey(self, system: str | None, *, want_keys: bool = False) -> Survey:
+        """Read the host's state (and what it knows of its keys) without its lock, writing
+        nothing."""
+        answer = await self.call(
+            "survey",
+            {"system": system or "", "want_keys": want_keys},
+            what="reading the host's state",
+        )
+        keys, holder = answer.get("keys"), answer.get("holder")
+        return Survey(
+            Probe.from_json(answer.get("probe") or {}),
+            keys if isinstance(keys, dict) else None,
+            holder if isinstance(holder, dict) else None,
+        )
+
+    async def closure(self, wanted: list[str], *, substitutes: bool) -> HostClosure:
+        """The running system's closure with NAR sizes, and which of `wanted` the host lacks
+        (with `substitutes`, what its own substituters would give of those)."""
+        answer = await self.call(
+            "closure",
+            {"count": len(wanted), "substitutes": substitutes},
+            payload="".join(f"{p}\n" for p in wanted).encode(),
+            what="reading the host's closure",
+        )
+        return HostClosure(
+            answer.get("current"),
+            parse_sizes(str(answer.get("closure") or "")),
+            tuple(str(answer.get("missing") or "").split()),
+            str(answer.get("dry_run") or ""),
         )
 
     async def start(

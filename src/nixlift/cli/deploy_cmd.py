@@ -107,7 +107,23 @@ def declared_keys(inv: Invocation, network: Network) -> dict[str, list[keys.Key]
     return found if uploads_keys(inv) else {}
 
 
+def refuse_unanswerable_confirm(inv: Invocation) -> None:
+    """--confirm asks on the terminal: where there is none, say so before any work."""
+    if inv.confirm and not inv.yes and not sys.stdin.isatty():
+        raise UsageError(
+            "deploy --confirm asks before deploying, but standard input is not a terminal",
+            hint="give --yes as well to show the plan and deploy without asking, or run "
+            "`nixlift plan` first and deploy without --confirm",
+        )
+
+
 async def cmd_deploy(inv: Invocation) -> int:
+    if inv.dry_run:
+        # (imported here: plan_cmd builds on this module)
+        from nixlift.cli.plan_cmd import cmd_plan
+
+        return await cmd_plan(inv)
+    refuse_unanswerable_confirm(inv)
     req = await resolve(inv.network)
     evaluated = await evaluate_checked(inv, req)
     network = evaluated.network
@@ -177,9 +193,25 @@ async def run_deployment(inv: Invocation, evaluated: Evaluated, how: Reach) -> i
         cache=cache,
         build_host=inv.build_host,
     )
+    if inv.confirm:
+        # (imported here: plan_cmd builds on this module)
+        from nixlift.cli.plan_cmd import confirmed
+
+        try:
+            answer = await confirmed(inv, evaluated, how, roots)
+        except BaseException:
+            if not keep:
+                shutil.rmtree(roots, ignore_errors=True)
+            raise
+        if answer is not None:
+            if not keep:
+                shutil.rmtree(roots, ignore_errors=True)
+            return answer
     label = network.description or network.deployment_name
     count = len(network.machines)
-    print(f"{goal.value}: {label} ({count} machine{'s' if count != 1 else ''})", file=sys.stderr)
+    if not inv.output.quiet:
+        plural = "s" if count != 1 else ""
+        print(f"{goal.value}: {label} ({count} machine{plural})", file=sys.stderr)
     started_at = rfc3339()
     with screen(inv.output) as shown:
         deployment = Deployment(network, options, shown.emit, keys=keys_of)

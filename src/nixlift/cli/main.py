@@ -11,7 +11,16 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from nixlift.cli import cache_cmd, deploy_cmd, hosts_cmd, import_cmd, network_cmd, remote_cmd
+from nixlift.cli import (
+    cache_cmd,
+    completions,
+    deploy_cmd,
+    hosts_cmd,
+    import_cmd,
+    network_cmd,
+    plan_cmd,
+    remote_cmd,
+)
 from nixlift.cli.options import Invocation, from_namespace
 from nixlift.cli.output import document, error_of, print_json
 from nixlift.cli.parser import build_parser, split_remote_command
@@ -23,6 +32,7 @@ Command = Callable[[Invocation], Coroutine[Any, Any, int]]
 COMMANDS: dict[str, Command] = {
     "deploy": deploy_cmd.cmd_deploy,
     "build": deploy_cmd.cmd_build,
+    "plan": plan_cmd.cmd_plan,
     "apply-local": deploy_cmd.cmd_apply_local,
     "eval": network_cmd.cmd_eval,
     "info": network_cmd.cmd_info,
@@ -38,15 +48,26 @@ COMMANDS: dict[str, Command] = {
     "cache-serve": cache_cmd.cmd_cache_serve,
     "exec": remote_cmd.cmd_exec,
     "ssh": remote_cmd.cmd_ssh,
+    "completions": completions.cmd_completions,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    words, remote = split_remote_command(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == [completions.HELPER]:
+        # what the completion scripts ask while a person presses TAB: never an error
+        return completions.helper(args[1:])
+    words, remote = split_remote_command(args)
     debug = "--debug" in words
     inv: Invocation | None = None
     try:
-        inv = from_namespace(build_parser().parse_args(words), remote)
+        parser = build_parser()
+        ns = parser.parse_args(words)
+        if ns.command is None:
+            # `nixlift` (or `nixlift -v`) alone: the commands, and exit 2 as for any usage error
+            parser.print_help(sys.stderr)
+            return 2
+        inv = from_namespace(ns, remote)
         logging.basicConfig(
             level=logging.DEBUG if inv.output.debug else logging.WARNING,
             format="nixlift: %(message)s",

@@ -7,24 +7,27 @@ from dataclasses import replace
 from typing import Any
 
 from nixlift import registry as reg
-from nixlift.agent.protocol import Agent
 from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
 from nixlift.cli.output import (
     document,
-    error_of,
     machine_json,
     normalize_time,
+    plan_error,
     print_json,
     print_table,
     short_path,
     target_text,
 )
 from nixlift.cli.screen import interrupts
-from nixlift.cli.source import evaluate_request, resolve
-from nixlift.deploy.fanout import Fleet
-from nixlift.errors import NixliftError, UsageError
+from nixlift.cli.source import evaluate_request, resolve, with_network_config
+from nixlift.deploy.options import DeployOptions
+from nixlift.deploy.plan import Planner, PlanOptions
+from nixlift.errors import UsageError
+from nixlift.events import discard
+from nixlift.model import ChangeKind, PlanState
 from nixlift.selection import Selection
+from nixlift.ui.format import plan_summary
 
 
 async def cmd_eval(inv: Invocation) -> int:
@@ -50,15 +53,23 @@ async def cmd_eval(inv: Invocation) -> int:
 
 
 async def cmd_info(inv: Invocation) -> int:
-    network = await evaluate_request(await resolve(inv.network))
-    async with Fleet(
-        network.machines, reach(inv, network.machines), parallel=inv.fleet.parallel
-    ) as fleet:
-        with interrupts(fleet.interrupt):
-            probes = await fleet.each(lambda m, host: Agent(host).probe(m.out_path))
+    req = await resolve(inv.network)
+    network = await evaluate_request(req)
+    settings = with_network_config(req.settings, network)
+    # What `plan --no-build` reads: each host's state, and, for a host that runs another system
+    # whose new one is built here already, why it is out of date (its package changes and what
+    # the copy would send), changing nothing.
+    options = PlanOptions(
+        deploy=DeployOptions(settings=settings, reach=reach(inv, network.machines)),
+        no_build=True,
+        ask_nix=False,
+        parallel=inv.fleet.parallel,
+    )
+    planner = Planner(network, options, discard)
+    with interrupts(planner.interrupt):
+        plan = await planner.run()
     rows: list[dict[str, Any]] = []
-    for m in network.machines:
-        found = probes[m.name]
+    for m, found in zip(network.machines, plan.hosts, strict=True):
         row: dict[str, Any] = {
             "name": m.name,
             "target": target_text(m),
@@ -67,20 +78,29 @@ async def cmd_info(inv: Invocation) -> int:
             "running": None,
             "profile": None,
             "error": None,
+            "why": None,
+            "changes": None,
         }
-        if isinstance(found, NixliftError):
-            row.update(state="unreachable", error=error_of(found))
+        if found.state in (PlanState.UNREACHABLE, PlanState.FAILED):
+            row.update(state="unreachable", error=plan_error(found))
         else:
-            running = found.state.current_system
+            running = found.current
             row.update(
                 running=running,
-                profile=found.state.profile_system,
+                profile=found.profile,
                 state="up-to-date"
                 if running == m.out_path
                 else "not-deployed"
                 if running is None
                 else "out-of-date",
             )
+            if running != m.out_path:
+                row["why"] = plan_summary(found)
+                if found.copy_bytes is not None:
+                    row["changes"] = {
+                        kind.value: sum(c.kind is kind for c in found.changes)
+                        for kind in (ChangeKind.ADDED, ChangeKind.REMOVED, ChangeKind.CHANGED)
+                    } | {"copy_bytes": found.copy_bytes}
         rows.append(row)
     if inv.output.json:
         print_json(
@@ -94,7 +114,7 @@ async def cmd_info(inv: Invocation) -> int:
         )
     else:
         print_table(
-            ("MACHINE", "TARGET", "SYSTEM", "RUNNING", "BUILDS", "STATE"),
+            ("MACHINE", "TARGET", "SYSTEM", "RUNNING", "BUILDS", "STATE", "WHY"),
             [
                 (
                     r["name"],
@@ -103,6 +123,7 @@ async def cmd_info(inv: Invocation) -> int:
                     short_path(r["running"]),
                     short_path(r["out_path"]),
                     r["state"].replace("-", " "),
+                    r["why"] or "-",
                 )
                 for r in rows
             ],
@@ -113,7 +134,7 @@ async def cmd_info(inv: Invocation) -> int:
                     f"{r['name']}: {r['error']['message']}\n  hint: {r['error']['hint']}",
                     file=sys.stderr,
                 )
-    if fleet.rollout.interrupted:
+    if planner.interrupted:
         return 130
     return 1 if any(r["state"] == "unreachable" for r in rows) else 0
 
@@ -143,7 +164,8 @@ async def cmd_create(inv: Invocation) -> int:
             argstrs=req.source.args.strings,
             include=req.settings.include,
             flake=None if flake is None else flake.absolute().text,
-        )
+        ),
+        replace_existing=inv.replace,
     )
     print(
         f"registered '{entry.name}': {entry.shown} (machines: {', '.join(network.all_names)})",

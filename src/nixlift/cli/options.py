@@ -4,10 +4,11 @@ Namespace travels further."""
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nixlift.cli.parser import GOALS
+from nixlift.cli.parser import GOAL_FLAGS, GOALS, did_you_mean
 from nixlift.errors import UsageError
 from nixlift.model import Goal
 
@@ -15,11 +16,15 @@ from nixlift.model import Goal
 @dataclass(frozen=True)
 class Output:
     verbose: bool = False
+    #: -q: no progress, only errors (and the summary when a host failed)
+    quiet: bool = False
     debug: bool = False
     json: bool = False
     #: "auto" | "live" | "plain"
     progress: str = "auto"
     log_dir: Path | None = None
+    #: "auto" | "always" | "never": --color, else NO_COLOR, else auto
+    color: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -113,29 +118,82 @@ class Invocation:
     ask_sudo_password: bool = False
     #: --build-host [USER@]HOST
     build_host: str | None = None
+    #: plan --no-build: nix's dry run instead of a build
+    no_build: bool = False
+    #: plan --dry-activate: the hosts' own dry-activate too
+    dry_activate_plan: bool = False
+    #: deploy --confirm: show the plan and ask first; --yes: do not ask
+    confirm: bool = False
+    yes: bool = False
+    #: deploy --dry-run (NixOps'): the plan, and stop
+    dry_run: bool = False
     #: import-nixops: the state file, the deployments to import, whether to replace names
     state_file: Path | None = None
     deployments: tuple[str, ...] = ()
     replace: bool = False
+    #: completions: bash | zsh | fish
+    shell: str | None = None
 
 
 def _pairs(values: list[list[str]] | None) -> tuple[tuple[str, str], ...]:
     return tuple((a, b) for a, b in values or [])
 
 
-def _goal(command: str, files: list[str], flag: str | None) -> Goal:
-    """`nixlift deploy ./net.nix boot`: a trailing goal word that is not a file is the goal;
-    NixOps' --build-only, --test, … say the same; both at once must agree."""
-    if command == "build":
-        return Goal.BUILD
-    if command not in ("deploy", "apply-local"):
-        return Goal.SWITCH
-    positional = None
-    if files and files[-1] in GOALS and not Path(files[-1]).exists():
-        positional = Goal(files.pop())
-    if positional is not None and flag and positional.value != flag:
-        raise UsageError(f"two goals given: '{positional.value}' and --{flag}")
-    return positional or (Goal(flag) if flag else Goal.SWITCH)
+#: the commands that take a GOAL
+GOAL_COMMANDS = ("deploy", "apply-local", "plan")
+
+
+def _goal(command: str, files: list[str], flags: list[str]) -> Goal:
+    """The goal, taken out of `files`: a word that is a goal's name is the goal wherever it
+    stands, whatever the current directory holds (a file named `test` is given as ./test), so
+    the same line means the same everywhere. NixOps' --build-only, --test, … say the same;
+    two different goals are an error naming both."""
+    if command not in GOAL_COMMANDS:
+        for word in files:
+            if word in GOALS and not Path(word).exists():
+                raise UsageError(
+                    f"`nixlift {command}` takes no goal ('{word}')",
+                    hint="goals are for nixlift deploy, apply-local and plan; a network file of "
+                    f"that name is given as a path (./{word})",
+                )
+        return Goal.BUILD if command == "build" else Goal.SWITCH
+    said: dict[str, Goal] = {}
+    for word in list(files):
+        if word in GOALS:
+            files.remove(word)
+            said.setdefault(f"'{word}'", Goal(word))
+        elif _misspelt_goal(word):
+            close = did_you_mean(word, GOALS)
+            goals = ", ".join(GOALS)
+            raise UsageError(
+                f"unknown goal '{word}'{close or f' (goals: {goals})'}",
+                hint=f"the goals: {goals}"
+                if close
+                else "machines are chosen with --on NAME, a registered name with -d NAME; a "
+                f"network file is given by its path (./{word}) and must exist",
+            )
+    for flag in dict.fromkeys(flags):
+        said.setdefault(flag, GOAL_FLAGS[flag])
+    chosen = set(said.values())
+    if len(chosen) > 1:
+        raise UsageError(
+            f"conflicting goals: {' and '.join(said)}",
+            hint=f"give one goal: {', '.join(GOALS)}",
+        )
+    return chosen.pop() if chosen else Goal.SWITCH
+
+
+def _misspelt_goal(word: str) -> bool:
+    """A bare word (no path, no flake reference) that names nothing here: not a network."""
+    bare = not any(c in word for c in "/.#:~")
+    return bare and not Path(word).exists()
+
+
+def _color(given: str | None) -> str:
+    """--color wins; else NO_COLOR (https://no-color.org) set to anything means never."""
+    if given:
+        return given
+    return "never" if os.environ.get("NO_COLOR") else "auto"
 
 
 #: argparse gives the alias a command was called by
@@ -149,16 +207,20 @@ def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocat
     if ns.command == "cache":
         ns.command = f"cache-{ns.cache_command}"
     files = list(got.get("network") or [])
-    goal = _goal(ns.command, files, got.get("goal_flag"))
+    goal = _goal(ns.command, files, list(got.get("goal_flags") or ()))
+    if got.get("verbose") and got.get("quiet"):
+        raise UsageError("-v (--verbose) and -q (--quiet) both given", hint="give one of them")
     log_dir = got.get("log_dir")
     return Invocation(
         command=ns.command,
         output=Output(
             verbose=bool(got.get("verbose")),
+            quiet=bool(got.get("quiet")),
             debug=bool(got.get("debug")),
             json=bool(got.get("json")),
             progress=str(got.get("progress") or "auto"),
             log_dir=Path(log_dir) if log_dir else None,
+            color=_color(got.get("color")),
         ),
         network=NetworkChoice(
             files=tuple(files),
@@ -215,7 +277,13 @@ def from_namespace(ns: argparse.Namespace, remote_command: list[str]) -> Invocat
         upload_keys=not got.get("no_keys"),
         ask_sudo_password=bool(got.get("ask_sudo_password")),
         build_host=got.get("build_host"),
+        no_build=bool(got.get("no_build")),
+        dry_activate_plan=bool(got.get("plan_dry_activate")),
+        confirm=bool(got.get("confirm")),
+        yes=bool(got.get("yes")),
+        dry_run=bool(got.get("dry_run")),
         state_file=Path(got["state_file"]) if got.get("state_file") else None,
         deployments=tuple(got.get("deployments") or ()),
         replace=bool(got.get("replace")),
+        shell=got.get("shell"),
     )

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nixlift.errors import CommandError, NixliftError
-from nixlift.model import HostResult, Machine, Status
+from nixlift.model import HostPlan, HostResult, Machine, Status
 
 #: the version of the JSON contract; a change that breaks a reader increases it
 VERSION = 1
@@ -62,6 +62,12 @@ def error_json(
 def error_of(error: NixliftError) -> dict[str, Any]:
     tail = error.stderr_tail if isinstance(error, CommandError) else None
     return error_json(error.kind, error.message, error.hint, tail)
+
+
+def plan_error(h: HostPlan) -> dict[str, Any] | None:
+    if h.error is None:
+        return None
+    return error_json(h.error_kind or "error", h.error, h.hint, h.detail)
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
@@ -135,6 +141,8 @@ def result_json(r: HostResult) -> dict[str, Any]:
         "copy_tries": r.copy_tries,
         "cache": r.cache,
         "copied_from": r.copied_from,
+        # dry-activate: the host's own words for what it would do (null for other goals)
+        "dry_activate": list(r.dry_activate) if r.dry_activate is not None else None,
     }
 
 

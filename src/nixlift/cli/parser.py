@@ -1,13 +1,111 @@
-"""The command line: argparse, NixOps' verbs and flags where they exist."""
+"""The command line: argparse, NixOps' verbs and flags where they exist.
+
+Parsed as people type: every command's options and words in any order (argparse's intermixed
+parsing, per command), nixlift's own options (-v, -q, --debug, --color) before or after the
+command, and a wrong word answered with what was meant ("did you mean …?") as a UsageError
+(exit 2), never argparse's usage dump."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from nixlift import __version__
+from nixlift.errors import UsageError
 from nixlift.model import Goal
 
-GOALS = tuple(g.value for g in Goal)
+#: the goals, in the order people meet them (the default first)
+GOALS = tuple(
+    g.value for g in (Goal.SWITCH, Goal.BOOT, Goal.TEST, Goal.DRY_ACTIVATE, Goal.BUILD, Goal.PUSH)
+)
+
+#: NixOps' goal flags and the goal each stands for
+GOAL_FLAGS = {
+    "--build-only": Goal.BUILD,
+    "--copy-only": Goal.PUSH,
+    "--dry-activate": Goal.DRY_ACTIVATE,
+    "--test": Goal.TEST,
+    "--boot": Goal.BOOT,
+}
+
+#: the options of nixlift itself, accepted before and after the command; --color takes a word
+GLOBAL_VALUE_OPTIONS = ("--color",)
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """` (did you mean 'switch'?)`, or nothing when no choice is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's wrapping for prose; a text with indented lines (the examples) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n  " in text:
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are nixlift's: a UsageError naming the command's --help,
+    and the closest choice for a misspelt one."""
+
+    def error(self, message: str) -> NoReturn:
+        lists = "the commands" if self._subparsers is not None else "its options"
+        raise UsageError(message, hint=f"`{self.prog} --help` lists {lists}")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        names = [str(c) for c in choices]
+        if isinstance(action, argparse._SubParsersAction):
+            message = f"unknown command '{value}'{did_you_mean(str(value), names)}"
+            raise argparse.ArgumentError(None, message)
+        shown = ", ".join(names)
+        raise argparse.ArgumentError(
+            action, f"'{value}' is not one of {shown}{did_you_mean(str(value), names)}"
+        )
+
+
+class Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The subcommand action: each command parses its own words intermixed (options and
+    positional words in any order); unknown options are named with the closest known one."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        assert isinstance(values, list)
+        name, rest = values[0], values[1:]
+        setattr(namespace, str(self.dest), name)
+        command = self._name_parser_map[name]
+        # a command with commands of its own (cache serve) cannot be parsed intermixed itself;
+        # its own commands are
+        nested = any(isinstance(a, argparse._SubParsersAction) for a in command._actions)
+        if nested:
+            sub, extras = command.parse_known_args(rest, None)
+        else:
+            sub, extras = command.parse_known_intermixed_args(rest, None)
+        for key, value in vars(sub).items():
+            setattr(namespace, key, value)
+        if extras:
+            command.error(_unrecognized(command, extras))
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    first = extras[0]
+    if first.startswith("-") and first != "-":
+        known = [s for a in parser._actions for s in a.option_strings]
+        word = first.split("=", 1)[0]
+        return f"unknown option {word}{did_you_mean(word, known)}"
+    return f"unexpected word{'s' if len(extras) > 1 else ''}: {' '.join(extras)}"
 
 
 def _network_args(p: argparse.ArgumentParser) -> None:
@@ -121,24 +219,40 @@ def _selection_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+
+
 def _count(text: str) -> int:
-    value = int(text)
+    """0, 1, 2, …"""
+    value = _whole(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
+        raise argparse.ArgumentTypeError(f"{text} is negative (0 or more)")
     return value
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    """1, 2, 3, … (timeouts, how many at once when 0 would mean nothing at all)"""
+    value = _whole(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number (1 or more)")
     return value
+
+
+def _max_jobs(text: str) -> str:
+    """nix's --max-jobs: a count or `auto`."""
+    return text if text == "auto" else str(_count(text))
 
 
 def _build_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("building")
     g.add_argument("--builders", metavar="SPEC", help="nix remote builders, as nix's --builders")
-    g.add_argument("-j", "--max-jobs", metavar="N", help="nix's --max-jobs")
+    g.add_argument(
+        "-j", "--max-jobs", type=_max_jobs, metavar="N", help="nix's --max-jobs (a count or auto)"
+    )
     g.add_argument(
         "--option",
         nargs=2,
@@ -164,14 +278,14 @@ def _rollout_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("rollout")
     g.add_argument(
         "--parallel",
-        type=int,
+        type=_count,
         default=10,
         metavar="N",
         help="hosts copied to and activated at once (0: all; default 10)",
     )
     g.add_argument(
         "--build-parallel",
-        type=int,
+        type=_positive,
         default=None,
         metavar="N",
         help="local builds at once (default: the number of CPUs, at least 2)",
@@ -200,20 +314,21 @@ def _rollout_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+GOAL_TEXT = (
+    f"GOAL is one of {', '.join(GOALS)} (default switch), anywhere among the words; or one of "
+    "NixOps' flags below. A word that is a goal's name is always the goal: a network file or "
+    "directory of that name is given as a path (./test)."
+)
+
+
 def _goal_and_safety_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("goal", f"a positional GOAL ({', '.join(GOALS)}) or NixOps' flags")
-    for flag, goal in (
-        ("--build-only", Goal.BUILD),
-        ("--copy-only", Goal.PUSH),
-        ("--dry-activate", Goal.DRY_ACTIVATE),
-        ("--test", Goal.TEST),
-        ("--boot", Goal.BOOT),
-    ):
+    g = p.add_argument_group("goal", GOAL_TEXT)
+    for flag, goal in GOAL_FLAGS.items():
         g.add_argument(
             flag,
-            dest="goal_flag",
-            action="store_const",
-            const=goal.value,
+            dest="goal_flags",
+            action="append_const",
+            const=flag,
             help=f"same as the goal '{goal.value}'",
         )
     g.add_argument(
@@ -245,7 +360,7 @@ def _goal_and_safety_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--reboot-timeout",
-        type=int,
+        type=_positive,
         default=300,
         metavar="SECONDS",
         help="how long a host may take to come back (default 300)",
@@ -257,7 +372,7 @@ def _goal_and_safety_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--lock-wait",
-        type=int,
+        type=_count,
         default=0,
         metavar="SECONDS",
         help="wait this long for another deployer's lock on a host (default: 0, "
@@ -312,7 +427,7 @@ def _compress(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
 def _connect_timeout(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument(
         "--connect-timeout",
-        type=int,
+        type=_positive,
         default=10,
         metavar="SECONDS",
         help="SSH connect timeout (default 10)",
@@ -327,7 +442,7 @@ def _hosts_args(p: argparse.ArgumentParser, *, parallel: int = 0) -> None:
     _sudo_password(p)
     p.add_argument(
         "--parallel",
-        type=int,
+        type=_count,
         default=parallel,
         metavar="N",
         help=f"hosts at once (0: all; default {parallel or 'all'})",
@@ -355,34 +470,204 @@ REMOTE_COMMANDS = ("exec", "ssh")
 
 def split_remote_command(argv: list[str]) -> tuple[list[str], list[str]]:
     """`nixlift exec NET -- ls -l`: argparse gets what is before `--`, the host the rest."""
-    command = next((a for a in argv if not a.startswith("-")), None)
+    command = _command_word(argv)
     if command in REMOTE_COMMANDS and "--" in argv:
         i = argv.index("--")
         return argv[:i], argv[i + 1 :]
     return argv, []
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nixlift",
-        description="Build NixOS systems here, copy them to hosts over SSH and switch them.",
-    )
-    parser.add_argument("--version", action="version", version=f"nixlift {__version__}")
-    parser.add_argument(
+def _command_word(argv: list[str]) -> str | None:
+    """The first word that is not an option of nixlift's own (nor --color's value)."""
+    takes_value = False
+    for word in argv:
+        if takes_value:
+            takes_value = False
+        elif word in GLOBAL_VALUE_OPTIONS:
+            takes_value = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _global_args(p: argparse.ArgumentParser, *, command: bool) -> None:
+    """nixlift's own options. A command accepts them too (after its name), with no default of
+    its own, so that one given before the command is not reset by the command's parser."""
+    g = p.add_argument_group("general (before or after the command)") if command else p
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if command else {}
+    g.add_argument(
         "-v",
         "--verbose",
         action="store_true",
         help="show build and activation output as it happens",
+        **default,
     )
-    parser.add_argument(
-        "--debug", action="store_true", help="log every command run and show tracebacks"
+    g.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress: only errors and, when a host failed, the closing summary",
+        **default,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    g.add_argument(
+        "--debug", action="store_true", help="log every command run and show tracebacks", **default
+    )
+    g.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        metavar="WHEN",
+        help="colours: auto (on a terminal, unless NO_COLOR is set), always or never",
+        **default,
+    )
 
-    p = sub.add_parser(
+
+#: two or three real command lines per command, shown at the end of its --help and in the man page
+EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "deploy": (
+        ("nixlift deploy ./network.nix", "build, copy and switch every machine"),
+        ("nixlift deploy -d web --on 'web-*' boot", "the web machines boot it at the next reboot"),
+        ("nixlift deploy --flake . dry-activate --json", "what activation would change, as JSON"),
+    ),
+    "plan": (
+        ("nixlift plan ./network.nix", "what a deploy would change on each host, changing none"),
+        ("nixlift plan -d web --no-build --json", "without building: what building would take"),
+        ("nixlift plan --on web-1 --dry-activate", "also the units web-1 would restart"),
+    ),
+    "apply-local": (
+        ("nixlift apply-local ./network.nix", "this machine, as the machine named like it"),
+        ("nixlift apply-local --node pi3 -d rpi test", "as pi3, without changing the boot default"),
+    ),
+    "build": (
+        ("nixlift build ./network.nix", "build every machine's system and print its path"),
+        ("nixlift build -d web --on web-1 --keep-result", "and keep it from nix's GC"),
+    ),
+    "eval": (
+        ("nixlift eval ./network.nix", "each machine's system, target and .drv"),
+        ("nixlift eval --flake . --json", "the same from a flake, as JSON"),
+    ),
+    "info": (
+        ("nixlift info -d web", "what each host runs against what the network builds"),
+        ("nixlift info ./network.nix --on @edge --json", "the machines tagged edge, as JSON"),
+    ),
+    "exec": (
+        ("nixlift exec ./network.nix -- uptime", "on every host at once"),
+        ("nixlift exec -d web --on 'web-*' -- 'systemctl is-failed nginx || true'", "a shell line"),
+    ),
+    "ssh": (
+        ("nixlift ssh web-1 ./network.nix", "a shell on web-1 with its deployment's SSH settings"),
+        ("nixlift ssh pi3 -d rpi -- journalctl -b -n 50", "one command"),
+    ),
+    "check": (
+        ("nixlift check -d web", "run every host's health checks now"),
+        ("nixlift check ./network.nix --on db-1 --pre-deploy --json", "the pre-deploy checks"),
+    ),
+    "upload-keys": (
+        ("nixlift upload-keys -d web", "after a reboot emptied /run/keys"),
+        ("nixlift upload-keys ./network.nix --on db-1", "one host"),
+    ),
+    "rollback": (
+        ("nixlift rollback -d web --on web-1", "back to the generation before the current one"),
+        ("nixlift rollback ./network.nix --on web-1 --to 41", "to generation 41"),
+    ),
+    "list-generations": (
+        ("nixlift list-generations -d web", "each host's system generations"),
+        ("nixlift list-generations ./network.nix --on web-1 --json", "one host's, as JSON"),
+    ),
+    "history": (
+        ("nixlift history -d web --last 5", "the last five deploys each host recorded"),
+        ("nixlift history ./network.nix --on web-1 --json", "one host's, as JSON"),
+    ),
+    "create": (
+        ("nixlift create ./network.nix -d web", "then: nixlift deploy -d web"),
+        ("nixlift create ./network.nix --argstr env prod -d web-prod", "with an argument"),
+        ("nixlift create --flake .#colmena -d fleet --force", "a flake's output, replacing fleet"),
+    ),
+    "import-nixops": (
+        ("nixlift import-nixops", "every deployment of NixOps' own state file"),
+        ("nixlift import-nixops ~/.nixops/deployments.nixops -d web", "one of them"),
+    ),
+    "list": (
+        ("nixlift list", "the registered names and their files"),
+        ("nixlift list --json", "as JSON"),
+    ),
+    "delete": (
+        ("nixlift delete -d web", "forget the name web (its hosts are untouched)"),
+        ("nixlift delete --deployment old-fleet", "the same, spelt out (NixOps' form)"),
+    ),
+    "cache": (
+        ("nixlift cache serve /srv/nix-cache", "serve a file:// cache on port 8080"),
+        ("nixlift cache serve /srv/nix-cache --listen 127.0.0.1:9000", "elsewhere"),
+    ),
+    "completions": (
+        (
+            "nixlift completions bash > ~/.local/share/bash-completion/completions/nixlift",
+            "bash, from the next shell on",
+        ),
+        ("nixlift completions zsh > ~/.zfunc/_nixlift", "zsh, with ~/.zfunc on $fpath"),
+        ("nixlift completions fish > ~/.config/fish/completions/nixlift.fish", "fish"),
+    ),
+}
+
+
+def examples_text(command: str) -> str:
+    lines = ["examples:"]
+    for line, what in EXAMPLES[command]:
+        lines += [f"  {line}", f"      {what}"]
+    return "\n".join(lines)
+
+
+def _command(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    *,
+    examples: str | None = None,
+    **kwargs: Any,
+) -> argparse.ArgumentParser:
+    """A command's parser, with its examples at the end of its --help."""
+    example_key = examples or name
+    p: argparse.ArgumentParser = sub.add_parser(
+        name,
+        formatter_class=HelpFormatter,
+        epilog=examples_text(example_key) if example_key in EXAMPLES else None,
+        **kwargs,
+    )
+    return p
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command's parser under `parser` (an alias's once), nested ones too."""
+    found: dict[int, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                found.setdefault(id(command), command)
+                for nested in _commands(command):
+                    found.setdefault(id(nested), nested)
+    return list(found.values())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="nixlift",
+        description="Build NixOS systems here, copy them to hosts over SSH and switch them.",
+        formatter_class=HelpFormatter,
+        epilog="`nixlift COMMAND --help` shows a command's options and examples.\n\n"
+        + examples_text("deploy"),
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"nixlift {__version__}")
+    _global_args(parser, command=False)
+    # not required: `nixlift` alone prints the command list (main.py)
+    sub = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", action=Commands
+    )
+
+    p = _command(
+        sub,
         "deploy",
         help="build, copy and activate (default goal: switch)",
-        description="Build every selected machine's system, copy it to the host and activate it.",
+        usage="nixlift deploy [NETWORK …] [GOAL] [-d NAME | --flake REF] [--on NAMES] [options]",
+        description="Build every selected machine's system, copy it to the host and activate it. "
+        + GOAL_TEXT,
     )
     _network_args(p)
     _selection_args(p)
@@ -392,14 +677,88 @@ def build_parser() -> argparse.ArgumentParser:
     _rollout_args(p)
     _cache_args(p)
 
-    p = sub.add_parser(
+    g = p.add_argument_group("confirmation")
+    g.add_argument(
+        "--confirm",
+        "--interactive",
+        dest="confirm",
+        action="store_true",
+        help="show the plan (as `nixlift plan` does), then ask `Deploy to N hosts? [y/N]` "
+        "on the terminal (deploy-rs' --interactive)",
+    )
+    g.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="with --confirm: show the plan and deploy without asking (where no terminal is)",
+    )
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show the plan and stop: `nixlift plan` (NixOps' deploy --dry-run)",
+    )
+
+    p = _command(
+        sub,
+        "plan",
+        usage="nixlift plan [NETWORK …] [GOAL] [-d NAME | --flake REF] [--on NAMES] [options]",
+        help="what a deploy would change on each host, changing nothing",
+        description="Evaluate, build what is not built, and say per host what a deploy would "
+        "change: the system it runs and the one it would run, package changes (as `nix store "
+        "diff-closures`), what the copy would send, closure sizes, whether it activates, keys "
+        "to upload; then the fleet's summary. Nothing on any host changes (no lock is taken, "
+        "nothing is written there; --dry-activate copies the new system to run the host's own "
+        "dry-activate). Exit 1 if a host cannot be reached or read. GOAL: plan as `nixlift "
+        "deploy GOAL` would run (switch by default).",
+    )
+    _network_args(p)
+    _selection_args(p)
+    _build_args(p)
+    g = p.add_argument_group("plan")
+    g.add_argument(
+        "--no-build",
+        action="store_true",
+        help="build nothing: list what building would build and fetch (nix's dry run); "
+        "package changes only for systems already built",
+    )
+    g.add_argument(
+        "--dry-activate",
+        dest="plan_dry_activate",
+        action="store_true",
+        help="also show each changing host's own `switch-to-configuration dry-activate` "
+        "(units it would start, stop, restart, reload); this copies the new system there",
+    )
+    g.add_argument(
+        "--always-activate",
+        action="store_true",
+        help="plan as a deploy with --always-activate would run",
+    )
+    g.add_argument(
+        "--no-keys", action="store_true", help="plan as a deploy with --no-keys would run"
+    )
+    _connect_timeout(g)
+    _compress(g)
+    _sudo_password(g)
+    g.add_argument(
+        "--build-parallel",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="local builds at once (default: the number of CPUs, at least 2)",
+    )
+    _output_args(p)
+
+    p = _command(
+        sub,
         "apply-local",
         help="deploy the machine named like this host onto it",
+        usage="nixlift apply-local [NETWORK …] [GOAL] [-d NAME | --flake REF] [--node NAME] "
+        "[options]",
         description="Build and activate, on this machine itself and without "
         "SSH, the network's machine named like this host (or "
         "--node NAME); it must set deployment.allowLocalDeployment "
         "(colmena's apply-local). Commands that need root run "
-        "through sudo when nixlift does not run as root.",
+        "through sudo when nixlift does not run as root. " + GOAL_TEXT,
     )
     _network_args(p)
     p.add_argument("--node", metavar="NAME", help="the machine to deploy (default: hostname)")
@@ -408,7 +767,8 @@ def build_parser() -> argparse.ArgumentParser:
     _goal_and_safety_args(p)
     _rollout_args(p)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "build",
         help="build the selected machines' systems, nothing else",
         description="Build every selected machine's system on this machine.",
@@ -419,7 +779,8 @@ def build_parser() -> argparse.ArgumentParser:
     _rollout_args(p)
     _output_args(p)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "eval",
         help="evaluate: each machine's system, options and .drv",
         description="Evaluate the network and print each selected machine's "
@@ -437,7 +798,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_args(p)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "info",
         help="what each host runs now versus what the network builds",
         description="Per machine: target, system, the system the host runs now "
@@ -457,14 +819,15 @@ def build_parser() -> argparse.ArgumentParser:
     _sudo_password(p)
     p.add_argument(
         "--parallel",
-        type=int,
+        type=_count,
         default=0,
         metavar="N",
         help="hosts asked at once (0: all, the default)",
     )
     _output_args(p)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "exec",
         help="run a command on the selected hosts at once",
         usage="nixlift exec [NETWORK …] [-d NAME] [--on …] -- COMMAND …",
@@ -474,7 +837,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _hosts_args(p, parallel=10)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "ssh",
         help="an interactive shell on one host, with its SSH settings",
         usage="nixlift ssh MACHINE [NETWORK …] [-d NAME] [-- COMMAND …]",
@@ -485,7 +849,8 @@ def build_parser() -> argparse.ArgumentParser:
     _network_args(p)
     _connect_timeout(p)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "check",
         help="run the hosts' health checks now",
         description="Run each selected machine's deployment.healthChecks (and "
@@ -498,7 +863,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_args(p)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "upload-keys",
         aliases=["send-keys"],
         help="upload keys and secrets without deploying",
@@ -508,10 +874,11 @@ def build_parser() -> argparse.ArgumentParser:
         "are, ones no longer declared are removed.",
     )
     _hosts_args(p)
-    p.add_argument("--lock-wait", type=int, default=0, metavar="SECONDS")
+    p.add_argument("--lock-wait", type=_count, default=0, metavar="SECONDS")
     _output_args(p)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "rollback",
         help="switch hosts back to an earlier generation",
         description="Switch each selected host's system profile back to the "
@@ -520,10 +887,11 @@ def build_parser() -> argparse.ArgumentParser:
         "network file says now.",
     )
     _hosts_args(p)
-    p.add_argument("--to", type=int, metavar="GEN", help="the generation number to go to")
-    p.add_argument("--lock-wait", type=int, default=0, metavar="SECONDS")
+    p.add_argument("--to", type=_positive, metavar="GEN", help="the generation number to go to")
+    p.add_argument("--lock-wait", type=_count, default=0, metavar="SECONDS")
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "list-generations",
         help="the system generations on each host",
         description="List each selected host's system generations, marking "
@@ -532,25 +900,36 @@ def build_parser() -> argparse.ArgumentParser:
     _hosts_args(p)
     _output_args(p)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "history",
         help="the deploy history each host keeps",
         description="Show the deploys recorded on each selected host: when, "
         "who from where, which system, goal, result, git commit.",
     )
     _hosts_args(p)
-    p.add_argument("--last", type=int, default=0, metavar="N", help="only the last N records")
+    p.add_argument(
+        "--last", type=_count, default=0, metavar="N", help="only the last N records (0: all)"
+    )
     _output_args(p)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "create",
         help="remember network files or a flake under a name (-d NAME)",
         description="Register network files (and their arguments), or a flake (--flake REF), "
         "under a name, so `nixlift deploy -d NAME` finds them. Nothing else is kept.",
     )
     _network_args(p)
+    p.add_argument(
+        "--force",
+        dest="replace",
+        action="store_true",
+        help="point a name that is already registered at this network",
+    )
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "import-nixops",
         help="register NixOps' deployments (from its state file) under their names",
         description="Read NixOps' state file (STATE_FILE, else $NIXOPS_STATE, else "
@@ -575,28 +954,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace names already registered (default: leave them and say so)",
     )
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "list",
         help="list registered deployments",
         description="List the names `nixlift create` registered.",
     )
     _output_args(p)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "delete",
         help="forget a registered name (hosts are not touched)",
         description="Forget a deployment name. Hosts keep running what they run.",
     )
     p.add_argument("-d", "--deployment", metavar="NAME", required=True)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "cache",
         help="a binary cache for a fleet (serve a file:// cache over HTTP)",
         description="Helpers for the binary cache of `deploy --cache`.",
     )
-    cs = p.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
-    q = cs.add_parser(
+    cs = p.add_subparsers(dest="cache_command", metavar="ACTION", required=True, action=Commands)
+    q = _command(
+        cs,
         "serve",
+        examples="cache",
         help="serve a file:// binary cache over HTTP (for a LAN)",
         description="Serve DIR, a binary cache nixlift pushed to (--cache file://DIR), over "
         "HTTP until interrupted, so that hosts can fetch from it (--cache-url http://ADDRESS:PORT"
@@ -609,4 +993,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS:PORT",
         help="where to listen (default 0.0.0.0:8080)",
     )
+
+    p = _command(
+        sub,
+        "completions",
+        help="print a completion script for bash, zsh or fish",
+        description="Print a completion script for SHELL on stdout: commands, options, goals, "
+        "registered names (-d) and the machines of the network on the line (--on, ssh).",
+    )
+    p.add_argument("shell", metavar="SHELL", choices=("bash", "zsh", "fish"))
+
+    # last, so that they close each command's list of options
+    for command in _commands(parser):
+        _global_args(command, command=True)
     return parser

@@ -29,9 +29,16 @@ class Request:
 def _abs_include(entry: str) -> str:
     """-I name=path / -I path with a relative path made absolute (registry entries outlive cwd)."""
     name, sep, path = entry.rpartition("=")
-    if "://" in path or path.startswith("<") or not path:
+    if "://" in path or path.startswith(("<", "channel:", "flake:")) or not path:
         return entry
-    return f"{name}{sep}{Path(path).resolve()}"
+    resolved = Path(path).resolve()
+    if not resolved.exists():
+        # nix would skip it without a word and fail later on `<nixpkgs>` inside nixlift's code
+        raise UsageError(
+            f"-I {entry}: {resolved} does not exist",
+            hint="give the directory of a nixpkgs checkout (or a channel: / https:// URL)",
+        )
+    return f"{name}{sep}{resolved}"
 
 
 def _flake_of(choice: NetworkChoice) -> FlakeRef | None:
@@ -111,7 +118,13 @@ async def resolve(choice: NetworkChoice) -> Request:
     entry = named.entry
     include = list(entry.include) if entry else []
     if choice.nixpkgs:
-        include.insert(0, f"nixpkgs={Path(choice.nixpkgs).resolve()}")  # noqa: ASYNC240
+        nixpkgs = Path(choice.nixpkgs).resolve()  # noqa: ASYNC240
+        if not nixpkgs.exists():
+            raise UsageError(
+                f"--nixpkgs {choice.nixpkgs}: {nixpkgs} does not exist",
+                hint="give the directory of a nixpkgs checkout",
+            )
+        include.insert(0, f"nixpkgs={nixpkgs}")
     include += choice.search_path
     exprs = [*(entry.args if entry else ()), *choice.args]
     strings = [*(entry.argstrs if entry else ()), *choice.argstrs]

@@ -49,6 +49,8 @@ class Activation:
     detail: str | None = None
     #: whether the host runs systemd (its verdict is one of the health checks)
     systemd: bool = False
+    #: what switch-to-configuration printed (dry-activate: what it would do)
+    output: str = ""
     #: what went wrong, for machines (`--json`: error.kind): "activation", "not-nixos",
     #: "health-check", "lockout", "confirmation", "rollback"
     kind: str | None = None
@@ -128,8 +130,9 @@ async def activate(
             hint="the machine's configuration must build a NixOS system.build.toplevel",
             kind="not-nixos",
         )
-    for line in started.log.splitlines():
-        emit(Output(name, line))
+    if goal is not Goal.DRY_ACTIVATE:  # (its output is the answer: the caller reports it)
+        for line in started.log.splitlines():
+            emit(Output(name, line))
     tail = _tail(started.log)
     back = _Back(agent, directory, system, before, goal)
     if started.status is None:
@@ -211,7 +214,7 @@ async def activate(
                 kind="confirmation",
             )
     status = Status.REBOOT_REQUIRED if code == REBOOT_REQUIRED else Status.OK
-    return Activation(status, systemd=started.systemd)
+    return Activation(status, systemd=started.systemd, output=started.log)
 
 
 @dataclass(frozen=True)

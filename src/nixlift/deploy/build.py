@@ -14,8 +14,9 @@ from nixlift.errors import BuildError
 from nixlift.events import Emit, Output, Phase, discard
 from nixlift.model import Machine, Stage
 from nixlift.nix import argv as nix_argv
+from nixlift.nix import drvgraph
 from nixlift.nix.argv import NixSettings
-from nixlift.nix.logparse import NixLog, relay, run_logged
+from nixlift.nix.logparse import NixLog, attributed_relay, run_logged
 
 
 def _in_store(path: str) -> bool:
@@ -23,7 +24,7 @@ def _in_store(path: str) -> bool:
     return os.path.exists(path)
 
 
-_BUILD_HINT = "the build log above shows which derivation failed and why"
+_BUILD_HINT = "the failed derivation's log says why (`nix log DRV` shows all of it)"
 
 
 async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: Emit) -> str:
@@ -140,6 +141,10 @@ class SharedBuild:
             return [m.name for m in self.machines if not self._built[m.drv_path].done()]
 
         try:
+            # which machine each derivation is for: read before nix starts building them
+            owners = await asyncio.to_thread(
+                drvgraph.owners, {m.name: m.drv_path for m in self.machines}
+            )
             await proc.run(
                 [
                     *nix_argv.realise_many(drvs, self.gc_roots / ".shared", self.settings),
@@ -149,7 +154,7 @@ class SharedBuild:
                 ],
                 check=False,
                 what=f"building {names}",
-                on_stderr=relay(waiting, Stage.BUILD, self.log, self.emit),
+                on_stderr=attributed_relay(owners, waiting, self.log, self.emit),
             )
         finally:
             for m in self.machines:

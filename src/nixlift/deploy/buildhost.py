@@ -168,7 +168,7 @@ class RemoteBuilds:
                 f"building {machine.name} on {self.spec.name} failed",
                 stderr_tail=why,
                 host=machine.name,
-                hint="the build log above shows which derivation failed and why",
+                hint="the failed derivation's log says why (`nix log DRV` shows all of it)",
             )
 
     async def copy_to(

@@ -29,7 +29,7 @@ from nixlift.deploy.lock import HostLock
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.rollout import Stopped
 from nixlift.errors import NixliftError, SshError
-from nixlift.events import Emit, Notice, Output, Phase
+from nixlift.events import Emit, Notice, Output, Phase, Report
 from nixlift.model import Goal, HostResult, HostState, Machine, Stage, Status
 from nixlift.transport.base import Host
 
@@ -140,6 +140,8 @@ class HostSequence:
         self.built = False
         #: whether this deploy changed or checked the host (worth a line in its history)
         self.touched = False
+        #: dry-activate: what the host said it would do
+        self.dry_activate: tuple[str, ...] | None = None
 
     # --- the sequence ----------------------------------------------------------------------
 
@@ -173,6 +175,7 @@ class HostSequence:
             copy_tries=self.copy_tries,
             cache=self.cache,
             copied_from=self.copied_from,
+            dry_activate=self.dry_activate,
         )
         await self._record(result)
         return result
@@ -332,6 +335,9 @@ class HostSequence:
                 result = await activation.activate(
                     agent, m.out_path, goal, safety, before, self.emit, verify, runner=m.activation
                 )
+            if goal is Goal.DRY_ACTIVATE and result.succeeded:
+                self.dry_activate = tuple(result.output.splitlines())
+                self.emit(Report(self.name, goal.value, self.dry_activate))
             if not result.succeeded:
                 return Verdict(result.status, result.error, result.hint, result.detail, result.kind)
             required = result.status is Status.REBOOT_REQUIRED

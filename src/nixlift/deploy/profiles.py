@@ -27,7 +27,7 @@ async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: E
         emit=emit,
         error=BuildError,
         what=f"building the profiles of {machine.name}",
-        hint="the build log above shows which derivation failed and why",
+        hint="the failed derivation's log says why (`nix log DRV` shows all of it)",
     )
 
 
@@ -75,5 +75,5 @@ async def deploy(
             "(the system stays activated)",
             host=machine.name,
             stderr_tail="\n".join(done.log.splitlines()[-25:]),
-            hint="its output above says what failed",
+            hint="its output (the log tail) says what failed",
         )

@@ -125,6 +125,24 @@ def realise_many(drv_paths: Sequence[str], gc_root: Path, settings: NixSettings)
     ]
 
 
+def path_info(paths: Sequence[str], settings: NixSettings) -> list[str]:
+    """The closures of store paths here, with NAR sizes and references, as JSON."""
+    return [
+        "nix",
+        *NIX_COMMAND,
+        "path-info",
+        "--json",
+        "--recursive",
+        *settings.option_args(),
+        *paths,
+    ]
+
+
+def dry_run(drv_paths: Sequence[str], settings: NixSettings) -> list[str]:
+    """What realising would build and fetch, said on stderr; nothing is built."""
+    return ["nix-store", "--realise", "--dry-run", *drv_paths, *settings.build_args()]
+
+
 def show_config(settings: NixSettings) -> list[str]:
     return ["nix", *NIX_COMMAND, "show-config", "--json", *settings.build_args()]
 

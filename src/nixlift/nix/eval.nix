@@ -153,12 +153,21 @@ let
         else defaultNixpkgs;
 
       # Each piece keeps the file it came from, so module errors name the network file.
-      modulesOf = file: value:
-        if isList value then concatMap (modulesOf file) value
-        else [ { _file = toString file; imports = [ value ]; } ];
+      modulesOf = what: file: value:
+        if isList value then concatMap (modulesOf what file) value
+        else if isFunction value || isAttrs value || builtins.isPath value
+          || (isString value && builtins.substring 0 1 value == "/")
+        then [ { _file = toString file; imports = [ value ]; } ]
+        else fail "${what} in ${toString file} is ${describeValue value}; a machine is a NixOS module: { config, pkgs, ... }: { … }, an attribute set, or the path of a module file";
 
-      defaults = concatMap (l: if l.net ? defaults then modulesOf l.file l.net.defaults else [ ]) loaded;
-      machineModules = name: concatMap (l: if l.net ? ${name} then modulesOf l.file l.net.${name} else [ ]) loaded;
+      describeValue = value:
+        if isString value then "the string \"${value}\""
+        else if builtins.isInt value || builtins.isFloat value then "the number ${toString value}"
+        else if value == null then "null"
+        else "a ${builtins.typeOf value}";
+
+      defaults = concatMap (l: if l.net ? defaults then modulesOf "defaults" l.file l.net.defaults else [ ]) loaded;
+      machineModules = name: concatMap (l: if l.net ? ${name} then modulesOf "machine '${name}'" l.file l.net.${name} else [ ]) loaded;
 
       specialArgsFor = name: { inherit name nodes deploymentName uuid; resources = { }; }
         // (meta.specialArgs or { })
@@ -474,6 +483,8 @@ let
   };
 in
 if req.probe or false then probe else
+# only the names (shell completion): no machine, option or nixpkgs is evaluated
+if req.namesOnly or false then { inherit names; } else
 {
   network = {
     inherit (net) description nixConfig machinesFile allowApplyAll ordering notices;

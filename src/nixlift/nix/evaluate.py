@@ -154,6 +154,14 @@ async def flake_outputs(ref: FlakeRef, settings: NixSettings) -> list[str]:
     return [str(o) for o in data["known"]]
 
 
+async def machine_names(source: NetworkSource, settings: NixSettings) -> list[str]:
+    """The names of the network's machines, and nothing else evaluated: what a shell's
+    completion asks while a person presses TAB."""
+    locked = await _locked(source, settings)
+    data = await _run({**_source_request(source, locked), "namesOnly": True}, source, settings)
+    return [str(n) for n in data["names"]]
+
+
 async def _locked(source: NetworkSource, settings: NixSettings) -> LockedFlake | None:
     if source.flake is None:
         check_files(source.files)

@@ -16,6 +16,7 @@ from nixlift import proc
 from nixlift.errors import CommandError
 from nixlift.events import Emit, Output, Progress
 from nixlift.model import Stage
+from nixlift.nix.drvgraph import Owners
 
 PREFIX = "@nix "
 # nix colours its messages even in JSON; a tail shown later or written to a file wants text
@@ -55,6 +56,11 @@ class NixLog:
         #: called with a derivation's path when nix's build of it ends (success or not)
         self.on_build_end: Callable[[str], None] | None = None
         self._building: dict[int, str] = {}
+        #: of the line fed last: its activity (None for a message), and the derivation whose
+        #: build it started or stopped (for a relay that says which host a build is for)
+        self.activity: int | None = None
+        self.build_started: str | None = None
+        self.build_stopped: str | None = None
 
     @property
     def tail(self) -> str:
@@ -69,6 +75,7 @@ class NixLog:
 
     def feed(self, raw: str) -> tuple[str | None, Counts | None]:
         """One stderr line in; out: a line for people (or None), new counters (or None)."""
+        self.activity = self.build_started = self.build_stopped = None
         if not raw.startswith(PREFIX):
             self.lines.append(raw)
             return raw, None
@@ -78,6 +85,8 @@ class NixLog:
             self.lines.append(raw)
             return raw, None
         action = event.get("action")
+        if action in ("start", "stop", "result"):
+            self.activity = int(str(event.get("id", -1)))
         if action == "msg":
             if int(event.get("level", 0)) > SHOWN_LEVEL:
                 return None, None
@@ -101,7 +110,7 @@ class NixLog:
                 return None, None
             fields = event.get("fields")
             if kind == ACT_BUILD and isinstance(fields, list) and fields:
-                self._building[int(event["id"])] = str(fields[0])
+                self._building[int(event["id"])] = self.build_started = str(fields[0])
             if text and int(event.get("level", 0)) <= SHOWN_LEVEL:
                 self.lines.append(text)
                 return text, None
@@ -109,7 +118,7 @@ class NixLog:
         if action == "stop":
             ident = int(event.get("id", -1))
             stopped = self._types.pop(ident, 0)
-            drv = self._building.pop(ident, None)
+            drv = self.build_stopped = self._building.pop(ident, None)
             if drv is not None and self.on_build_end is not None:
                 self.on_build_end(drv)
             if stopped == ACT_COPY_PATH and self.paths is not None:
@@ -156,8 +165,51 @@ def relay(
             if text:
                 for part in text.splitlines():
                     emit(Output(host, part))
-            if counts is not None:
+            if counts is not None and counts.expected > 0:
                 emit(Progress(host, phase, counts.done, counts.expected, counts.unit))
+
+    return sink
+
+
+_DRV = re.compile(r"/nix/store/[0-9a-z]{32}-[^\s'\"`]+\.drv")
+
+
+def attributed_relay(
+    owners: Owners, waiting: Callable[[], Iterable[str]], log: NixLog, emit: Emit
+) -> Callable[[str], None]:
+    """A line sink for one nix command building several machines' systems: each build's lines
+    and counters go to the machines whose systems need that derivation (a line of a build
+    several need says so: Output.shared), never to another machine's; what belongs to no
+    derivation (fetching, nix's messages) goes to the machines still waiting."""
+    hosts_of: dict[int, tuple[str, ...]] = {}
+    built: dict[str, int] = {}
+
+    def of_text(line: str) -> tuple[str, ...]:
+        named = frozenset().union(*(owners.of(d) for d in _DRV.findall(line)))
+        return tuple(sorted(named)) if named else tuple(waiting())
+
+    def say(hosts: tuple[str, ...], line: str) -> None:
+        shared = hosts if len(hosts) > 1 else ()
+        for host in hosts:
+            emit(Output(host, line, shared))
+
+    def sink(line: str) -> None:
+        text, counts = log.feed(line)
+        if log.build_started is not None and log.activity is not None:
+            mine = owners.of(log.build_started)
+            hosts_of[log.activity] = tuple(sorted(mine)) if mine else tuple(waiting())
+        if text:
+            hosts = hosts_of.get(log.activity) if log.activity is not None else None
+            for part in text.splitlines():
+                say(hosts if hosts is not None else of_text(part), part)
+        if log.build_stopped is not None and log.activity is not None:
+            for host in hosts_of.pop(log.activity, ()):
+                built[host] = built.get(host, 0) + 1
+                expected = max(owners.counts.get(host, 0), built[host])
+                emit(Progress(host, Stage.BUILD, built[host], expected, "builds"))
+        elif counts is not None and counts.unit != "builds" and counts.expected > 0:
+            for host in waiting():  # fetching from caches: for every system still waiting
+                emit(Progress(host, Stage.BUILD, counts.done, counts.expected, counts.unit))
 
     return sink
 
@@ -170,11 +222,12 @@ async def run_logged(
     emit: Emit,
     error: type[CommandError],
     what: str,
-    hint: str,
+    hint: str | Callable[[str], str],
     env: Mapping[str, str] | None = None,
 ) -> proc.Completed:
     """Run a nix command with --log-format internal-json: its progress and lines become events,
-    and a failure raises `error` with the last lines a person can read (not the JSON)."""
+    and a failure raises `error` with the last lines a person can read (not the JSON); `hint`
+    may be a function of those lines, so that it matches what went wrong."""
     log = NixLog()
     done = await proc.run(
         [*argv, "--log-format", "internal-json"],
@@ -185,12 +238,13 @@ async def run_logged(
     )
     if done.returncode != 0:
         program = argv[0].rsplit("/", 1)[-1]
+        tail = "\n".join(list(log.lines)[-25:])
         raise error(
             f"{what} failed ({program} exit status {done.returncode})",
             argv=done.argv,
             returncode=done.returncode,
-            stderr_tail="\n".join(list(log.lines)[-25:]),
-            hint=hint,
+            stderr_tail=tail,
+            hint=hint(tail) if callable(hint) else hint,
             host=host,
         )
     return done

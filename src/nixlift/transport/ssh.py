@@ -70,6 +70,41 @@ def diagnose(stderr: str) -> str:
     return "try `ssh` to the host by hand with the same options to see what is wrong"
 
 
+_COPY_DIAGNOSES = (
+    (
+        re.compile(r"No space left on device|Disk quota exceeded"),
+        "the host's disk is full: free space under /nix (nix-collect-garbage -d there)",
+    ),
+    (
+        re.compile(r"lacks a valid signature|is not trusted|not a trusted user", re.I),
+        "the SSH user is not trusted by the host's nix-daemon: deploy as root, or as a user "
+        "with sudo (deployment.targetUser; nixlift then runs nix-daemon through sudo)",
+    ),
+    (
+        re.compile(r"(nix-daemon|nix-store).*(not found|No such file)|command not found"),
+        "nix was not found on the host for a non-interactive SSH login: is it a NixOS (or "
+        "Nix) host, and is nix on the PATH sshd gives commands?",
+    ),
+    (
+        re.compile(r"sudo: .*password|a terminal is required|no askpass", re.I),
+        "sudo on the host asks for a password: give --ask-sudo-password, or allow the user "
+        "NOPASSWD sudo",
+    ),
+)
+
+
+def copy_hint(tail: str) -> str:
+    """A hint for a failed copy, from what ssh or nix said (not a guess)."""
+    for pattern, hint in _COPY_DIAGNOSES:
+        if pattern.search(tail):
+            return hint
+    if any(p.search(tail) for p, _ in _DIAGNOSES):
+        return diagnose(tail)
+    if re.search(r"Connection (closed|reset)|Broken pipe|ssh:|kex_", tail):
+        return "the connection broke during the copy: check the network, then deploy again"
+    return "nix's own message (the log tail) says why; `nix copy --to ssh-ng://HOST PATH` shows it"
+
+
 def _is_ssh_failure(stderr: str) -> bool:
     return (
         any(p.search(stderr) for p, _ in _DIAGNOSES)
@@ -191,9 +226,32 @@ class SshTarget:
 
     def nix_sshopts(self) -> str:
         """NIX_SSHOPTS for nix's own ssh. Nix 2.8 splits it on whitespace without quoting
-        rules, so options containing whitespace cannot travel this way; the master connection
-        (opened with every option) carries them."""
-        return " ".join(a for a in self.option_args() if not re.search(r"\s", a))
+        rules, so an option whose value keeps whitespace even in ssh's `-oKey=value` form
+        cannot travel this way: it is left out whole (flag and value), and the master
+        connection, opened with every option, carries it."""
+        return " ".join(w for w in single_words(self.option_args()) if not re.search(r"\s", w))
+
+
+# ssh's flags that take a value (ssh(1) of OpenSSH 9)
+_VALUED = frozenset("BbcDEeFIiJLlmOoPpQRSWw")
+
+
+def single_words(args: Sequence[str]) -> list[str]:
+    """ssh options with each flag joined to its value (`-p 22` → `-p22`), and `-o "Key value"`
+    (ssh_config's own spelling, which ssh accepts) as `-oKey=value`: one word per option, so
+    dropping a word never leaves a flag that would swallow the next option."""
+    words: list[str] = []
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if len(arg) == 2 and arg[0] == "-" and arg[1] in _VALUED and rest:
+            value = rest.pop(0)
+            if arg == "-o":
+                value = re.sub(r"^\s*([A-Za-z]+)\s*[=\s]\s*", r"\1=", value, count=1)
+            words.append(arg + value)
+        else:
+            words.append(arg)
+    return words
 
 
 # Runs "$@" on the host and stops it when our side goes away. ssh without a terminal does not
@@ -414,8 +472,7 @@ class SshHost:
             emit=emit,
             error=CopyError,
             what=f"copying to {self.name}",
-            hint="check free space on the host (df /nix); a user other than root needs sudo "
-            "for nix-daemon there",
+            hint=copy_hint,
         )
 
     def nix_sshopts(self) -> str:

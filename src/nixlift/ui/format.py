@@ -4,7 +4,7 @@ log files and the messages a failed command ends with."""
 from __future__ import annotations
 
 from nixlift.errors import CommandError, NixliftError
-from nixlift.model import HostResult, Status
+from nixlift.model import ChangeKind, HostPlan, HostResult, PackageChange, PlanState, Status
 
 STATUS_WORDS = {
     Status.OK: "done",
@@ -64,3 +64,96 @@ def closing_lines(results: list[HostResult]) -> list[str]:
     if reboot:
         lines.append(f"  reboot required on: {', '.join(reboot)}")
     return lines
+
+
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure formatting helpers
+
+
+def _byte_scale(n: int) -> int:
+    """The index into _BYTE_UNITS that shows `n` bytes with at most four digits before the point."""
+    scale = 0
+    while abs(n) >= 1024 ** (scale + 1) and scale < len(_BYTE_UNITS) - 1:
+        scale += 1
+    return scale
+
+
+def _scaled(n: int, scale: int) -> str:
+    return str(n) if scale == 0 else f"{n / 1024**scale:.1f}"
+
+
+def format_bytes(n: int) -> str:
+    """`512 B`, `3.1 MiB`, `1.0 GiB` (binary units)."""
+    scale = _byte_scale(n)
+    return f"{_scaled(n, scale)} {_BYTE_UNITS[scale]}"
+
+
+def format_progress(done: int, expected: int, unit: str) -> str:
+    """`120/200 paths (60%)`, `3.1/20.0 MiB (15%)` (both numbers in the larger one's unit),
+    `3/8 builds`; `expected` ≤ 0 means unknown: `120 paths`, `3.1 MiB`."""
+    if expected <= 0:
+        return format_bytes(done) if unit == "bytes" else f"{done} {unit}"
+    share = "" if unit == "builds" else f" ({min(100, done * 100 // expected)}%)"
+    if unit == "bytes":
+        scale = _byte_scale(max(done, expected))
+        return f"{_scaled(done, scale)}/{_scaled(expected, scale)} {_BYTE_UNITS[scale]}{share}"
+    return f"{done}/{expected} {unit}{share}"
+
+
+# --- plans ---------------------------------------------------------------------------------------
+
+
+def _versions(versions: tuple[str, ...]) -> str:
+    return ", ".join("ε" if v == "" else v for v in versions) or "∅"
+
+
+#: the sign a change is listed with
+CHANGE_SIGNS = {
+    ChangeKind.ADDED: "+",
+    ChangeKind.REMOVED: "\N{MINUS SIGN}",
+    ChangeKind.CHANGED: "~",
+    ChangeKind.SIZE: "±",
+}
+
+
+def change_text(change: PackageChange) -> str:
+    """`jq 1.7.1`, `hello 2.12.1`, `curl 8.6.0 → 8.7.1`, `glibc +48.7 KiB` (after its sign)."""
+    if change.kind is ChangeKind.ADDED:
+        text = f"{change.name} {_versions(change.added)}"
+    elif change.kind is ChangeKind.REMOVED:
+        text = f"{change.name} {_versions(change.removed)}"
+    elif change.kind is ChangeKind.CHANGED:
+        text = f"{change.name} {_versions(change.removed)} → {_versions(change.added)}"
+    else:
+        text = change.name
+    if change.kind is not ChangeKind.SIZE:
+        return text
+    sign = "+" if change.size_delta > 0 else "-"
+    return f"{text} {sign}{format_bytes(abs(change.size_delta))}"
+
+
+def change_counts(plan: HostPlan) -> str:
+    """`+3 -1 ~2 packages` (with a minus sign, not a hyphen): the kinds of a host's changes;
+    size-only changes are not counted."""
+    counts = dict.fromkeys((ChangeKind.ADDED, ChangeKind.REMOVED, ChangeKind.CHANGED), 0)
+    for c in plan.changes:
+        if c.kind in counts:
+            counts[c.kind] += 1
+    shown = [f"{CHANGE_SIGNS[k]}{n}" for k, n in counts.items() if n]
+    return f"{' '.join(shown)} packages" if shown else "no package changes"
+
+
+def plan_summary(plan: HostPlan) -> str:
+    """One line: `+3 -1 ~2 packages, 41.2 MiB to copy` (what `info` says of an out-of-date
+    host)."""
+    if plan.state is PlanState.UNCHANGED:
+        return "unchanged"
+    if plan.state in (PlanState.UNREACHABLE, PlanState.FAILED):
+        return plan.error or plan.state.value
+    if plan.copy_bytes is None:
+        return "its new system is not built here yet (nixlift plan builds it and tells)"
+    copy = f"{format_bytes(plan.copy_bytes)} to copy" if plan.copy_paths else "nothing to copy"
+    return f"{change_counts(plan)}, {copy}"

@@ -26,9 +26,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
+from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress, Report
 from nixlift.model import HostResult, Status
-from nixlift.ui.format import describe
+from nixlift.ui.format import describe, format_progress
 
 STATUS_STYLE: dict[Status, str] = {
     Status.OK: "bold green",
@@ -46,43 +46,6 @@ _PHASE_ORDER = ("evaluate", "build", "connect", "copy", "unchanged", "activate",
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _STORE_PATH = re.compile(r"/nix/store/([0-9a-z]{32})-([^\s/'\"]+)")
-
-_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-# ---------------------------------------------------------------------------------------------
-# Pure formatting helpers
-
-
-def _byte_scale(n: int) -> int:
-    """The index into _BYTE_UNITS that shows `n` bytes with at most four digits before the point."""
-    scale = 0
-    while abs(n) >= 1024 ** (scale + 1) and scale < len(_BYTE_UNITS) - 1:
-        scale += 1
-    return scale
-
-
-def _scaled(n: int, scale: int) -> str:
-    return str(n) if scale == 0 else f"{n / 1024**scale:.1f}"
-
-
-def format_bytes(n: int) -> str:
-    """`512 B`, `3.1 MiB`, `1.0 GiB` (binary units)."""
-    scale = _byte_scale(n)
-    return f"{_scaled(n, scale)} {_BYTE_UNITS[scale]}"
-
-
-def format_progress(done: int, expected: int, unit: str) -> str:
-    """`120/200 paths`, `3.1/20.0 MiB` (both numbers in the larger one's unit); `expected` ≤ 0
-    means unknown: `120 paths`, `3.1 MiB`."""
-    if unit == "bytes":
-        if expected <= 0:
-            return format_bytes(done)
-        scale = _byte_scale(max(done, expected))
-        return f"{_scaled(done, scale)}/{_scaled(expected, scale)} {_BYTE_UNITS[scale]}"
-    if expected <= 0:
-        return f"{done} {unit}"
-    return f"{done}/{expected} {unit}"
 
 
 def format_duration(seconds: float) -> str:
@@ -283,7 +246,16 @@ class LiveRenderer:
             line = clean_line(event.line)
             host.tail.append(line)
             if line.strip():
-                host.last_line = line.strip()
+                host.last_line = ("shared: " if event.shared else "") + line.strip()
+        elif isinstance(event, Report):
+            self._host(event.host)
+            block: list[RenderableType] = [
+                Text.assemble((event.host, "bold"), f": {event.title}", style="cyan")
+            ]
+            block += [Text.assemble(("  │ ", "dim"), clean_line(line)) for line in event.lines]
+            if not event.lines:
+                block.append(Text("  (nothing said)", "dim"))
+            return Group(*block)
         elif isinstance(event, Notice):
             if event.host is not None:
                 self._host(event.host)
@@ -430,7 +402,11 @@ def render_summary(results: list[HostResult], console: Console) -> None:
     `reboot required on: …`."""
     console.line()
     if results:
-        console.print(_summary_table(results, console.size.width))
+        table, below = _summary_table(results, console.size.width)
+        console.print(table)
+        for r in below:
+            # too narrow a terminal for an error column: each error under the table, full width
+            console.print(_error_text(r, Text(f"{r.name}: ", "bold")))
     ok = sum(r.succeeded for r in results)
     all_ok = ok == len(results)
     console.print(
@@ -441,7 +417,22 @@ def render_summary(results: list[HostResult], console: Console) -> None:
         console.print(Text(f"reboot required on: {', '.join(reboot)}", "bold yellow"))
 
 
-def _summary_table(results: list[HostResult], width: int) -> Table:
+#: an error column narrower than this breaks errors into fragments: they go under the table
+_ERROR_COLUMN_MIN = 36
+
+
+def _error_text(r: HostResult, start: Text | None = None) -> Text:
+    error = start or Text()
+    if r.error:
+        error.append(shorten_store_paths(_ANSI.sub("", r.error)), "red")
+    if r.hint:
+        error.append("\n" if r.error else "")
+        error.append(f"hint: {shorten_store_paths(clean_line(r.hint))}", "dim")
+    return error
+
+
+def _summary_table(results: list[HostResult], width: int) -> tuple[Table, list[HostResult]]:
+    """The table, and the results whose errors are shown under it instead of in it."""
     seen = list(dict.fromkeys(name for r in results for name, _ in r.durations))
     phases = [p for p in _PHASE_ORDER if p in seen] + [p for p in seen if p not in _PHASE_ORDER]
     took: list[dict[str, float]] = []
@@ -461,12 +452,14 @@ def _summary_table(results: list[HostResult], width: int) -> Table:
     system_w = min(max([len("system"), *(len(s) for s in systems)]), 36)
     fixed = result_w + sum(phase_w) + gap * (3 + len(phases))
     errors = [len(r.error or "") + len(r.hint or "") for r in results]
-    error_min = min(max([len("error"), *errors]), 24)
+    error_min = min(max([len("error"), *errors]), _ERROR_COLUMN_MIN)
     if width - fixed - host_w - system_w < error_min:
         system_w = max(width - fixed - host_w - error_min, min(system_w, 14))
     if width - fixed - host_w - system_w < error_min:
         host_w = max(width - fixed - system_w - error_min, min(host_w, 12))
     error_w = max(width - fixed - host_w - system_w, 8)
+    failed = [r for r in results if r.error or r.hint]
+    below = failed if failed and error_w < error_min else []
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
     table.add_column("host", style="bold", overflow="fold", width=host_w)
@@ -474,19 +467,14 @@ def _summary_table(results: list[HostResult], width: int) -> Table:
     table.add_column("system", no_wrap=True, overflow="ellipsis", width=system_w)
     for phase, w in zip(phases, phase_w, strict=True):
         table.add_column(phase, justify="right", no_wrap=True, width=w)
-    table.add_column("error", overflow="fold", width=error_w)
+    if not below:
+        table.add_column("error", overflow="fold", width=error_w)
     for r, per, system in zip(results, took, systems, strict=True):
-        error = Text()
-        if r.error:
-            error.append(_ANSI.sub("", r.error), "red")
-        if r.hint:
-            error.append("\n" if r.error else "")
-            error.append(f"hint: {clean_line(r.hint)}", "dim")
         table.add_row(
             r.name,
             Text(r.status.value, STATUS_STYLE[r.status]),
             system,
             *(format_duration(per[p]) if p in per else "" for p in phases),
-            error,
+            *(() if below else (_error_text(r),)),
         )
-    return table
+    return table, below

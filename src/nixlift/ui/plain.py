@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress
+from nixlift.events import Event, Finished, Notice, Output, Phase, Plan, Progress, Report
 from nixlift.model import HostResult, Stage
-from nixlift.ui.format import closing_lines, describe
+from nixlift.ui.format import closing_lines, describe, format_progress
 
 _PHASE_WORDS = {
     Stage.BUILD: "building",
@@ -39,8 +39,13 @@ class PlainRenderer:
             if self.verbose or (event.done == event.expected and event.expected > 0):
                 self._line(event.host, f"{event.phase}: {format_counts(event)}")
         elif isinstance(event, Output):
-            if self.verbose:
-                self._line(event.host, "| " + event.line)
+            # a build several hosts share: one line naming them all, not one per host
+            if self.verbose and (not event.shared or event.host == event.shared[0]):
+                self._line(shared_label(event.shared) or event.host, "| " + event.line)
+        elif isinstance(event, Report):
+            self._line(event.host, f"{event.title}:" + ("" if event.lines else " (nothing said)"))
+            for line in event.lines:
+                self._line(event.host, "  " + line)
         elif isinstance(event, Notice):
             self._line(event.host, event.message)
         elif isinstance(event, Finished):
@@ -51,10 +56,16 @@ class PlainRenderer:
         print(prefix + text, file=self.stream, flush=True)
 
 
+def shared_label(hosts: tuple[str, ...]) -> str:
+    """`shared: h1 h2 h3`, or `shared: h1 h2 h3 +7` for many ("" for a host's own line)."""
+    if not hosts:
+        return ""
+    more = f" +{len(hosts) - 3}" if len(hosts) > 3 else ""
+    return f"shared: {' '.join(hosts[:3])}{more}"
+
+
 def format_counts(p: Progress) -> str:
-    if p.unit == "bytes":
-        return f"{p.done / 2**20:.1f}/{p.expected / 2**20:.1f} MiB"
-    return f"{p.done}/{p.expected} {p.unit}"
+    return format_progress(p.done, p.expected, p.unit)
 
 
 def summary(results: list[HostResult], stream: TextIO = sys.stderr) -> None:

@@ -150,6 +150,22 @@ let
         printf '#!/bin/sh\necho "Hello, world!"\n' > "$out/bin/hello"
         $bb chmod +x "$out/bin/hello"
       '';
+
+    # Small packages with versions, so that a system's package changes can be seen (nixlift
+    # plan, nix store diff-closures): each a program printing its version, and `size` bytes of
+    # data beside it (nix shows size changes from 8 KiB on).
+    standinPackage = { pname, version, size ? 1024 }:
+      final.runCommand "${pname}-${version}"
+        { inherit pname version; meta.mainProgram = pname; }
+        ''
+          $bb mkdir -p "$out/bin" "$out/share/${pname}"
+          printf '#!/bin/sh\necho "${pname} ${version}"\n' > "$out/bin/${pname}"
+          $bb chmod +x "$out/bin/${pname}"
+          $bb head -c ${toString size} /dev/zero > "$out/share/${pname}/data"
+        '';
+    jq = final.standinPackage { pname = "jq"; version = "1.7.1"; size = 20000; };
+    tree = final.standinPackage { pname = "tree"; version = "2.1.1"; };
+    curl = final.standinPackage { pname = "curl"; version = "8.6.0"; size = 40000; };
   };
 in
 lib.fix (lib.foldl' (f: overlay: lib.extends overlay f) base (overlays ++ crossOverlays))

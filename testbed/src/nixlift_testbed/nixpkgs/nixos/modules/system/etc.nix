@@ -21,6 +21,8 @@ let
   };
 
   entries = lib.filter (e: e.enable) (lib.attrValues config.environment.etc);
+  # services.openssh installs these itself (copies sshd can read before users exist)
+  installed = lib.filter (e: !(lib.hasPrefix "ssh/authorized_keys.d/" e.target)) entries;
 in
 {
   options.environment.etc = mkOption {
@@ -48,4 +50,38 @@ in
       (e: "put ${lib.escapeShellArgs [ e.target "${e.source}" e.mode ]}\n")
       entries;
   };
+
+  # As NixOS' setup-etc.pl: /etc/static is this system's etc; each file it declares is a link
+  # to /etc/static/NAME (a copy with its mode where it has one); .clean lists what activation
+  # made, so that a file the system no longer declares is removed, and nothing else.
+  config.standin.activation.activateSnippets = ''
+    # environment.etc
+    mkdir -p "$etc"
+    ln -sfn "$systemConfig/etc" "$etc/.static.tmp.$$"
+    mv -Tf "$etc/.static.tmp.$$" "$etc/static"
+    clean=
+    put_etc() {
+      target="$etc/$1"
+      mkdir -p "''${target%/*}"
+      tmp="''${target%/*}/.etc-tmp.$$"
+      if [ "$2" = symlink ]; then
+        ln -sfn "$etc/static/$1" "$tmp"
+      else
+        cp "$etc/static/$1" "$tmp"
+        chmod "$2" "$tmp"
+      fi
+      mv -Tf "$tmp" "$target"
+      clean="$clean$1
+    "
+    }
+  '' + lib.concatMapStrings (e: "put_etc ${lib.escapeShellArgs [ e.target e.mode ]}\n") installed + ''
+    if [ -f "$etc/.clean" ]; then
+      while IFS= read -r name; do
+        case "$name" in ""|/*|*..*) continue ;; esac
+        [ -e "$etc/static/$name" ] || rm -f "$etc/$name"
+      done < "$etc/.clean"
+    fi
+    printf '%s' "$clean" > "$etc/.clean.tmp.$$"
+    mv -f "$etc/.clean.tmp.$$" "$etc/.clean"
+  '';
 }
