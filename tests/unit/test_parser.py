@@ -237,3 +237,17 @@ def test_every_commands_help_ends_with_real_examples() -> None:
             if "--" in words and words[0] not in ("exec", "ssh"):
                 continue
             assert parse(*words).command
+
+
+def test_commands_import_only_what_they_run() -> None:
+    from nixlift.cli import completions
+    from nixlift.cli import main as main_module
+
+    assert main_module.COMPLETION_HELPER == completions.HELPER
+    parser = build_parser()
+    action = parser._subparsers._group_actions[0]  # type: ignore[union-attr]
+    commands = set(action.choices or ())
+    # `cache serve` runs as cache-serve; send-keys is upload-keys' NixOps name
+    assert commands - {"cache", "send-keys"} | {"cache-serve"} == set(main_module.COMMANDS)
+    for name in main_module.COMMANDS:
+        assert callable(main_module.command(name))

@@ -6,21 +6,12 @@ Exit codes: 0 success, 1 some host failed, 2 bad usage or network file, 130 inte
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, cast
 
-from nixlift.cli import (
-    cache_cmd,
-    completions,
-    deploy_cmd,
-    hosts_cmd,
-    import_cmd,
-    network_cmd,
-    plan_cmd,
-    remote_cmd,
-)
 from nixlift.cli.options import Invocation, from_namespace
 from nixlift.cli.output import document, error_of, print_json
 from nixlift.cli.parser import build_parser, split_remote_command
@@ -29,33 +20,45 @@ from nixlift.ui.format import error_lines
 
 Command = Callable[[Invocation], Coroutine[Any, Any, int]]
 
-COMMANDS: dict[str, Command] = {
-    "deploy": deploy_cmd.cmd_deploy,
-    "build": deploy_cmd.cmd_build,
-    "plan": plan_cmd.cmd_plan,
-    "apply-local": deploy_cmd.cmd_apply_local,
-    "eval": network_cmd.cmd_eval,
-    "info": network_cmd.cmd_info,
-    "create": network_cmd.cmd_create,
-    "list": network_cmd.cmd_list,
-    "delete": network_cmd.cmd_delete,
-    "import-nixops": import_cmd.cmd_import_nixops,
-    "rollback": hosts_cmd.cmd_rollback,
-    "check": hosts_cmd.cmd_check,
-    "list-generations": hosts_cmd.cmd_list_generations,
-    "history": hosts_cmd.cmd_history,
-    "upload-keys": hosts_cmd.cmd_upload_keys,
-    "cache-serve": cache_cmd.cmd_cache_serve,
-    "exec": remote_cmd.cmd_exec,
-    "ssh": remote_cmd.cmd_ssh,
-    "completions": completions.cmd_completions,
+#: completions.HELPER, named here so that a plain command does not import the completions
+COMPLETION_HELPER = "__complete"
+
+#: each command's module and function, imported when that command runs: start-up is the largest
+#: part of a no-op deploy, and no command needs the others' modules
+COMMANDS: dict[str, tuple[str, str]] = {
+    "deploy": ("deploy_cmd", "cmd_deploy"),
+    "build": ("deploy_cmd", "cmd_build"),
+    "plan": ("plan_cmd", "cmd_plan"),
+    "apply-local": ("deploy_cmd", "cmd_apply_local"),
+    "eval": ("network_cmd", "cmd_eval"),
+    "info": ("network_cmd", "cmd_info"),
+    "create": ("network_cmd", "cmd_create"),
+    "list": ("network_cmd", "cmd_list"),
+    "delete": ("network_cmd", "cmd_delete"),
+    "import-nixops": ("import_cmd", "cmd_import_nixops"),
+    "rollback": ("hosts_cmd", "cmd_rollback"),
+    "check": ("hosts_cmd", "cmd_check"),
+    "list-generations": ("hosts_cmd", "cmd_list_generations"),
+    "history": ("hosts_cmd", "cmd_history"),
+    "upload-keys": ("hosts_cmd", "cmd_upload_keys"),
+    "cache-serve": ("cache_cmd", "cmd_cache_serve"),
+    "exec": ("remote_cmd", "cmd_exec"),
+    "ssh": ("remote_cmd", "cmd_ssh"),
+    "completions": ("completions", "cmd_completions"),
 }
+
+
+def command(name: str) -> Command:
+    module, function = COMMANDS[name]
+    return cast(Command, getattr(importlib.import_module(f"nixlift.cli.{module}"), function))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == [completions.HELPER]:
+    if args[:1] == [COMPLETION_HELPER]:
         # what the completion scripts ask while a person presses TAB: never an error
+        from nixlift.cli import completions
+
         return completions.helper(args[1:])
     words, remote = split_remote_command(args)
     debug = "--debug" in words
@@ -73,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="nixlift: %(message)s",
             stream=sys.stderr,
         )
-        return asyncio.run(COMMANDS[inv.command](inv))
+        return asyncio.run(command(inv.command)(inv))
     except NixliftError as e:
         report(e, debug=debug)
         if inv is not None and inv.output.json:
