@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shlex
 import shutil
 import uuid
 from pathlib import Path
@@ -77,8 +76,15 @@ def test_sudo_without_and_with_a_password(sandbox_factory: SandboxFactory) -> No
     assert refused.returncode == 1 and "a password is required" in refused.stderr
     wrong = ssh(sandbox, "h1", "echo wrong | sudo -S -p '' true", user=admin, check=False)
     assert wrong.returncode == 1 and "incorrect password" in wrong.stderr
-    password = shlex.quote(sandbox.admin_password)
-    right = ssh(sandbox, "h1", f"echo {password} | sudo -S -p '' id -u", user=admin)
+    # the password on stdin, never in argv: another test may be watching every process's argv
+    # for it (tests/integration/test_nonroot.py), and this one may run at the same time
+    right = ssh(
+        sandbox,
+        "h1",
+        "sudo -S -p '' id -u",
+        user=admin,
+        stdin=f"{sandbox.admin_password}\n".encode(),
+    )
     assert right.stdout == "0\n"
     # nixlift's default privilegeEscalationCommand, as deploy
     assert ssh(sandbox, "h1", "sudo -H -- sh -c 'echo $HOME'", user=deploy).stdout == "/root\n"
