@@ -265,8 +265,9 @@ def test_an_ssh_session_cut_midway_fails_and_the_retry_over_a_new_connection_suc
         argv += ["wc -c"]
         cut = subprocess.run(argv, input=payload, capture_output=True, timeout=30, check=False)
         retry = subprocess.run(argv, input=payload, capture_output=True, timeout=30, check=False)
-        assert cut.returncode == 255, cut.stderr  # ssh's own failure: the connection was reset
-        assert b"reset" in cut.stderr.lower() or b"broken pipe" in cut.stderr.lower(), cut.stderr
+        # ssh's own failure: the connection was reset (what ssh prints of it depends on where
+        # the reset catches it: "Connection reset", "Broken pipe", or nothing at all)
+        assert cut.returncode == 255, cut.stderr
         assert retry.returncode == 0, retry.stderr
         assert retry.stdout.strip() == str(len(payload)).encode()
         assert (proxy.stats.connections, proxy.stats.cuts) == (2, 1)
