@@ -346,6 +346,12 @@ class HostPlan:
     error_kind: str | None = None
     detail: str | None = None
 
+    def change_counts(self) -> dict[ChangeKind, int]:
+        """How many packages were added, removed and changed in version (size-only changes are
+        not counted)."""
+        counted = (ChangeKind.ADDED, ChangeKind.REMOVED, ChangeKind.CHANGED)
+        return {k: sum(c.kind is k for c in self.changes) for k in counted}
+
 
 @dataclass(frozen=True)
 class FleetPlan:

@@ -25,7 +25,7 @@ from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.plan import Planner, PlanOptions
 from nixlift.errors import UsageError
 from nixlift.events import discard
-from nixlift.model import ChangeKind, PlanState
+from nixlift.model import PlanState
 from nixlift.selection import Selection
 from nixlift.ui.format import plan_summary
 
@@ -98,8 +98,7 @@ async def cmd_info(inv: Invocation) -> int:
                 row["why"] = plan_summary(found)
                 if found.copy_bytes is not None:
                     row["changes"] = {
-                        kind.value: sum(c.kind is kind for c in found.changes)
-                        for kind in (ChangeKind.ADDED, ChangeKind.REMOVED, ChangeKind.CHANGED)
+                        kind.value: n for kind, n in found.change_counts().items()
                     } | {"copy_bytes": found.copy_bytes}
         rows.append(row)
     if inv.output.json:

@@ -138,11 +138,7 @@ def change_text(change: PackageChange) -> str:
 def change_counts(plan: HostPlan) -> str:
     """`+3 -1 ~2 packages` (with a minus sign, not a hyphen): the kinds of a host's changes;
     size-only changes are not counted."""
-    counts = dict.fromkeys((ChangeKind.ADDED, ChangeKind.REMOVED, ChangeKind.CHANGED), 0)
-    for c in plan.changes:
-        if c.kind in counts:
-            counts[c.kind] += 1
-    shown = [f"{CHANGE_SIGNS[k]}{n}" for k, n in counts.items() if n]
+    shown = [f"{CHANGE_SIGNS[k]}{n}" for k, n in plan.change_counts().items() if n]
     return f"{' '.join(shown)} packages" if shown else "no package changes"
 
 
