@@ -208,13 +208,9 @@ let
       # accepted from NixOps 2 and kept in no state: said once, at run time
       unusedNetwork = filter (n: meta ? ${n}) [ "storage" "lock" "enableRollback" ];
     in
-    {
+    networkSettings meta // {
       inherit names;
-      description = meta.description or "";
       nixConfig = meta.nixConfig or { };
-      cache = meta.cache or null;
-      machinesFile = if meta.machinesFile or null == null then null else toString meta.machinesFile;
-      allowApplyAll = meta.allowApplyAll or true;
       ordering = meta.ordering.tags or [ ];
       notices = map (n:
         if n == "enableRollback" then "network.enableRollback: nixlift always keeps the hosts' earlier generations (nixlift rollback); the option is not needed"
@@ -224,6 +220,18 @@ let
       drvPath = name: nodes.${name}.config.system.build.toplevel.drvPath;
       profiles = name: [ ];
     };
+
+  # The network's own settings, as a NixOps network / colmena meta / hive metaConfig names them;
+  # formats without any (nixosConfigurations, deploy-rs) take `networkSettings { }`.
+  networkSettings = meta: {
+    description = meta.description or "";
+    nixConfig = { };
+    cache = meta.cache or null;
+    machinesFile = if meta.machinesFile or null == null then null else toString meta.machinesFile;
+    allowApplyAll = meta.allowApplyAll or true;
+    ordering = [ ];
+    notices = [ ];
+  };
 
   # --- colmena's evaluated hive (colmena.lib.makeHive, the flake output colmenaHive) -----------
 
@@ -236,15 +244,8 @@ let
         else hive;
       meta = checked.metaConfig or { };
     in
-    {
+    networkSettings meta // {
       names = attrNames checked.nodes;
-      description = meta.description or "";
-      nixConfig = { };
-      cache = meta.cache or null;
-      machinesFile = if meta.machinesFile or null == null then null else toString meta.machinesFile;
-      allowApplyAll = meta.allowApplyAll or true;
-      ordering = [ ];
-      notices = [ ];
       system = name: checked.nodes.${name};
       deployment = name: checked.deploymentConfig.${name};
       drvPath = name: (checked.evalSelectedDrvPaths [ name ]).${name};
@@ -268,15 +269,8 @@ let
           # user's ssh config and NIX_SSHOPTS
           { targetHost = name; targetUser = "root"; sshOptions = req.sshOptions or [ ]; };
     in
-    {
+    networkSettings { } // {
       inherit names;
-      description = "";
-      nixConfig = { };
-      cache = null;
-      machinesFile = null;
-      allowApplyAll = true;
-      ordering = [ ];
-      notices = [ ];
       system = name: configs.${name};
       deployment = deploymentOf;
       drvPath = name: configs.${name}.config.system.build.toplevel.drvPath;
@@ -357,14 +351,8 @@ let
         (if tempPath != null then [ "deploy.nodes.${name}: tempPath is not used (nixlift keeps its confirmation in /run/nixlift on the host)" ] else [ ])
         ++ map (pn: "deploy.nodes.${name}.profiles.${pn}: its own sshUser/sshOpts are not used (nixlift logs in once per node, as the system profile's sshUser, and installs the profile as its user)") ownLogin;
     in
-    {
+    networkSettings { } // {
       inherit names;
-      description = "";
-      nixConfig = { };
-      cache = null;
-      machinesFile = null;
-      allowApplyAll = true;
-      ordering = [ ];
       notices = concatMap settingNotices names;
       system = name: { config.system.build.toplevel = (systemProfile name).path; };
       deployment = deploymentOf;
