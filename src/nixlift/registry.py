@@ -9,7 +9,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from nixlift.errors import RegistryError
 
@@ -49,7 +49,7 @@ class Entry:
         if flake is not None and not isinstance(flake, str):
             raise bad("has a 'flake' that is not a string")
         files = data.get("files", [] if flake else None)
-        if not isinstance(files, list) or not _strings(files):
+        if not _strings(files):
             raise bad("has no 'files' list of paths (nor a 'flake')")
         pairs: dict[str, tuple[tuple[str, str], ...]] = {}
         for key in ("args", "argstrs"):
@@ -60,7 +60,7 @@ class Entry:
                 raise bad(f"has an '{key}' that is not a list of [name, value] pairs")
             pairs[key] = tuple((str(a), str(b)) for a, b in value)
         include = data.get("include", [])
-        if not isinstance(include, list) or not _strings(include):
+        if not _strings(include):
             raise bad("has an 'include' that is not a list of names")
         return cls(
             name=name,
@@ -156,7 +156,7 @@ class Registry:
         self._save(entries)
 
 
-def _strings(value: object) -> bool:
+def _strings(value: object) -> TypeGuard[list[str]]:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 

@@ -24,7 +24,8 @@ def _in_store(path: str) -> bool:
     return os.path.exists(path)
 
 
-_BUILD_HINT = "the failed derivation's log says why (`nix log DRV` shows all of it)"
+#: the hint of every failed build (nix keeps the whole log; the error carries its tail)
+BUILD_HINT = "the failed derivation's log says why (`nix log DRV` shows all of it)"
 
 
 async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: Emit) -> str:
@@ -37,7 +38,7 @@ async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: E
         emit=emit,
         error=BuildError,
         what=f"building {machine.name}",
-        hint=_BUILD_HINT,
+        hint=BUILD_HINT,
     )
     built = os.path.realpath(root)  # noqa: ASYNC240 (a readlink of a local GC root)
     if built != machine.out_path:
@@ -61,7 +62,7 @@ async def register_built(
         nix_argv.realise_many(drvs, gc_roots / ".built", settings),
         what="registering built systems",
         error=BuildError,
-        hint=_BUILD_HINT,
+        hint=BUILD_HINT,
     )
 
 
@@ -168,7 +169,7 @@ class SharedBuild:
                         BuildError(
                             f"building {m.name} failed",
                             stderr_tail="\n".join(list(self.log.lines)[-25:]),
-                            hint=_BUILD_HINT,
+                            hint=BUILD_HINT,
                             host=m.name,
                         )
                     )

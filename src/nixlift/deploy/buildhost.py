@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nixlift.agent.protocol import Agent
-from nixlift.deploy.build import LocalBuilds, realise_there
+from nixlift.deploy.build import BUILD_HINT, LocalBuilds, realise_there
 from nixlift.deploy.copy import copy
 from nixlift.errors import BuildError, CopyError, PlatformError, UsageError
 from nixlift.events import Emit, Notice, Output
@@ -168,7 +168,7 @@ class RemoteBuilds:
                 f"building {machine.name} on {self.spec.name} failed",
                 stderr_tail=why,
                 host=machine.name,
-                hint="the failed derivation's log says why (`nix log DRV` shows all of it)",
+                hint=BUILD_HINT,
             )
 
     async def copy_to(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nixlift.agent.protocol import Agent
+from nixlift.deploy.build import BUILD_HINT
 from nixlift.deploy.copy import copy
 from nixlift.errors import ActivationError, BuildError
 from nixlift.events import Emit, Output
@@ -27,7 +28,7 @@ async def build(machine: Machine, settings: NixSettings, gc_roots: Path, emit: E
         emit=emit,
         error=BuildError,
         what=f"building the profiles of {machine.name}",
-        hint="the failed derivation's log says why (`nix log DRV` shows all of it)",
+        hint=BUILD_HINT,
     )
 
 

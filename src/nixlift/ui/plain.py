@@ -37,7 +37,10 @@ class PlainRenderer:
         elif isinstance(event, Progress):
             # Only the end of a count: a line per path would flood a log.
             if self.verbose or (event.done == event.expected and event.expected > 0):
-                self._line(event.host, f"{event.phase}: {format_counts(event)}")
+                self._line(
+                    event.host,
+                    f"{event.phase}: {format_progress(event.done, event.expected, event.unit)}",
+                )
         elif isinstance(event, Output):
             # a build several hosts share: one line naming them all, not one per host
             if self.verbose and (not event.shared or event.host == event.shared[0]):
@@ -62,10 +65,6 @@ def shared_label(hosts: tuple[str, ...]) -> str:
         return ""
     more = f" +{len(hosts) - 3}" if len(hosts) > 3 else ""
     return f"shared: {' '.join(hosts[:3])}{more}"
-
-
-def format_counts(p: Progress) -> str:
-    return format_progress(p.done, p.expected, p.unit)
 
 
 def summary(results: list[HostResult], stream: TextIO = sys.stderr) -> None:
