@@ -516,7 +516,8 @@ def _global_args(p: argparse.ArgumentParser, *, command: bool) -> None:
         "--color",
         choices=("auto", "always", "never"),
         metavar="WHEN",
-        help="colours: auto (on a terminal, unless NO_COLOR is set), always or never",
+        help="colours of the live view and of plan's output (plain progress lines have "
+        "none): auto (on a terminal, unless NO_COLOR is set), always or never",
         **default,
     )
 
