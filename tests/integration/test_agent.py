@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import shlex
 import stat
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 from conftest import SandboxFactory
@@ -25,8 +26,9 @@ from netkit import (
     write_network,
 )
 
-from nixlift.agent.protocol import Agent, Started
+from nixlift.agent.protocol import Agent, Started, script, version
 from nixlift.model import DeploymentOptions, Machine
+from nixlift.transport.base import Host
 from nixlift.transport.ssh import SshHost
 from nixlift_testbed import Sandbox
 
@@ -34,8 +36,13 @@ pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 
-# `run [h1]: ssh … nixlift-agent HASH LENGTH`: a call that carries the script has LENGTH > 0
+# `run [h1]: ssh … nixlift-agent HASH LENGTH`: a call made again with the script in front has
+# LENGTH > 0
 _SENT = re.compile(r"nixlift-agent [0-9a-f]{16} [1-9][0-9]*'")
+# the first call of a run sends it on its own stdin when the host asks for it
+_ASKED = re.compile(
+    r"\[h1\] the agent is not on the host: sending it on this call \((\d+) bytes, (\w+)\)"
+)
 
 
 def machine(sb: Sandbox, name: str = "h1") -> Machine:
@@ -55,10 +62,13 @@ def test_the_agent_is_sent_once_and_only_root_may_read_it(
     net = write_network(tmp_path, sb, "  h1 = { ... }: { };")
     first = nixlift("--debug", "deploy", net)
     assert first.returncode == 0, first.stderr
-    assert len(_SENT.findall(first.stderr)) == 1  # the first call of the run installs it
+    # the first call of the run installs it, on that call: not made again with it in front
+    [(size, how)] = _ASKED.findall(first.stderr)
+    assert how == "gzip" and int(size) < len(script()) / 2
+    assert _SENT.findall(first.stderr) == []
     again = nixlift("--debug", "deploy", net)
     assert again.returncode == 0, again.stderr
-    assert _SENT.findall(again.stderr) == []  # still there: never sent again
+    assert _ASKED.findall(again.stderr) == _SENT.findall(again.stderr) == []  # never sent again
     h1 = sb.host("h1")
     run = h1.path("/run/nixlift")
     assert stat.S_IMODE(run.stat().st_mode) == 0o700
@@ -66,6 +76,62 @@ def test_the_agent_is_sent_once_and_only_root_may_read_it(
         if entry.is_file():
             assert stat.S_IMODE(entry.stat().st_mode) & 0o077 == 0, entry
     assert [p.name for p in run.glob("agent-*")] == [f"agent-{_hash(first.stderr)}"]
+
+
+class _WithPath:
+    """A host whose commands run with another PATH (one without gzip)."""
+
+    def __init__(self, host: Host, path: str) -> None:
+        self._host = host
+        self._path = path
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._host, name)
+
+    async def run(self, argv: Sequence[str], **options: Any) -> Any:
+        return await self._host.run(["env", f"PATH={self._path}", *argv], **options)
+
+
+#: a directory of links to every program on the host's PATH but gzip (the first of each name)
+_NO_GZIP = """d=$(mktemp -d)
+for p in $(echo "$PATH" | tr : ' '); do for f in "$p"/*; do ln -s "$f" "$d/" 2>/dev/null; done; done
+rm -f "$d/gzip"
+echo "$d"
+"""
+
+
+def test_the_agent_goes_as_it_is_without_gzip_and_in_front_when_found_gone_later(
+    sandbox_factory: SandboxFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sb = sandbox_factory(1)
+    caplog.set_level(logging.DEBUG, logger="nixlift")
+    agent_file = sb.host("h1").path(f"/run/nixlift/agent-{version()}")
+
+    async def work(agent: Agent) -> None:
+        path = (await agent.host.run(["sh", "-c", _NO_GZIP], what="no gzip")).stdout.strip()
+        bare = Agent(cast(Host, _WithPath(agent.host, path)))
+        assert (await bare.probe(None)).state.boot_id
+        assert agent_file.read_bytes() == script()
+        # gone between two calls of a run (the host rebooted): the call is made again with it
+        agent_file.unlink()
+        assert bare.installed
+        assert isinstance(await bare.history(), list)
+        assert agent_file.read_bytes() == script()
+        # a call with a payload is not set aside on the host: it too is made again
+        agent_file.unlink()
+        fresh = Agent(agent.host)
+        absent = "/nix/store/" + "0" * 32 + "-absent"
+        assert (await fresh.closure([absent], substitutes=False)).missing == (absent,)
+        assert agent_file.read_bytes() == script()
+
+    asyncio.run(with_agent(sb, tmp_path, work))
+    sent = [r.getMessage() for r in caplog.records if "nixlift-agent" in r.getMessage()]
+    asked = [m for m in (r.getMessage() for r in caplog.records) if "sending it" in m]
+    assert len(asked) == 1 and asked[0].endswith(
+        f"({len(script()) + len(str(len(script()))) + 1} bytes, cat)"
+    )
+    # the two calls made again, with the script in front
+    assert len([m for m in sent if _SENT.search(m)]) == 2
 
 
 def _hash(debug: str) -> str:

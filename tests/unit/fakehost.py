@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
 from nixlift import proc
-from nixlift.agent import protocol
 from nixlift.errors import CommandError, SshError
 from nixlift.events import Emit
 from nixlift.transport.elevate import Elevation
@@ -20,11 +20,19 @@ OLD = "/nix/store/" + "o" * 32 + "-nixos-system-old"
 NEW = "/nix/store/" + "n" * 32 + "-nixos-system-new"
 
 
+_MARKER = re.compile(rb"^@nixlift-agent( [0-9]+)?\n", re.MULTILINE)
+
+
+def after_marker(stdin: bytes) -> bytes:
+    """What follows the bootstrap's marker line (the request, then any payload)."""
+    found = _MARKER.search(stdin)
+    assert found is not None, "no marker line"
+    return stdin[found.end() :]
+
+
 def decode_request(stdin: bytes) -> dict[str, Any]:
     """The request part of an agent call's stdin, read the way agent.sh reads it."""
-    text = stdin.decode()
-    _, _, rest = text.partition(protocol.MARKER.decode())
-    lines = rest.splitlines()
+    lines = after_marker(stdin).decode().splitlines()
     start = lines.index("{")
     request: dict[str, Any] = {}
     for line in lines[start + 1 :]:
@@ -83,6 +91,8 @@ class FakeHost:
     up: bool = True
     #: the boot loader's entry for the next boot only
     oneshot: str | None = None
+    #: the lock's record came with the end of its stdin
+    record_ends_lock = False
     #: what followed the last agent request on stdin
     payload: bytes | None = None
 
@@ -148,7 +158,7 @@ class FakeHost:
             assert elevated, "the agent always runs as root"
             assert stdin is not None
             request = decode_request(stdin)
-            self.payload = stdin.partition(protocol.MARKER)[2].partition(b"\n}\n")[2]
+            self.payload = after_marker(stdin).partition(b"\n}\n")[2]
             action = request.pop("action")
             self.calls.append(("agent", action, request, fresh_connection))
             if fresh_connection and self.script.locked_out:
@@ -165,6 +175,8 @@ class FakeHost:
                     words = sent.decode().rstrip("\n")
                     assert words.startswith("record ")
                     self.calls.append(("agent", "record", {"entry": json.loads(words[7:])}, False))
+                    # the end of stdin already follows it: one round trip for both
+                    self.record_ends_lock = not feed.empty()
                     on_stdout(json.dumps({"recorded": True}))
             return proc.Completed(tuple(argv), 0, line + "\n", "")
         self.calls.append(("run", list(argv)))
@@ -212,7 +224,7 @@ class FakeHost:
         if action == "probe":
             return self._probe()
         if action == "lock":
-            return {"locked": True, "probe": self._probe()}
+            return {"locked": request["exclusive"], "open": True, "probe": self._probe()}
         if action == "survey":
             keys = s.keys if request["want_keys"] else None
             return {"probe": self._probe(), "keys": keys, "holder": s.holder}

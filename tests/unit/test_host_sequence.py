@@ -77,6 +77,7 @@ def test_switch_locks_copies_activates_confirms_over_a_new_login_and_records() -
     assert result.status is Status.OK and result.copied and result.activated
     assert result.system == NEW
     assert host.actions() == ["lock", "copy", "start", "confirm (new login)", "record"]
+    assert host.record_ends_lock  # the record and the lock's release in one round trip
     [start] = host.agent_calls("start")
     assert start == {
         "dir": start["dir"],
@@ -130,8 +131,10 @@ def test_each_goal_asks_the_agent_for_what_it_means(
 def test_push_copies_and_build_touches_no_host() -> None:
     result, host, _ = deploy(Goal.PUSH, Script())
     assert result.status is Status.OK and result.copied and not result.activated
-    # no lock without an activation; the state is read once, then the copy
-    assert host.actions() == ["probe", "copy", "record"]
+    # no lock without an activation: the same session reads the state once and takes the
+    # record after the copy
+    assert host.actions() == ["lock", "copy", "record"]
+    assert host.agent_calls("lock")[0]["exclusive"] is False
     result, host, _ = deploy(Goal.BUILD, Script())
     assert result.status is Status.OK and result.system == NEW
     assert host.calls == []
@@ -377,7 +380,7 @@ def test_a_failing_profile_fails_the_host_and_says_the_system_stays() -> None:
 def test_profiles_are_copied_with_push_and_kept_up_on_an_unchanged_host() -> None:
     result, host, _ = deploy(Goal.PUSH, Script(), deploy_rs())
     assert result.status is Status.OK
-    assert host.actions() == ["probe", "copy", "copy", "record"]
+    assert host.actions() == ["lock", "copy", "copy", "record"]
     script = Script(current=NEW, profile=NEW, has_system=True)
     result, host, _ = deploy(Goal.SWITCH, script, deploy_rs(always_activate=False))
     assert result.status is Status.UNCHANGED

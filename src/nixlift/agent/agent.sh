@@ -451,25 +451,28 @@ closure() {
 # --- the lock: held while our connection (and this process's stdin) lasts ---------------------
 
 lock() {
-  take wait system
-  exec 9>>"$run/lock"
-  if ! flock -w "$wait" 9; then
-    holder=$(cat "$run/lock.info" 2>/dev/null)
-    answer "{\"busy\": true, \"holder\": ${holder:-null}}"
-    exit 75
+  take wait system exclusive
+  if [ "$exclusive" = 1 ]; then
+    exec 9>>"$run/lock"
+    if ! flock -w "$wait" 9; then
+      holder=$(cat "$run/lock.info" 2>/dev/null)
+      answer "{\"busy\": true, \"holder\": ${holder:-null}}"
+      exit 75
+    fi
+    # an activation still running from a deployer that went away holds this one
+    exec 8>>"$run/activation.lock"
+    if ! flock -w "$wait" 8; then
+      answer '{"busy": true, "holder": {"what": "an activation started by an earlier deploy is still running"}}'
+      exit 75
+    fi
+    flock -u 8
+    raw info > "$run/lock.info"
   fi
-  # an activation still running from a deployer that went away holds this one
-  exec 8>>"$run/activation.lock"
-  if ! flock -w "$wait" 8; then
-    answer '{"busy": true, "holder": {"what": "an activation started by an earlier deploy is still running"}}'
-    exit 75
-  fi
-  flock -u 8
-  raw info > "$run/lock.info"
   take want_keys
   known=null
   [ "$want_keys" = 1 ] && known=$(keys_known)
-  answer "{\"locked\": true, \"probe\": $(probe), \"keys\": $known}"
+  # without `exclusive` (a push: nothing is activated) the same session, without the lock
+  answer "{\"locked\": $(bool "$exclusive"), \"open\": true, \"probe\": $(probe), \"keys\": $known}"
   # Held until our connection ends; meanwhile it takes the deploy's record for the history
   # (one round trip less than a call of its own).
   while IFS= read -r line; do
@@ -480,7 +483,7 @@ lock() {
         answer '{"recorded": true}' ;;
     esac
   done
-  rm -f "$run/lock.info"
+  if [ "$exclusive" = 1 ]; then rm -f "$run/lock.info"; fi
 }
 
 # --- keys and secrets ---------------------------------------------------------------------------
@@ -869,6 +872,12 @@ if [ "${1-}" = switch_to ]; then
 fi
 read_request
 take action
+# The first call of a run keeps its stdin open (the deployer may have had to send this script on
+# it): what does not read more of it must not wait on it, nor let a command it runs wait.
+case "$action" in
+  lock|serve_store|keys|closure) ;;
+  *) exec </dev/null ;;
+esac
 case "$action" in
   probe) answer "$(probe)" ;;
   lock|start|decision|confirm|abort|undo|activation_log|record|generations|switch_generation|\

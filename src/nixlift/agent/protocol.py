@@ -1,11 +1,14 @@
 """The typed side of nixlift's agent (agent.sh): its calls, their answers, their outcomes.
 
 Every call runs `sh -c BOOT` as root on the host through Host.run. BOOT skips what sudo may have
-left on stdin (up to a marker line), then runs the agent installed as
-`/run/nixlift/agent-HASH`; when that file is missing (first use since the host booted, or a
-new nixlift), the call is made again with the script on stdin, which BOOT installs first: the
-script travels at most once per host per run, and not at all while the host still has it.
-Requests go on stdin, never in argv.
+left on stdin (up to a marker line), then runs the agent installed as `/run/nixlift/agent-HASH`.
+When that file is missing (first use since the host booted, or a new nixlift), the first call of
+a run does not start over: the marker line gave the request's length, so BOOT sets the request
+aside, says it lacks the agent, and the script (gzip-compressed when the host has gzip) follows
+on the same stdin; it is installed and given the request. The script travels at most once per
+host per run, and not at all while the host still has it. Later calls (and calls that carry a
+payload, such as key material, which BOOT does not set aside) that find it missing are made
+again with the script in front. Requests go on stdin, never in argv.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import enum
 import hashlib
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +32,8 @@ from nixlift.model import HostState
 from nixlift.transport.base import Host
 from nixlift.transport.elevate import elevation_error, refusal
 
+log = logging.getLogger("nixlift.agent")
+
 DIRECTORY = "/run/nixlift"
 MARKER = b"@nixlift-agent\n"
 #: the bootstrap's "no agent installed" status
@@ -36,12 +42,32 @@ MISSING = 97
 BUSY = 75
 
 _BOOT = """umask 077
-while IFS= read -r l; do [ "$l" = @nixlift-agent ] && break; done
+while IFS= read -r l; do case "$l" in @nixlift-agent|"@nixlift-agent "*) break ;; esac; done
 a=/run/nixlift/agent-$1
-if [ "$2" -gt 0 ]; then
-  mkdir -p /run/nixlift && chmod 0700 /run/nixlift || exit 1
-  dd bs="$2" count=1 iflag=fullblock of="$a.$$" 2>/dev/null && mv -f "$a.$$" "$a" || exit 1
+n=${l#@nixlift-agent}
+n=${n# }
+recv() { dd bs="$1" count=1 iflag=fullblock of="$2" 2>/dev/null && [ "$(wc -c <"$2")" -eq "$1" ]; }
+installed() {
+  mv -f "$a.$$" "$a" || return 1
   for f in /run/nixlift/agent-*; do [ "$f" = "$a" ] || rm -f "$f"; done
+}
+if [ "$2" -gt 0 ] || { [ ! -f "$a" ] && [ -n "$n" ]; }; then
+  mkdir -p /run/nixlift && chmod 0700 /run/nixlift || exit 1
+fi
+if [ "$2" -gt 0 ]; then
+  recv "$2" "$a.$$" && installed || exit 1
+elif [ ! -f "$a" ] && [ -n "$n" ]; then
+  r=/run/nixlift/request.$$
+  recv "$n" "$r" || exit 1
+  if command -v gzip >/dev/null 2>&1; then z=gzip d="gzip -dc"; else z=cat d=cat; fi
+  printf '{"missing": true, "send": "%s"}\\n' "$z"
+  if IFS= read -r s && recv "$s" "$a.$$.in" && $d <"$a.$$.in" >"$a.$$" && installed; then
+    rm -f "$a.$$.in"
+    { cat "$r"; rm -f "$r"; exec cat; } | sh "$a"
+    exit
+  fi
+  rm -f "$r" "$a.$$.in" "$a.$$"
+  exit 97
 elif [ ! -f "$a" ]; then
   echo '{"missing": true}'
   exit 97
@@ -58,6 +84,16 @@ _PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
 @cache
 def script() -> bytes:
     return resources.files("nixlift.agent").joinpath("agent.sh").read_bytes()
+
+
+def _sent_script(how: str) -> bytes:
+    """The script as BOOT asked for it after the request: its size on a line, then itself."""
+    body = script()
+    if how == "gzip":
+        import gzip  # only on a host's first contact since it booted
+
+        body = gzip.compress(body, 9, mtime=0)
+    return b"%d\n" % len(body) + body
 
 
 @cache
@@ -275,6 +311,25 @@ class Held:
             raise AgentError(f"no answer from {self.host}", host=self.host)
         return answer.result()
 
+    async def last(self, line: str | None, *, timeout: float = 30) -> dict[str, Any] | None:
+        """Send a last line (if any) and the end of stdin together, then wait for the call to
+        end: one round trip for both. Returns the answer to that line."""
+        if self.task.done():
+            raise AgentError(f"the call on {self.host} has ended", host=self.host)
+        if line is not None:
+            await self.feed.put(line.encode() + b"\n")
+        await self.feed.put(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout)
+        except TimeoutError:
+            await self.end(grace=0)
+            raise AgentError(f"no answer from {self.host}", host=self.host) from None
+        if line is None:
+            return None
+        if self.answers.empty():
+            raise AgentError(f"no answer from {self.host}", host=self.host)
+        return self.answers.get_nowait()
+
     async def end(self, *, grace: float = 5) -> None:
         if not self.task.done():
             await self.feed.put(None)
@@ -291,6 +346,8 @@ class Agent:
 
     def __init__(self, host: Host) -> None:
         self.host = host
+        #: whether a call of this run found the agent on the host
+        self.installed = False
 
     async def call(
         self,
@@ -306,7 +363,11 @@ class Agent:
         """One call; `payload` follows the request on stdin (key material: never in argv)."""
         request = encode_request(action, fields or {}) + payload
         done = await self._run(
-            request, what=what, timeout=timeout, fresh_connection=fresh_connection
+            request,
+            what=what,
+            timeout=timeout,
+            fresh_connection=fresh_connection,
+            inline=not payload,
         )
         if done.returncode == MISSING and '"missing"' in done.stdout:
             done = await self._run(
@@ -324,22 +385,57 @@ class Agent:
         timeout: float | None,
         fresh_connection: bool,
         install: bool = False,
+        inline: bool = False,
         feed: asyncio.Queue[bytes | None] | None = None,
         on_stdout: proc.LineSink | None = None,
     ) -> proc.Completed:
+        """One run of BOOT. `install`: the script goes in front of the request. `inline` (a
+        request with nothing after it, while no call has found the agent yet): BOOT may ask for
+        the script on this same stdin, which then stays open until the call ends (or, with
+        `feed`, until None is put into it)."""
         body = script() if install else b""
-        stdin = self.host.elevation.stdin_prefix() + MARKER + body + request
-        return await self.host.run(
+        inline = inline and not install and not self.installed
+        marker = b"@nixlift-agent %d\n" % len(request) if inline else MARKER
+        stdin = self.host.elevation.stdin_prefix() + marker + body + request
+        queue = feed
+        sink = on_stdout
+        if inline:
+            queue = feed if feed is not None else asyncio.Queue()
+
+            def sink(line: str, queue: asyncio.Queue[bytes | None] = queue) -> None:
+                if line.startswith('{"missing"'):
+                    with contextlib.suppress(json.JSONDecodeError):
+                        asked = json.loads(line).get("send")
+                        if asked in ("gzip", "cat"):
+                            sent = _sent_script(asked)
+                            log.debug(
+                                "[%s] the agent is not on the host: sending it on this call "
+                                "(%d bytes, %s)",
+                                self.host.name,
+                                len(sent),
+                                asked,
+                            )
+                            queue.put_nowait(sent)
+                            if feed is None:
+                                queue.put_nowait(None)
+                            return
+                if on_stdout is not None:
+                    on_stdout(line)
+
+        done = await self.host.run(
             ["sh", "-c", _BOOT, "nixlift-agent", version(), str(len(body))],
             what=what,
             elevated=True,
             stdin=stdin,
-            feed=feed,
+            feed=queue,
             fresh_connection=fresh_connection,
             timeout=timeout,
             check=False,
-            on_stdout=on_stdout,
+            on_stdout=sink,
         )
+        if done.returncode != MISSING:
+            self.installed = True
+        return done
 
     def _failure(self, done: proc.Completed, what: str, error: type[CommandError]) -> CommandError:
         name = self.host.name
@@ -607,6 +703,7 @@ class Agent:
                     timeout=None,
                     fresh_connection=False,
                     install=install,
+                    inline=True,
                     feed=feed,
                     on_stdout=line,
                 )
@@ -615,6 +712,7 @@ class Agent:
             pending: set[asyncio.Future[Any]] = {first, task}
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if first.done() and not first.result().get("missing"):
+                self.installed = True
                 return Held(self.host.name, task, first.result(), feed, answers)
             first.cancel()
             done = await task
@@ -635,12 +733,25 @@ class Agent:
             await held.end()
 
     async def hold_lock(
-        self, info: Mapping[str, Any], wait: int, system: str | None, *, want_keys: bool = False
+        self,
+        info: Mapping[str, Any],
+        wait: int,
+        system: str | None,
+        *,
+        want_keys: bool = False,
+        exclusive: bool = True,
     ) -> Held:
-        """Take the host's lock: the first answer is `locked` with the host's state (and with
-        `want_keys` what it knows of the keys nixlift wrote), or `busy` with the holder."""
+        """Take the host's lock: the first answer is `open` (and `locked`) with the host's state
+        (and with `want_keys` what it knows of the keys nixlift wrote), or `busy` with the
+        holder. Not `exclusive`: the same session without the lock (a push)."""
         return await self.hold(
             "lock",
-            {"info": dict(info), "wait": wait, "system": system or "", "want_keys": want_keys},
-            what="locking the host",
+            {
+                "info": dict(info),
+                "wait": wait,
+                "system": system or "",
+                "want_keys": want_keys,
+                "exclusive": exclusive,
+            },
+            what="locking the host" if exclusive else "reading the host's state",
         )

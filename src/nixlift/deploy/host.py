@@ -391,8 +391,11 @@ class HostSequence:
 
     async def _record(self, result: HostResult) -> None:
         """Append to the host's own history; a deploy that could not write it still counts."""
-        agent = self.ready.agent
+        agent, lock = self.ready.agent, self.ready.lock
         if agent is None or not self.touched:
+            if lock is not None:
+                with contextlib.suppress(NixliftError):
+                    await lock.finish(None)
             return
         record = history.entry(
             deployment=self.deployment_name,
@@ -403,8 +406,8 @@ class HostSequence:
             error=result.error,
         )
         try:
-            if self.ready.lock is not None:
-                await self.ready.lock.record(record)
+            if lock is not None:
+                await lock.finish(record)
             else:
                 await agent.record(record)
         except NixliftError as e:

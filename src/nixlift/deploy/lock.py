@@ -63,21 +63,24 @@ class HostLock:
         system: str = "",
         *,
         want_keys: bool = False,
+        exclusive: bool = True,
     ) -> None:
         self.agent = agent
         self.info = info
         self.wait = wait
         self.system = system
         self.want_keys = want_keys
+        #: False: the same session (the host's state, the record) without the lock, for a push
+        self.exclusive = exclusive
         self._held: Held | None = None
 
     async def acquire(self) -> Locked:
         """Hold the lock; return the host's state as read under it (for `system`)."""
         self._held = await self.agent.hold_lock(
-            self.info, self.wait, self.system, want_keys=self.want_keys
+            self.info, self.wait, self.system, want_keys=self.want_keys, exclusive=self.exclusive
         )
         answer = self._held.first
-        if answer.get("locked"):
+        if answer.get("open"):
             keys = answer.get("keys")
             return Locked(
                 Probe.from_json(answer.get("probe") or {}),
@@ -100,13 +103,16 @@ class HostLock:
             return None
         return (await self.acquire()).probe
 
-    async def record(self, entry: dict[str, Any]) -> None:
-        """Append to the host's history through the lock's own connection."""
-        if self._held is None:
-            await self.agent.record(entry)
+    async def finish(self, entry: dict[str, Any] | None) -> None:
+        """Append `entry` (if any) to the host's history through the lock's own connection and
+        let the lock go, in one round trip."""
+        if self._held is None or self._held.task.done():
+            if entry is not None:
+                await self.agent.record(entry)
             return
-        answer = await self._held.send("record " + json.dumps(entry, sort_keys=True))
-        if not answer.get("recorded"):
+        line = None if entry is None else "record " + json.dumps(entry, sort_keys=True)
+        answer = await self._held.last(line)
+        if answer is not None and not answer.get("recorded"):
             raise NixliftError(
                 f"{self.agent.host.name} did not take the record", host=self.agent.host.name
             )

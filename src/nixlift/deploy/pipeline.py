@@ -163,14 +163,18 @@ class Deployment:
                 return Ready(problem=e)
             seconds = round(time.monotonic() - start, 3)
             agent = Agent(host)
-            if not self.options.goal.activates:
+            if not self.options.goal.copies:
                 return Ready(host, agent, connect_seconds=seconds)
+            # a push takes the same session without the lock: it reads the host's state and
+            # takes the record, but nothing is activated
+            activates = self.options.goal.activates
             lock = HostLock(
                 agent,
                 holder_info(self.network.deployment_name),
                 self.options.lock_wait,
                 m.out_path,
-                want_keys=bool(self.keys.get(m.name)) and self.options.upload_keys,
+                want_keys=activates and bool(self.keys.get(m.name)) and self.options.upload_keys,
+                exclusive=activates,
             )
             self._locks.append(lock)
             try:

@@ -51,7 +51,7 @@ async def roll_back(
         target = choose(await agent.generations(), to, name)
         emit(Phase(name, Stage.ROLLBACK, f"to generation {target.number} ({target.system})"))
         switched = await agent.switch_generation(target.link)
-        await lock.record(
+        await lock.finish(
             history.entry(
                 deployment=deployment,
                 commit=None,
