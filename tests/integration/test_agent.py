@@ -39,6 +39,8 @@ T = TypeVar("T")
 # `run [h1]: ssh … nixlift-agent HASH LENGTH`: a call made again with the script in front has
 # LENGTH > 0
 _SENT = re.compile(r"nixlift-agent [0-9a-f]{16} [1-9][0-9]*'")
+# every agent session nixlift starts (`run [h1]: ssh … nixlift-agent HASH LENGTH'`)
+_SESSION = re.compile(r"nixlift-agent [0-9a-f]{16} [0-9]+'")
 # the first call of a run sends it on its own stdin when the host asks for it
 _ASKED = re.compile(
     r"\[h1\] the agent is not on the host: sending it on this call \((\d+) bytes, (\w+)\)"
@@ -69,6 +71,11 @@ def test_the_agent_is_sent_once_and_only_root_may_read_it(
     again = nixlift("--debug", "deploy", net)
     assert again.returncode == 0, again.stderr
     assert _ASKED.findall(again.stderr) == _SENT.findall(again.stderr) == []  # never sent again
+    # One agent session per deploy, the lock's: the other calls go through it. The first
+    # deploy's confirmation is a new login by design; the second activates what the host
+    # already runs and needs none.
+    assert len(_SESSION.findall(first.stderr)) == 2
+    assert len(_SESSION.findall(again.stderr)) == 1
     h1 = sb.host("h1")
     run = h1.path("/run/nixlift")
     assert stat.S_IMODE(run.stat().st_mode) == 0o700

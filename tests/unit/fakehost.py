@@ -93,6 +93,8 @@ class FakeHost:
     oneshot: str | None = None
     #: the lock's record came with the end of its stdin
     record_ends_lock = False
+    #: the agent calls made through the held lock (no session of their own)
+    held_calls: list[str] = field(default_factory=list)
     #: what followed the last agent request on stdin
     payload: bytes | None = None
 
@@ -172,6 +174,16 @@ class FakeHost:
                 assert on_stdout is not None and feed is not None
                 on_stdout(line)
                 while (sent := await feed.get()) is not None:
+                    if sent.startswith(b"call\n"):
+                        # a call made through the lock: its output, then its end
+                        request = decode_request(b"@nixlift-agent\n" + sent[5:])
+                        self.payload = sent[5:].partition(b"\n}\n")[2]
+                        action = request.pop("action")
+                        self.calls.append(("agent", action, request, False))
+                        self.held_calls.append(action)
+                        on_stdout(json.dumps(self._answer(action, request)))
+                        on_stdout("@nixlift-end 0")
+                        continue
                     words = sent.decode().rstrip("\n")
                     assert words.startswith("record ")
                     self.calls.append(("agent", "record", {"entry": json.loads(words[7:])}, False))

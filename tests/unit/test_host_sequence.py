@@ -78,6 +78,8 @@ def test_switch_locks_copies_activates_confirms_over_a_new_login_and_records() -
     assert result.system == NEW
     assert host.actions() == ["lock", "copy", "start", "confirm (new login)", "record"]
     assert host.record_ends_lock  # the record and the lock's release in one round trip
+    # the activation goes through the held lock; the confirmation needs its own new login
+    assert host.held_calls == ["start"]
     [start] = host.agent_calls("start")
     assert start == {
         "dir": start["dir"],

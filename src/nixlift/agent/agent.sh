@@ -473,14 +473,20 @@ lock() {
   [ "$want_keys" = 1 ] && known=$(keys_known)
   # without `exclusive` (a push: nothing is activated) the same session, without the lock
   answer "{\"locked\": $(bool "$exclusive"), \"open\": true, \"probe\": $(probe), \"keys\": $known}"
-  # Held until our connection ends; meanwhile it takes the deploy's record for the history
-  # (one round trip less than a call of its own).
+  # Held until our connection ends. Meanwhile it takes the deploy's record for the history, and
+  # the deploy's other calls: each a `call` line, then the request as on a call of its own, its
+  # output (stderr too) and then `@nixlift-end STATUS` (no session of its own: round trips and
+  # a process start saved on every call).
+  unset req_action req_info req_wait req_system req_want_keys req_exclusive
   while IFS= read -r line; do
     case "$line" in
       "record "*)
         mkdir -p "${history%/*}"
         printf '%s\n' "${line#record }" >> "$history"
         answer '{"recorded": true}' ;;
+      call)
+        ( dispatch ) 2>&1
+        printf '@nixlift-end %s\n' "$?" ;;
     esac
   done
   if [ "$exclusive" = 1 ]; then rm -f "$run/lock.info"; fi
@@ -870,25 +876,31 @@ if [ "${1-}" = switch_to ]; then
   switch_to "$@"
   exit
 fi
-read_request
-take action
-# The first call of a run keeps its stdin open (the deployer may have had to send this script on
-# it): what does not read more of it must not wait on it, nor let a command it runs wait.
-case "$action" in
-  lock|serve_store|keys|closure) ;;
-  *) exec </dev/null ;;
-esac
-case "$action" in
-  probe) answer "$(probe)" ;;
-  lock|start|decision|confirm|abort|undo|activation_log|record|generations|switch_generation|\
-  set_boot|boot_once|boot_default) "$action" ;;
-  keys) upload_keys ;;
-  keys_known) answer "$(keys_known)" ;;
-  survey|closure) "$action" ;;
-  serve_store) serve_store ;;
-  substitute) substitute ;;
-  profile) profile_action ;;
-  history) show_history ;;
-  reboot) reboot_host ;;
-  *) fail "unknown action '$action'" ;;
-esac
+# dispatch: read one request from stdin and do what it asks
+dispatch() {
+  read_request
+  take action
+  # The first call of a run keeps its stdin open (the deployer may have had to send this script
+  # on it), and calls made through a held lock share it: what does not read more of it must not
+  # wait on it, nor let a command it runs wait.
+  case "$action" in
+    lock|serve_store|keys|closure) ;;
+    *) exec </dev/null ;;
+  esac
+  case "$action" in
+    probe) answer "$(probe)" ;;
+    lock|start|decision|confirm|abort|undo|activation_log|record|generations|switch_generation|\
+    set_boot|boot_once|boot_default) "$action" ;;
+    keys) upload_keys ;;
+    keys_known) answer "$(keys_known)" ;;
+    survey|closure) "$action" ;;
+    serve_store) serve_store ;;
+    substitute) substitute ;;
+    profile) profile_action ;;
+    history) show_history ;;
+    reboot) reboot_host ;;
+    *) fail "unknown action '$action'" ;;
+  esac
+}
+
+dispatch

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -288,49 +288,91 @@ class Switched:
     log: str
 
 
+#: what the held lock prints after the output of a call made through it
+_END = "@nixlift-end "
+
+
+def _json_line(text: str) -> dict[str, Any] | None:
+    if text.startswith("{"):
+        with contextlib.suppress(json.JSONDecodeError):
+            data = json.loads(text)
+            if isinstance(data, dict):
+                return data
+    return None
+
+
 @dataclass
 class Held:
-    """A call that goes on: its first answer, then lines sent to it (each answered), until
-    `end` closes its stdin (or, failing that, stops it)."""
+    """A call that goes on: its first answer, then what is sent to it (a record, or a whole call
+    made through it: see `call`), until `end` closes its stdin (or, failing that, stops it)."""
 
     host: str
     task: asyncio.Task[proc.Completed]
     first: dict[str, Any]
     feed: asyncio.Queue[bytes | None]
-    answers: asyncio.Queue[dict[str, Any]]
+    #: its output lines after the first answer
+    lines: asyncio.Queue[str]
+    #: one exchange at a time
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: an exchange was cut short: what it still prints would be taken for the next one's
+    broken: bool = False
 
-    async def send(self, line: str, *, timeout: float = 30) -> dict[str, Any]:
-        if self.task.done():
+    @property
+    def usable(self) -> bool:
+        return not self.broken and not self.task.done()
+
+    async def _line(self) -> str:
+        line = asyncio.ensure_future(self.lines.get())
+        pending: set[asyncio.Future[Any]] = {line, self.task}
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if not line.done():
+            line.cancel()
             raise AgentError(f"the call on {self.host} has ended", host=self.host)
-        await self.feed.put(line.encode() + b"\n")
-        answer = asyncio.ensure_future(self.answers.get())
-        pending: set[asyncio.Future[Any]] = {answer, self.task}
-        await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if not answer.done():
-            answer.cancel()
-            raise AgentError(f"no answer from {self.host}", host=self.host)
-        return answer.result()
+        return line.result()
+
+    async def call(self, request: bytes, *, timeout: float | None) -> tuple[int, str]:
+        """A call made through this one (the host's lock): its exit status and output."""
+        async with self.turn:
+            if not self.usable:
+                raise AgentError(f"the call on {self.host} has ended", host=self.host)
+            out: list[str] = []
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.feed.put(b"call\n" + request)
+                    while not (line := await self._line()).startswith(_END):
+                        out.append(line + "\n")
+            except BaseException:
+                self.broken = True
+                raise
+            return int(line.removeprefix(_END).strip() or 1), "".join(out)
 
     async def last(self, line: str | None, *, timeout: float = 30) -> dict[str, Any] | None:
         """Send a last line (if any) and the end of stdin together, then wait for the call to
         end: one round trip for both. Returns the answer to that line."""
-        if self.task.done():
-            raise AgentError(f"the call on {self.host} has ended", host=self.host)
-        if line is not None:
-            await self.feed.put(line.encode() + b"\n")
-        await self.feed.put(None)
-        try:
-            await asyncio.wait_for(asyncio.shield(self.task), timeout)
-        except TimeoutError:
-            await self.end(grace=0)
-            raise AgentError(f"no answer from {self.host}", host=self.host) from None
-        if line is None:
-            return None
-        if self.answers.empty():
-            raise AgentError(f"no answer from {self.host}", host=self.host)
-        return self.answers.get_nowait()
+        async with self.turn:
+            if not self.usable:
+                raise AgentError(f"the call on {self.host} has ended", host=self.host)
+            self.broken = True  # nothing more goes through it
+            if line is not None:
+                await self.feed.put(line.encode() + b"\n")
+            await self.feed.put(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.task), timeout)
+            except TimeoutError:
+                await self.end(grace=0)
+                raise AgentError(f"no answer from {self.host}", host=self.host) from None
+            answers = []
+            while not self.lines.empty():
+                if (answer := _json_line(self.lines.get_nowait())) is not None:
+                    answers.append(answer)
+            if line is None:
+                return None
+            if not answers:
+                raise AgentError(f"no answer from {self.host}", host=self.host)
+            return answers[-1]
 
     async def end(self, *, grace: float = 5) -> None:
+        self.broken = True
         if not self.task.done():
             await self.feed.put(None)
             with contextlib.suppress(TimeoutError):
@@ -348,6 +390,8 @@ class Agent:
         self.host = host
         #: whether a call of this run found the agent on the host
         self.installed = False
+        #: the held lock that the calls go through while it lasts (see Held.call)
+        self.session: Held | None = None
 
     async def call(
         self,
@@ -362,6 +406,13 @@ class Agent:
     ) -> dict[str, Any]:
         """One call; `payload` follows the request on stdin (key material: never in argv)."""
         request = encode_request(action, fields or {}) + payload
+        session = self.session
+        if session is not None and session.usable and not fresh_connection:
+            status, out = await session.call(request, timeout=timeout)
+            done = proc.Completed((action,), status, out, "" if status == 0 else out)
+            if status != 0:
+                raise self._failure(done, what, error)
+            return decode_answer(out)
         done = await self._run(
             request,
             what=what,
@@ -688,13 +739,19 @@ class Agent:
         """A call that goes on after its first answer (the lock, a store): see Held."""
         request = encode_request(action, fields)
         for install in (False, True):
-            answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            lines: asyncio.Queue[str] = asyncio.Queue()
+            answered: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             feed: asyncio.Queue[bytes | None] = asyncio.Queue()
 
-            def line(text: str, answers: asyncio.Queue[dict[str, Any]] = answers) -> None:
-                if text.startswith("{"):
-                    with contextlib.suppress(json.JSONDecodeError):
-                        answers.put_nowait(json.loads(text))
+            def line(
+                text: str,
+                lines: asyncio.Queue[str] = lines,
+                answered: asyncio.Future[dict[str, Any]] = answered,
+            ) -> None:
+                if answered.done():
+                    lines.put_nowait(text)
+                elif (answer := _json_line(text)) is not None:
+                    answered.set_result(answer)
 
             task = asyncio.ensure_future(
                 self._run(
@@ -708,13 +765,12 @@ class Agent:
                     on_stdout=line,
                 )
             )
-            first = asyncio.ensure_future(answers.get())
-            pending: set[asyncio.Future[Any]] = {first, task}
+            pending: set[asyncio.Future[Any]] = {answered, task}
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            if first.done() and not first.result().get("missing"):
+            if answered.done() and not answered.result().get("missing"):
                 self.installed = True
-                return Held(self.host.name, task, first.result(), feed, answers)
-            first.cancel()
+                return Held(self.host.name, task, answered.result(), feed, lines)
+            answered.cancel()
             done = await task
             if done.returncode != MISSING:
                 raise self._failure(done, what, AgentError)

@@ -81,6 +81,7 @@ class HostLock:
         )
         answer = self._held.first
         if answer.get("open"):
+            self.agent.session = self._held
             keys = answer.get("keys")
             return Locked(
                 Probe.from_json(answer.get("probe") or {}),
@@ -111,6 +112,8 @@ class HostLock:
                 await self.agent.record(entry)
             return
         line = None if entry is None else "record " + json.dumps(entry, sort_keys=True)
+        if self.agent.session is self._held:
+            self.agent.session = None
         answer = await self._held.last(line)
         if answer is not None and not answer.get("recorded"):
             raise NixliftError(
@@ -119,4 +122,6 @@ class HostLock:
 
     async def release(self) -> None:
         if self._held is not None:
+            if self.agent.session is self._held:
+                self.agent.session = None
             await self._held.end()

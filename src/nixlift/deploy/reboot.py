@@ -32,6 +32,9 @@ async def reboot(agent: Agent, emit: Emit, *, timeout: int, expect: str | None) 
             host=host.name,
             hint="reboot it yourself",
         )
+    # The reboot ends the held lock's session with the connection: these calls go on their own
+    # (a call still being made through a session that is going could not be told from a failure).
+    agent.session = None
     before = (await agent.probe(None)).state.boot_id
     emit(Phase(host.name, Stage.REBOOT, "rebooting"))
     await agent.reboot()
