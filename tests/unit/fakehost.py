@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from nixlift import proc
-from nixlift.errors import CommandError, SshError
+from nixlift.errors import CommandError, CopyError, SshError
 from nixlift.events import Emit
 from nixlift.transport.elevate import Elevation
 
@@ -73,6 +73,8 @@ class Script:
     closure: dict[str, int] = field(default_factory=dict)
     #: the store paths the host has besides its running closure
     store: set[str] = field(default_factory=set)
+    #: how many copies fail (each with an error that is not a cut connection)
+    copy_fails: int = 0
     #: who holds the host's lock now (a deploy under way)
     holder: dict[str, Any] | None = None
     #: what the host knows of its keys (the agent's keys_known)
@@ -207,6 +209,9 @@ class FakeHost:
         remote_store: str | None = None,
     ) -> None:
         self.calls.append(("copy", list(paths)))
+        if self.script.copy_fails > 0:
+            self.script.copy_fails -= 1
+            raise CopyError(f"copying to {self.name} failed", host=self.name)
 
     def nix_sshopts(self) -> str:
         return ""

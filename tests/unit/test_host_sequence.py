@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fakehost import NEW, OLD, FakeHost, Script
 
-from nixlift.deploy import profiles, reboot
+from nixlift.deploy import pipeline, profiles, reboot
 from nixlift.deploy.build import LocalBuilds
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.pipeline import Deployment
@@ -45,6 +45,9 @@ class Built(LocalBuilds):
 
     async def wait(self, machine: Machine) -> None:
         return None
+
+    def in_store(self, machine: Machine) -> bool:
+        return True
 
 
 def machine(**deployment: Any) -> Machine:
@@ -399,3 +402,22 @@ def test_a_failed_system_activation_leaves_the_other_profiles_alone() -> None:
     result, host, _ = deploy(Goal.SWITCH, Script(status=4), deploy_rs())
     assert result.status is Status.ROLLED_BACK
     assert "profile" not in host.actions()
+
+
+def test_over_a_slow_link_the_copy_starts_alongside_the_lock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pipeline, "FAR", 0.0)  # every link is slow
+    result, host, _ = deploy(Goal.SWITCH, Script())
+    assert result.status is Status.OK and result.copied and result.copy_tries == 1
+    # the copy began before the lock's answer was known, and was not made twice
+    assert host.actions() == ["copy", "lock", "start", "confirm (new login)", "record"]
+    # the host has the system: the copy is stopped, nothing is copied
+    result, host, _ = deploy(Goal.SWITCH, Script(has_system=True))
+    assert result.status is Status.OK and not result.copied
+    assert "copy" not in host.actions()[1:]
+    # a failed early copy is made again in its usual place (with its retries)
+    failing = Script(copy_fails=1)
+    result, host, _ = deploy(Goal.SWITCH, failing)
+    assert result.status is Status.OK and result.copied
+    assert host.actions() == ["copy", "lock", "copy", "start", "confirm (new login)", "record"]

@@ -224,6 +224,10 @@ class LocalBuilds:
             await register_built(present, self.settings, self.gc_roots)
             self._prebuilt = {m.name for m in present}
 
+    def in_store(self, machine: Machine) -> bool:
+        """Whether the machine's system is in the store here already (built before this run)."""
+        return _in_store(machine.out_path)
+
     def start(self, skip: Sequence[str] = ()) -> None:
         """Several machines to build: one nix-store for all of them, starting now."""
         wanted = [m for m in self.machines if m.name not in self._prebuilt and m.name not in skip]

@@ -60,9 +60,7 @@ async def copy(
         return 0
     for attempt in range(1, TRIES + 1):
         try:
-            await _copy_once(
-                agent, paths, use_substitutes=use_substitutes, emit=emit, daemon=daemon
-            )
+            await copy_once(agent, paths, use_substitutes=use_substitutes, emit=emit, daemon=daemon)
             return attempt
         except CopyError as e:
             if attempt == TRIES or not was_cut(e):
@@ -82,9 +80,10 @@ async def copy(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _copy_once(
+async def copy_once(
     agent: Agent, paths: Sequence[str], *, use_substitutes: bool, emit: Emit, daemon: bool
 ) -> None:
+    """One try of the copy."""
     host = agent.host
     if not daemon:
         log.debug(

@@ -9,6 +9,7 @@ place (`_verdict`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -28,7 +29,7 @@ from nixlift.deploy.fanout import Fleet
 from nixlift.deploy.lock import HostLock
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.rollout import Stopped
-from nixlift.errors import NixliftError, SshError
+from nixlift.errors import CopyError, NixliftError, SshError
 from nixlift.events import Emit, Notice, Output, Phase, Report
 from nixlift.model import Goal, HostResult, HostState, Machine, Stage, Status
 from nixlift.transport.base import Host
@@ -64,6 +65,8 @@ class Ready:
     #: the host's lock, held for this deploy (it also takes the record for the history)
     lock: HostLock | None = None
     connect_seconds: float | None = None
+    #: over a slow link, the copy started alongside the lock's call (see pipeline.early_copy)
+    early_copy: asyncio.Task[None] | None = None
 
 
 class RolledBackError(NixliftError):
@@ -210,6 +213,8 @@ class HostSequence:
                     ),
                     slot=True,
                 )
+            elif self.cache != "fetched" and await self._early_copy_done():
+                self.copy_tries = 1
             elif self.cache != "fetched":
                 self.copy_tries = await self._step(
                     Stage.COPY,
@@ -242,6 +247,19 @@ class HostSequence:
         if verdict.status in (Status.OK, Status.UNCHANGED, Status.REBOOT_REQUIRED):
             await self._profiles(agent, probe)
         return verdict
+
+    async def _early_copy_done(self) -> bool:
+        """Whether the copy started alongside the lock's call went through (if it failed, the
+        usual copy, with its retries, follows)."""
+        early = self.ready.early_copy
+        if early is None:
+            return False
+        try:
+            await self._step(Stage.COPY, self.machine.out_path, lambda: early)
+        except CopyError as e:
+            log.debug("%s: the early copy failed (%s); copying again", self.name, e)
+            return False
+        return True
 
     async def _refuse_unknown_profile(self, agent: Agent, state: HostState) -> None:
         """deployment.replaceUnknownProfiles = false (colmena): the profile must be one nixlift

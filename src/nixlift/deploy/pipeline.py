@@ -10,6 +10,8 @@ interruption never cuts an activation short.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Mapping, Sequence
 
@@ -17,6 +19,7 @@ from nixlift.agent.protocol import Agent
 from nixlift.deploy.build import LocalBuilds
 from nixlift.deploy.buildhost import AllBuilds, BuildHostSpec, RemoteBuilds, spec_for
 from nixlift.deploy.cache import Pusher
+from nixlift.deploy.copy import copy_once
 from nixlift.deploy.fanout import Fleet, HostMaker
 from nixlift.deploy.host import HostSequence, Ready
 from nixlift.deploy.keys import Key
@@ -25,6 +28,20 @@ from nixlift.deploy.options import DeployOptions
 from nixlift.errors import NixliftError
 from nixlift.events import Emit, Finished, Notice, Plan
 from nixlift.model import HostResult, Machine, Network
+
+#: an SSH handshake this slow (seconds) makes a link slow: see Deployment._early_copy (a 50 ms
+#: round trip takes ~0.4 s; a host on a LAN, or in this machine's test bed, ~0.05 s)
+FAR = 0.2
+
+log = logging.getLogger("nixlift.deploy")
+
+
+async def _stop(task: asyncio.Task[None] | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+    if task is not None:
+        with contextlib.suppress(BaseException):
+            await task
 
 
 def waves(machines: Sequence[Machine], ordering: Sequence[str]) -> list[list[Machine]]:
@@ -83,6 +100,7 @@ class Deployment:
         )
         self.builds = AllBuilds(self.local_builds, [])
         self._locks: list[HostLock] = []
+        self._early: list[asyncio.Task[None]] = []
         self.pusher = Pusher(options.cache, emit) if options.cache is not None else None
 
     @property
@@ -118,6 +136,7 @@ class Deployment:
                         tasks = [group.create_task(self._host(m, ready[m.name])) for m in wave]
                     results.update((t.result().name, t.result()) for t in tasks)
             finally:
+                await asyncio.gather(*(_stop(t) for t in self._early))
                 await self.local_builds.close()
                 await asyncio.gather(*(r.close() for r in self.builds.remote))
                 if self.pusher is not None:
@@ -177,16 +196,64 @@ class Deployment:
                 exclusive=activates,
             )
             self._locks.append(lock)
+            early = self._early_copy(m, agent, seconds)
             try:
                 locked = await rollout.interruptible("locking", lock.acquire)
             except NixliftError as e:
+                await _stop(early)
                 return Ready(host, agent, problem=e, connect_seconds=seconds)
+            if early is not None and locked.probe.has_system:
+                log.debug("%s already has its system: the early copy is stopped", m.name)
+                await _stop(early)
+                early = None
             return Ready(
-                host, agent, locked.probe, keys=locked.keys, lock=lock, connect_seconds=seconds
+                host,
+                agent,
+                locked.probe,
+                keys=locked.keys,
+                lock=lock,
+                connect_seconds=seconds,
+                early_copy=early,
             )
 
         found = await asyncio.gather(*(connect(m) for m in self.network.machines))
         return {m.name: r for m, r in zip(self.network.machines, found, strict=True)}
+
+    def _early_copy(self, m: Machine, agent: Agent, seconds: float) -> asyncio.Task[None] | None:
+        """Over a slow link (an SSH handshake of FAR seconds or more), a system that is already
+        built here starts its copy alongside the lock's call: round trips of the one overlap
+        the other's. One try (a failed one is done again, with retries, in its usual place),
+        through the usual copy slots; stopped at once when the lock's answer says the host has
+        the system. Not where the copy needs the agent (a store bridge for sudo with a
+        password), a cache, a build host or building on the host."""
+        host = agent.host
+        if (
+            seconds < FAR
+            or host.is_local
+            or host.elevation.password is not None
+            or m.deployment.build_on_target
+            or self.pusher is not None
+            or any(m in ms for ms in self._build_hosts.values())
+            or not self.local_builds.in_store(m)
+        ):
+            return None
+        log.debug(
+            "%s: a slow link (%.2f s to connect): copying alongside the lock", m.name, seconds
+        )
+
+        async def early() -> None:
+            async with self.fleet.slot():
+                await copy_once(
+                    agent,
+                    [m.out_path],
+                    use_substitutes=m.deployment.use_substitutes,
+                    emit=self.emit,
+                    daemon=True,
+                )
+
+        task = asyncio.ensure_future(early())
+        self._early.append(task)
+        return task
 
     async def _host(self, m: Machine, ready: Ready) -> HostResult:
         result = await HostSequence(
