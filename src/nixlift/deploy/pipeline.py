@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 
@@ -101,6 +102,8 @@ class Deployment:
         self.builds = AllBuilds(self.local_builds, [])
         self._locks: list[HostLock] = []
         self._early: list[asyncio.Task[None]] = []
+        reached = sum(1 for m in network.machines if self._needs_host(m))
+        self._few_hosts = reached <= (os.cpu_count() or 1)
         self.pusher = Pusher(options.cache, emit) if options.cache is not None else None
 
     @property
@@ -224,11 +227,14 @@ class Deployment:
         built here starts its copy alongside the lock's call: round trips of the one overlap
         the other's. One try (a failed one is done again, with retries, in its usual place),
         through the usual copy slots; stopped at once when the lock's answer says the host has
-        the system. Not where the copy needs the agent (a store bridge for sudo with a
+        the system. Only in a deploy to at most as many hosts as this machine has cores: more
+        handshakes at once than cores make them slow here, whatever the links. Not where the
+        copy needs the agent (a store bridge for sudo with a
         password), a cache, a build host or building on the host."""
         host = agent.host
         if (
             seconds < FAR
+            or not self._few_hosts
             or host.is_local
             or host.elevation.password is not None
             or m.deployment.build_on_target
