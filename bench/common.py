@@ -227,7 +227,10 @@ in
   network.nixpkgs = bench.nixpkgs;
   defaults = { deployment = { sshOptions = [ "-F" bench.sshConfig ]; } // bench.deployment; };
 }
-// builtins.mapAttrs machine bench.hosts
+// builtins.mapAttrs (name: spec: { ... }: {
+  imports = [ (machine name spec) ];
+  deployment = (bench.hostDeployment or { }).${name} or { };
+}) bench.hosts
 """
 
 # The same machine as a person would build it by hand, without nixlift:
@@ -258,9 +261,11 @@ def write_network(
     sandbox: Sandbox | None,
     hosts: Mapping[str, HostSpec],
     deployment: Mapping[str, object] | None = None,
+    host_deployment: Mapping[str, Mapping[str, object]] | None = None,
 ) -> Network:
     """network.nix (+ machine.nix, toplevel.nix, bench.json) in `directory`; `deployment`:
-    deployment.* options for every machine (nixlift's defaults if None)."""
+    deployment.* options for every machine (nixlift's defaults if None); `host_deployment`:
+    more of them, by machine."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "bench.json").write_text(
         json.dumps(
@@ -269,6 +274,7 @@ def write_network(
                 "nixpkgs": str(STANDIN),
                 "hosts": {name: spec.to_json() for name, spec in hosts.items()},
                 "deployment": dict(deployment or {}),
+                "hostDeployment": {h: dict(d) for h, d in (host_deployment or {}).items()},
             },
             indent=1,
         )
@@ -298,15 +304,21 @@ ssh -F "$cfg" "$host" \
 
 
 def hand_deploy(
-    lab: Lab, sandbox: Sandbox, systems: Mapping[str, str], parallel: int | None
+    lab: Lab,
+    sandbox: Sandbox,
+    systems: Mapping[str, str],
+    parallel: int | None,
+    *,
+    ssh_config: Path | None = None,
 ) -> float:
     """Seconds to deploy `systems` (host → built system) by hand: deploy-one.sh host after host
-    (parallel None, a shell loop) or `xargs -P PARALLEL` over the hosts."""
+    (parallel None, a shell loop) or `xargs -P PARALLEL` over the hosts; `ssh_config` instead
+    of the sandbox's (hosts reached through proxies)."""
     script = lab.root / "deploy-one.sh"
     if not script.exists():
         script.write_text(DEPLOY_ONE_SH)
     lines = "".join(f"{host} {system}\n" for host, system in systems.items())
-    cfg = str(sandbox.ssh_config)
+    cfg = str(ssh_config or sandbox.ssh_config)
     if parallel is None:
         loop = 'while read -r host sys; do bash "$0" "$1" "$host" "$sys" </dev/null; done'
         return timed(["bash", "-c", loop, str(script), cfg], stdin=lines)
