@@ -73,6 +73,8 @@ class Script:
     closure: dict[str, int] = field(default_factory=dict)
     #: the store paths the host has besides its running closure
     store: set[str] = field(default_factory=set)
+    #: how long connecting takes
+    connect_seconds: float = 0
     #: how many copies fail (each with an error that is not a cut connection)
     copy_fails: int = 0
     #: who holds the host's lock now (a deploy under way)
@@ -118,6 +120,7 @@ class FakeHost:
 
     async def open(self) -> None:
         self.calls.append(("open",))
+        await asyncio.sleep(self.script.connect_seconds)
         if not self.up:
             raise SshError(f"cannot reach {self.name}", host=self.name, hint="is it up?")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from nixlift.deploy import pipeline, profiles, reboot
 from nixlift.deploy.build import LocalBuilds
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.pipeline import Deployment
+from nixlift.deploy.rollout import FailurePolicy
 from nixlift.events import Event, Finished, Phase
 from nixlift.model import (
     DeploymentOptions,
@@ -421,3 +423,34 @@ def test_over_a_slow_link_the_copy_starts_alongside_the_lock(
     result, host, _ = deploy(Goal.SWITCH, failing)
     assert result.status is Status.OK and result.copied
     assert host.actions() == ["copy", "lock", "copy", "start", "confirm (new login)", "record"]
+
+
+def test_a_host_goes_on_once_connected_unless_a_failure_would_stop_the_rollout() -> None:
+    def finished(**options: Any) -> dict[str, float]:
+        """When each host's result came, in seconds since the deploy began."""
+        slow = FakeHost("h1", Script(connect_seconds=0.3, current=NEW, has_system=True))
+        fast = FakeHost("h2", Script(current=NEW, has_system=True))
+        hosts = {"h1": slow, "h2": fast}
+        ms = tuple(dataclasses.replace(machine(), name=n) for n in hosts)
+        begun = time.monotonic()
+        when: dict[str, float] = {}
+
+        def emit(event: Event) -> None:
+            if isinstance(event, Finished):
+                when[event.result.name] = time.monotonic() - begun
+
+        deployment = Deployment(
+            Network("net", "", (), ms, tuple(hosts)),
+            DeployOptions(goal=Goal.SWITCH, **options),
+            emit,
+            make_host=lambda m: hosts[m.name],
+            builds=Built(),
+        )
+        asyncio.run(deployment.run())
+        return when
+
+    # h2 is done while h1 is still connecting
+    alone = finished()
+    assert alone["h2"] < 0.2 < 0.3 <= alone["h1"]
+    # with --fail-fast, every host is connected and locked before any host's work begins
+    assert finished(policy=FailurePolicy(fail_fast=True))["h2"] >= 0.3

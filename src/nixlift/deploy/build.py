@@ -214,6 +214,9 @@ class LocalBuilds:
         self._prebuilt: set[str] = set()
         self._shared: SharedBuild | None = None
         self._shared_task: asyncio.Future[None] | None = None
+        #: set once the builds have started (or could not be started: `_unstarted` says why)
+        self._started = asyncio.Event()
+        self._unstarted: BaseException | None = None
 
     async def register_prebuilt(self) -> None:
         """Systems already in the store need no build: GC roots for all of them in one call."""
@@ -230,13 +233,23 @@ class LocalBuilds:
 
     def start(self, skip: Sequence[str] = ()) -> None:
         """Several machines to build: one nix-store for all of them, starting now."""
+        self._started.set()
         wanted = [m for m in self.machines if m.name not in self._prebuilt and m.name not in skip]
         if self.keep_roots or len(wanted) < 2:
             return
         self._shared = SharedBuild(wanted, self.settings, self.gc_roots, self.emit)
         self._shared_task = asyncio.ensure_future(self._shared.run())
 
+    def not_started(self, why: BaseException) -> None:
+        """The builds will not start: whoever waits for one gets `why`."""
+        self._unstarted = why
+        self._started.set()
+
     async def wait(self, machine: Machine) -> None:
+        # a host's sequence may begin before every host is connected: no build before that
+        await self._started.wait()
+        if self._unstarted is not None:
+            raise self._unstarted
         if machine.name in self._prebuilt:
             self.emit(Phase(machine.name, Stage.BUILD, "already built"))
             return

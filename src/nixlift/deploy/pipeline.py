@@ -1,10 +1,13 @@
-"""Deploy a network: connect to every host (and lock it) at once, build what is not built, then
+"""Deploy a network: connect to every host (and lock it) at once, build what is not built, and
 run each host's sequence (deploy/host.py) concurrently.
 
 Before any build, every host's SSH connection is opened at once (the reachability check); the
-connections stay up and carry everything after. A host starts copying as soon as its own system
-is built. A host's failure is its own unless the failure policy stops the rollout; a stop or an
-interruption never cuts an activation short.
+connections stay up and carry everything after. A host's sequence begins as soon as it is
+connected and locked (a system built before the run is copied and activated while slower hosts
+are still connecting), or, when a failure may stop the rollout (--fail-fast, --max-failures),
+once every host is. A host starts copying as soon as its own system is built. A host's failure
+is its own unless the failure policy stops the rollout; a stop or an interruption never cuts an
+activation short.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from nixlift.agent.protocol import Agent
 from nixlift.deploy.build import LocalBuilds
@@ -26,6 +30,7 @@ from nixlift.deploy.host import HostSequence, Ready
 from nixlift.deploy.keys import Key
 from nixlift.deploy.lock import HostLock, holder_info
 from nixlift.deploy.options import DeployOptions
+from nixlift.deploy.rollout import Stopped
 from nixlift.errors import NixliftError
 from nixlift.events import Emit, Finished, Notice, Plan
 from nixlift.model import HostResult, Machine, Network
@@ -37,7 +42,7 @@ FAR = 0.2
 log = logging.getLogger("nixlift.deploy")
 
 
-async def _stop(task: asyncio.Task[None] | None) -> None:
+async def _stop(task: asyncio.Future[Any] | None) -> None:
     if task is not None and not task.done():
         task.cancel()
     if task is not None:
@@ -127,18 +132,25 @@ class Deployment:
         machines = self.network.machines
         self.emit(Plan(tuple(m.name for m in machines), self.options.goal))
         async with self.fleet:
+            self._start_build_hosts()
+            connecting = {m.name: asyncio.ensure_future(self._connect(m)) for m in machines}
+            starting = asyncio.ensure_future(self._start_builds(connecting))
             try:
-                self._start_build_hosts()
-                # Independent: the handshakes and nix's GC roots overlap.
-                ready, _ = await asyncio.gather(self._connect_all(), self._register_prebuilt())
-                self.local_builds.start(skip=[n for n, r in ready.items() if r.problem is not None])
+                if self.options.policy.tolerated(len(machines)) is not None:
+                    # a failure may stop the rollout: every host's reachability and lock are
+                    # known before any host's work begins
+                    await starting
                 results: dict[str, HostResult] = {}
-                # morph's network.ordering.tags: each tag's hosts finish before the next begin
+                # morph's network.ordering.tags: each tag's hosts finish before the next begin.
+                # A host's sequence begins once it is connected and locked (its build, if any,
+                # waits for the builds, which start once every host is connected).
                 for wave in waves(machines, self.network.ordering):
                     async with asyncio.TaskGroup() as group:
-                        tasks = [group.create_task(self._host(m, ready[m.name])) for m in wave]
+                        tasks = [group.create_task(self._host(m, connecting[m.name])) for m in wave]
                     results.update((t.result().name, t.result()) for t in tasks)
+                await starting
             finally:
+                await asyncio.gather(*(_stop(t) for t in (starting, *connecting.values())))
                 await asyncio.gather(*(_stop(t) for t in self._early))
                 await self.local_builds.close()
                 await asyncio.gather(*(r.close() for r in self.builds.remote))
@@ -150,9 +162,22 @@ class Deployment:
     def _needs_host(self, m: Machine) -> bool:
         return self.options.goal.copies or m.deployment.build_on_target
 
-    async def _register_prebuilt(self) -> None:
-        if not self.fleet.rollout.stopping:
-            await self.local_builds.register_prebuilt()
+    async def _start_builds(self, connecting: Mapping[str, asyncio.Future[Ready]]) -> None:
+        """The builds start once every host is connected (unreachable and locked hosts are
+        known before anything is built); the GC roots of what is built already overlap the
+        handshakes."""
+        try:
+            if not self.fleet.rollout.stopping:
+                await self.local_builds.register_prebuilt()
+            ready = await asyncio.gather(*connecting.values())
+        except BaseException as e:
+            self.local_builds.not_started(
+                e if isinstance(e, NixliftError) else Stopped("the builds were not started")
+            )
+            raise
+        self.local_builds.start(
+            skip=[n for n, r in zip(connecting, ready, strict=True) if r.problem is not None]
+        )
 
     def _start_build_hosts(self) -> None:
         """Each build host starts at once: connect, send the derivations, build."""
@@ -170,57 +195,52 @@ class Deployment:
             r.start()
         self.builds = AllBuilds(self.local_builds, remote)
 
-    async def _connect_all(self) -> dict[str, Ready]:
-        """Open every host's connection (and take its lock) at once: unreachable and locked
-        hosts are known before anything is built."""
+    async def _connect(self, m: Machine) -> Ready:
+        """Open the host's connection and take its lock (all hosts at once: unreachable and
+        locked hosts are known before anything is built)."""
         rollout = self.fleet.rollout
-
-        async def connect(m: Machine) -> Ready:
-            if not self._needs_host(m):
-                return Ready()
-            start = time.monotonic()
-            try:
-                host = await self.fleet.connect(m)
-            except NixliftError as e:
-                return Ready(problem=e)
-            seconds = round(time.monotonic() - start, 3)
-            agent = Agent(host)
-            if not self.options.goal.copies:
-                return Ready(host, agent, connect_seconds=seconds)
-            # a push takes the same session without the lock: it reads the host's state and
-            # takes the record, but nothing is activated
-            activates = self.options.goal.activates
-            lock = HostLock(
-                agent,
-                holder_info(self.network.deployment_name),
-                self.options.lock_wait,
-                m.out_path,
-                want_keys=activates and bool(self.keys.get(m.name)) and self.options.upload_keys,
-                exclusive=activates,
-            )
-            self._locks.append(lock)
-            early = self._early_copy(m, agent, seconds)
-            try:
-                locked = await rollout.interruptible("locking", lock.acquire)
-            except NixliftError as e:
-                await _stop(early)
-                return Ready(host, agent, problem=e, connect_seconds=seconds)
-            if early is not None and locked.probe.has_system:
-                log.debug("%s already has its system: the early copy is stopped", m.name)
-                await _stop(early)
-                early = None
-            return Ready(
-                host,
-                agent,
-                locked.probe,
-                keys=locked.keys,
-                lock=lock,
-                connect_seconds=seconds,
-                early_copy=early,
-            )
-
-        found = await asyncio.gather(*(connect(m) for m in self.network.machines))
-        return {m.name: r for m, r in zip(self.network.machines, found, strict=True)}
+        if not self._needs_host(m):
+            return Ready()
+        start = time.monotonic()
+        try:
+            host = await self.fleet.connect(m)
+        except NixliftError as e:
+            return Ready(problem=e)
+        seconds = round(time.monotonic() - start, 3)
+        agent = Agent(host)
+        if not self.options.goal.copies:
+            return Ready(host, agent, connect_seconds=seconds)
+        # a push takes the same session without the lock: it reads the host's state and
+        # takes the record, but nothing is activated
+        activates = self.options.goal.activates
+        lock = HostLock(
+            agent,
+            holder_info(self.network.deployment_name),
+            self.options.lock_wait,
+            m.out_path,
+            want_keys=activates and bool(self.keys.get(m.name)) and self.options.upload_keys,
+            exclusive=activates,
+        )
+        self._locks.append(lock)
+        early = self._early_copy(m, agent, seconds)
+        try:
+            locked = await rollout.interruptible("locking", lock.acquire)
+        except NixliftError as e:
+            await _stop(early)
+            return Ready(host, agent, problem=e, connect_seconds=seconds)
+        if early is not None and locked.probe.has_system:
+            log.debug("%s already has its system: the early copy is stopped", m.name)
+            await _stop(early)
+            early = None
+        return Ready(
+            host,
+            agent,
+            locked.probe,
+            keys=locked.keys,
+            lock=lock,
+            connect_seconds=seconds,
+            early_copy=early,
+        )
 
     def _early_copy(self, m: Machine, agent: Agent, seconds: float) -> asyncio.Task[None] | None:
         """Over a slow link (an SSH handshake of FAR seconds or more), a system that is already
@@ -261,7 +281,8 @@ class Deployment:
         self._early.append(task)
         return task
 
-    async def _host(self, m: Machine, ready: Ready) -> HostResult:
+    async def _host(self, m: Machine, connecting: asyncio.Future[Ready]) -> HostResult:
+        ready = await connecting
         result = await HostSequence(
             m,
             self.options,
