@@ -135,6 +135,10 @@ class AgentError(CommandError):
     kind = "agent"
 
 
+class SessionGone(AgentError):
+    """The held call that calls go through had ended before a call was sent through it."""
+
+
 class Outcome(enum.StrEnum):
     """How an activation ended, as the host decided it."""
 
@@ -334,7 +338,7 @@ class Held:
         """A call made through this one (the host's lock): its exit status and output."""
         async with self.turn:
             if not self.usable:
-                raise AgentError(f"the call on {self.host} has ended", host=self.host)
+                raise SessionGone(f"the call on {self.host} has ended", host=self.host)
             out: list[str] = []
             try:
                 async with asyncio.timeout(timeout):
@@ -408,11 +412,15 @@ class Agent:
         request = encode_request(action, fields or {}) + payload
         session = self.session
         if session is not None and session.usable and not fresh_connection:
-            status, out = await session.call(request, timeout=timeout)
-            done = proc.Completed((action,), status, out, "" if status == 0 else out)
-            if status != 0:
-                raise self._failure(done, what, error)
-            return decode_answer(out)
+            try:
+                status, out = await session.call(request, timeout=timeout)
+            except SessionGone:
+                pass  # it ended before this call was sent: a session of its own, then
+            else:
+                done = proc.Completed((action,), status, out, "" if status == 0 else out)
+                if status != 0:
+                    raise self._failure(done, what, error)
+                return decode_answer(out)
         done = await self._run(
             request,
             what=what,
