@@ -31,6 +31,10 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from nixlift_testbed import Sandbox, down, up
+from nixlift_testbed.background import in_thread
+from nixlift_testbed.proxy import DelayProxy
+from nixlift_testbed.proxy import deployment as proxy_deployment
+from nixlift_testbed.render import host_key_alias
 
 T = TypeVar("T")
 
@@ -53,8 +57,17 @@ ENV: dict[str, str] = {
 # Command line
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parse_args(description: str, *, rtt: bool = False) -> argparse.Namespace:
+    """--quick, --reps N; with `rtt`, --rtt MS too (0: none)."""
     parser = argparse.ArgumentParser(description=description)
+    if rtt:
+        parser.add_argument(
+            "--rtt",
+            type=float,
+            default=0.0,
+            metavar="MS",
+            help="every host behind a delay proxy of its own with this round-trip time",
+        )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -283,6 +296,33 @@ def write_network(
     (directory / "network.nix").write_text(_NETWORK_NIX)
     (directory / "toplevel.nix").write_text(_TOPLEVEL_NIX)
     return Network(directory, directory / "network.nix", directory / "toplevel.nix", tuple(hosts))
+
+
+class Proxied:
+    """A sandbox's hosts each behind a delay proxy of their own (nixlift_testbed.proxy), until
+    `close`: the deployment options that reach them, and an ssh config for hand-run commands
+    (the proxies' addresses and ports, the hosts' own known_hosts names, the sandbox's config for
+    the rest)."""
+
+    def __init__(self, lab: Lab, sandbox: Sandbox, rtt: float) -> None:
+        self.scope = lab.enter(ExitStack())
+        self.deployment: dict[str, dict[str, object]] = {}
+        blocks = []
+        for h in sandbox.hosts:
+            proxy = self.scope.enter_context(in_thread(DelayProxy((h.address, h.port), rtt=rtt)))
+            address, port = proxy.address
+            self.deployment[h.name] = proxy_deployment(sandbox, h.name, (address, port))
+            blocks.append(
+                f"Host {h.name}\n  HostName {address}\n  Port {port}\n"
+                f"  HostKeyAlias {host_key_alias(h.address, h.port)}\n"
+            )
+        # values met first win: the sandbox's own config (user, key, known_hosts) comes last
+        blocks.append(f"Host *\n  Include {sandbox.ssh_config}\n")
+        self.ssh_config = sandbox.directory / "proxied_ssh_config"
+        self.ssh_config.write_text("".join(blocks))
+
+    def close(self) -> None:
+        self.scope.close()
 
 
 def host_names(count: int) -> list[str]:
