@@ -425,6 +425,34 @@ def timed(
     return elapsed
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy so far (every process: the deployer, the
+    sandbox hosts' sshd and activations), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Wraps cases to also record the whole machine's busy CPU seconds while each ran."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {}
+
+    def wrap(self, cases: Mapping[str, Callable[[], float]]) -> dict[str, Callable[[], float]]:
+        def measured(name: str, case: Callable[[], float]) -> Callable[[], float]:
+            def run_case() -> float:
+                before = machine_cpu_seconds()
+                wall = case()
+                self.seconds.setdefault(name, []).append(machine_cpu_seconds() - before)
+                return wall
+
+            return run_case
+
+        return {name: measured(name, case) for name, case in cases.items()}
+
+
 def timed_json(
     argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None
 ) -> tuple[float, dict[str, Any]]:

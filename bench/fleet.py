@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 from common import (
     CommandFailed,
+    CpuMeter,
     HostSpec,
     Lab,
     Proxied,
@@ -125,10 +126,13 @@ def body() -> int:
             timed(nixlift("deploy", net))
             timed(nixlift("deploy", net))
             target.hand(lab, systems)
-        noop_cases: dict[str, Callable[[], float]] = {
-            "nixlift deploy": lambda: timed(nixlift("deploy", net)),
-            hand_name: lambda: target.hand(lab, systems),
-        }
+        cpu = CpuMeter()
+        noop_cases = cpu.wrap(
+            {
+                "nixlift deploy": lambda: timed(nixlift("deploy", net)),
+                hand_name: lambda: target.hand(lab, systems),
+            }
+        )
         with stage(f"no-op redeploy: {noop_rounds} interleaved rounds"):
             noop = interleaved(noop_rounds, noop_cases)
         target.close(lab, systems)
@@ -136,6 +140,13 @@ def body() -> int:
     rows = [("first deploy", n, median(t), spread(t), len(t)) for n, t in first.items()]
     rows += [("no-op redeploy", n, median(t), spread(t), len(t)) for n, t in noop.items()]
     print(table(("deploy", "how", "median s", "min-max s", "runs"), rows))
+    print()
+    # Everything here shares this machine's cores: the hosts' sshd and activations too.
+    for name, seconds in cpu.seconds.items():
+        print(
+            f"CPU   no-op redeploy, {name}: the whole machine busy {median(seconds):.2f} "
+            f"CPU-seconds (median; {spread(seconds)})"
+        )
     print()
     for what, times, target_ratio in (
         ("first deploy  ", first, FIRST_TARGET),
