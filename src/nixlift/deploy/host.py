@@ -29,7 +29,7 @@ from nixlift.deploy.fanout import Fleet
 from nixlift.deploy.lock import HostLock
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.rollout import Stopped
-from nixlift.errors import CopyError, NixliftError, SshError
+from nixlift.errors import NixliftError, SshError
 from nixlift.events import Emit, Notice, Output, Phase, Report
 from nixlift.model import Goal, HostResult, HostState, Machine, Stage, Status
 from nixlift.transport.base import Host
@@ -256,7 +256,9 @@ class HostSequence:
             return False
         try:
             await self._step(Stage.COPY, self.machine.out_path, lambda: early)
-        except CopyError as e:
+        except Stopped:
+            raise
+        except NixliftError as e:
             log.debug("%s: the early copy failed (%s); copying again", self.name, e)
             return False
         return True
