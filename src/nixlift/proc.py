@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import shlex
@@ -20,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nixlift.errors import CommandError, MissingProgramError
 
@@ -92,6 +94,24 @@ def _die_with_parent() -> None:
 _PR_SET_PDEATHSIG = 1
 
 
+@functools.cache
+def _setpriv() -> str | None:
+    return shutil.which("setpriv")
+
+
+def _dying_with_parent(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """argv and the spawn options that make the child die with nixlift (see _die_with_parent):
+    through util-linux's `setpriv --pdeathsig TERM` where this machine has it, else a
+    preexec_fn. A preexec_fn makes Python fork the whole nixlift process and run Python code in
+    the child before exec: not safe when threads run (Python's documentation: the child may
+    deadlock), and ~2.5 ms more of the event loop's time per command here (4.0 ms against 1.3
+    ms to start `true`; a deploy starts 5-50 commands)."""
+    setpriv = _setpriv()
+    if setpriv is not None:
+        return [setpriv, "--pdeathsig", "TERM", "--", *argv], {}
+    return argv, {"preexec_fn": _die_with_parent}
+
+
 async def _pump(
     stream: asyncio.StreamReader | None,
     keep: list[str] | deque[str],
@@ -158,8 +178,9 @@ async def run(
     full_env = None if env is None else {**os.environ, **env}
     shown = describe(argv, redact)
     log.debug("run%s: %s", f" [{host}]" if host else "", shown)
+    spawned, dying = _dying_with_parent(argv)
     proc = await asyncio.create_subprocess_exec(
-        *argv,
+        *spawned,
         stdin=subprocess.PIPE
         if stdin is not None or keep_stdin_open or feed is not None
         else subprocess.DEVNULL,
@@ -168,8 +189,8 @@ async def run(
         env=full_env,
         cwd=cwd,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
         limit=LINE_LIMIT,
+        **dying,
     )
     out: list[str] = []
     err: deque[str] = deque(maxlen=2000)
@@ -261,13 +282,14 @@ async def start(argv: Sequence[str]) -> Background:
     argv = [str(a) for a in argv]
     require_program(argv[0])
     log.debug("start: %s", describe(argv))
+    spawned, dying = _dying_with_parent(argv)
     process = await asyncio.create_subprocess_exec(
-        *argv,
+        *spawned,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        **dying,
     )
     return Background(process, tuple(argv))
 

@@ -2,6 +2,8 @@
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -48,3 +50,32 @@ def test_timeout_kills_the_whole_group() -> None:
 def test_missing_program_is_named() -> None:
     with pytest.raises(MissingProgramError, match="'no-such-program-x' was not found on PATH"):
         asyncio.run(proc.run(["no-such-program-x"]))
+
+
+_PARENT = """
+import asyncio, sys
+from nixlift import proc
+if sys.argv[2] == "preexec":
+    proc._setpriv = lambda: None  # as on a machine without util-linux's setpriv
+print("started", flush=True)
+asyncio.run(proc.run(["sleep", sys.argv[1]]))
+"""
+
+
+@pytest.mark.parametrize("how", ["setpriv", "preexec"])
+def test_a_child_dies_with_nixlift_even_when_it_is_killed(how: str) -> None:
+    seconds = str(5000 + os.getpid() % 1000 + (0 if how == "setpriv" else 1000))
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, seconds, how], stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None and parent.stdout.readline() == "started\n"
+    deadline = time.monotonic() + 10
+    while not _running(f"sleep {seconds}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _running(f"sleep {seconds}"), "the child never started"
+    parent.kill()  # SIGKILL: nixlift cleans nothing up
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while _running(f"sleep {seconds}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _running(f"sleep {seconds}") == []
