@@ -27,6 +27,7 @@ from netkit import (
 )
 
 from nixlift.agent.protocol import Agent, Started, script, version
+from nixlift.deploy.lock import HostLock
 from nixlift.model import DeploymentOptions, Machine
 from nixlift.transport.base import Host
 from nixlift.transport.ssh import SshHost
@@ -245,3 +246,46 @@ def _inside(sb: Sandbox, argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         sb.ssh_argv("h1", command), capture_output=True, text=True, timeout=300, check=False
     )
+
+
+def test_an_activation_started_through_the_lock_does_not_hold_the_lock(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """The activation runs detached (its watchdog waits for magic rollback's confirmation); the
+    deployers' lock must go with the deployer's session, not stay open in that process."""
+    sb = sandbox_factory(1)
+    net = write_network(tmp_path, sb, "  h1 = { ... }: { };")
+    done, hosts = deploy_json(net)
+    assert done.returncode == 0, done.stderr
+    system = hosts["h1"]["system"]
+
+    async def work(agent: Agent) -> tuple[bool, str]:
+        lock = HostLock(agent, {"what": "a test"}, 0, system)
+        await lock.acquire()
+        directory = "/run/nixlift/act-heldlock"
+        started = await agent.start(  # through the lock's session
+            directory,
+            system,
+            "test",
+            set_profile=False,
+            auto_rollback=True,
+            magic=True,
+            confirm_timeout=60,
+            activation_timeout=30,
+        )
+        assert started.status == 0
+        await lock.release()
+        # The watchdog still waits for its confirmation (it holds activation.lock, which keeps
+        # a second deployer out until it has decided); the deployers' lock is free.
+        probe = await agent.host.run(
+            ["flock", "-n", "/run/nixlift/lock", "true"], what="trying the lock", check=False
+        )
+        busy = await agent.host.run(
+            ["flock", "-n", "/run/nixlift/activation.lock", "true"], what="trying", check=False
+        )
+        decision = await agent.abort(directory, "the test is over")
+        return probe.returncode == 0 and busy.returncode != 0, decision.outcome.value
+
+    free, outcome = asyncio.run(with_agent(sb, tmp_path, work))
+    assert free
+    assert outcome == "rolled-back"

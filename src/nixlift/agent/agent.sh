@@ -322,7 +322,8 @@ start() {
     systemd-run --quiet --collect --unit "nixlift-activate-${dir##*/}" \
       sh "$self" activate "$@"
   else
-    setsid nohup sh "$self" activate "$@" </dev/null >/dev/null 2>&1 5>&- &
+    # (not holding the deployer's lock, fd 9, when this call came through the lock's session)
+    setsid nohup sh "$self" activate "$@" </dev/null >/dev/null 2>&1 5>&- 8>&- 9>&- &
   fi
   [ -e "$dir/status" ] || wait_line 5 "$((activation_timeout + 15))"
   exec 5>&-
@@ -859,7 +860,7 @@ boot_default() {
 
 # reboot: detached and delayed, so this call returns (and its session closes) before the host goes
 reboot_host() {
-  nohup sh -c 'sleep 1; reboot' >/dev/null 2>&1 </dev/null &
+  nohup sh -c 'sleep 1; reboot' >/dev/null 2>&1 </dev/null 8>&- 9>&- &
   answer '{}'
 }
 
