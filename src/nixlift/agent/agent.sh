@@ -486,7 +486,8 @@ lock() {
         printf '%s\n' "${line#record }" >> "$history"
         answer '{"recorded": true}' ;;
       call)
-        ( dispatch ) 2>&1
+        # (without the lock's fds: nothing the call starts may hold the lock)
+        ( dispatch ) 2>&1 8>&- 9>&-
         printf '@nixlift-end %s\n' "$?" ;;
     esac
   done
