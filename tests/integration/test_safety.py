@@ -124,6 +124,28 @@ def test_deployer_killed_after_activation_host_rolls_back(
     assert len(begun(h1)) == len(activations(h1))
 
 
+def test_a_push_goes_on_while_another_deploy_holds_the_lock(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """A push activates nothing: it reads the host's state and records its history in the same
+    session a deploy uses, without the host's lock."""
+    sb = sandbox_factory(1)
+    _, slow = good_then(
+        sb, tmp_path, 'environment.etc."v".text = "slow"; standin.activation.sleepSeconds = 6;'
+    )
+    first = start("deploy", slow, "--json")
+    wait_for_line(first, "activating: switch")
+    pushed = write_network(tmp_path / "pushed", sb, 'environment.etc."v".text = "pushed";')
+    done, hosts = deploy_json(pushed, "push")
+    assert done.returncode == 0, done.stderr
+    assert (hosts["h1"]["status"], hosts["h1"]["copied"]) == ("ok", True)
+    first.communicate(timeout=60)
+    assert first.returncode == 0
+    shown = nixlift("history", pushed, "--json")
+    records = by_name(json.loads(shown.stdout))["h1"]["records"]
+    assert [r["goal"] for r in records][-2:] == ["push", "switch"]
+
+
 def test_two_deployers_never_activate_at_once(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
