@@ -230,6 +230,8 @@ class Status(enum.StrEnum):
 
 @dataclass(frozen=True)
 class HostResult:
+    """How one host's deploy ended, with what it did (the summary, --json and the history)."""
+
     name: str
     status: Status
     system: str | None = None

@@ -39,6 +39,8 @@ LINE_LIMIT = 256 * 2**20
 
 @dataclass(frozen=True)
 class Completed:
+    """A command that ran to its end: its argv, exit status and output."""
+
     argv: tuple[str, ...]
     returncode: int
     stdout: str

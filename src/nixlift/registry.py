@@ -16,6 +16,8 @@ from nixlift.errors import RegistryError
 
 @dataclass(frozen=True)
 class Entry:
+    """A name given with `nixlift create`: the files (and arguments) it stands for."""
+
     name: str
     files: tuple[str, ...]
     args: tuple[tuple[str, str], ...] = ()

@@ -14,6 +14,8 @@ _ERE_SPECIAL = set(".^$+(){}|\\")
 
 @dataclass(frozen=True)
 class Pattern:
+    """One --on pattern: a name, a glob or @tag."""
+
     text: str
 
     @property
@@ -70,6 +72,8 @@ def split_patterns(values: Iterable[str]) -> tuple[Pattern, ...]:
 
 @dataclass(frozen=True)
 class Selection:
+    """Which machines a command works on (--on, --exclude, --tagged, …)."""
+
     #: None selects every machine
     include: tuple[Pattern, ...] | None = None
     exclude: tuple[Pattern, ...] = ()

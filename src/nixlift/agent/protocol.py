@@ -153,6 +153,8 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Decision:
+    """What the host decided about an activation (see Outcome)."""
+
     outcome: Outcome
     reason: str | None = None
     #: what /run/current-system names after the decision
@@ -170,6 +172,8 @@ class Decision:
 
 @dataclass(frozen=True)
 class Probe:
+    """The host's state as the agent reads it, with what the deploy needs to know of it."""
+
     state: HostState
     #: whether the system we want to deploy is already in the host's store
     has_system: bool
@@ -236,6 +240,8 @@ class Started:
 
 @dataclass(frozen=True)
 class Generation:
+    """One generation of the host's system profile."""
+
     number: int
     link: str
     created: int  # unix time of the profile link
@@ -287,6 +293,8 @@ class ProfileOutcome:
 
 @dataclass(frozen=True)
 class Switched:
+    """How switching the host to another system ended."""
+
     ok: bool
     running: str | None
     log: str

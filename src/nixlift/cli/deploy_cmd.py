@@ -38,6 +38,8 @@ def uploads_keys(inv: Invocation) -> bool:
 
 @dataclass(frozen=True)
 class Evaluated:
+    """The evaluated network with the settings and commit the deploy goes on with."""
+
     network: Network
     settings: NixSettings
     #: the network's git commit, for the hosts' histories (when the goal activates)

@@ -15,6 +15,8 @@ from nixlift.model import Goal
 
 @dataclass(frozen=True)
 class Output:
+    """How much to say, and where: -v, -q, --debug, --json, colours, the progress style."""
+
     verbose: bool = False
     #: -q: no progress, only errors (and the summary when a host failed)
     quiet: bool = False
@@ -82,6 +84,8 @@ class CacheChoice:
 
 @dataclass(frozen=True)
 class Safety:
+    """The safety options given on the command line (each machine's own settings still apply)."""
+
     always_activate: bool = False
     auto_rollback: bool = True
     magic_rollback: bool = True

@@ -45,6 +45,8 @@ def console(output: Output) -> Console:
 
 @dataclass(frozen=True)
 class Screen:
+    """Where a command's events go (the live view or plain lines) and how results are summed up."""
+
     emit: Emit
     live: bool
     output: Output

@@ -21,6 +21,8 @@ from nixlift.selection import Selection
 
 @dataclass(frozen=True)
 class Request:
+    """What to evaluate: the network's source, nix's settings and the selection."""
+
     source: NetworkSource
     settings: NixSettings
     selection: Selection

@@ -33,6 +33,8 @@ class CacheConfig:
 
 @dataclass(frozen=True)
 class Cache:
+    """A deploy's binary cache, ready: where pushes go, the signing key, where hosts fetch."""
+
     store: str
     key_file: Path
     #: what the hosts fetch from

@@ -25,6 +25,8 @@ class HealthCheckError(NixliftError):
 
 @dataclass(frozen=True)
 class CheckResult:
+    """How one health check ended on one host."""
+
     host: str
     kind: str  # "cmd" | "http" | "systemd"
     description: str

@@ -90,6 +90,8 @@ class Known:
 
 @dataclass(frozen=True)
 class Uploaded:
+    """What uploading a host's keys did, path by path."""
+
     written: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()

@@ -19,6 +19,8 @@ def default_build_parallel() -> int:
 
 @dataclass(frozen=True)
 class DeployOptions:
+    """Everything a deploy is told by the command line and the network, for the pipeline."""
+
     goal: Goal = Goal.SWITCH
     settings: NixSettings = field(default_factory=NixSettings)
     #: where GC roots of built systems live while (or after, with --keep-result) deploying

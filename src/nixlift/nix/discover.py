@@ -16,6 +16,8 @@ CANDIDATES = ("flake.nix", "hive.nix", "nixops.nix", "network.nix")
 
 @dataclass(frozen=True)
 class Found:
+    """The network file found where none was named."""
+
     #: the file found
     path: Path
     #: the flake it belongs to, when it is a flake.nix

@@ -102,6 +102,8 @@ def looks_like_flake(argument: str) -> bool:
 
 @dataclass(frozen=True)
 class LockedFlake:
+    """A flake reference resolved for evaluation: what builtins.getFlake reads."""
+
     ref: FlakeRef
     #: what builtins.getFlake reads (locked where nix can lock it)
     url: str

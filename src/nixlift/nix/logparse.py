@@ -39,6 +39,8 @@ SHOWN_LEVEL = 3
 
 @dataclass(frozen=True)
 class Counts:
+    """A progress counter from nix's log: done of expected, in paths, bytes or builds."""
+
     done: int
     expected: int
     unit: str  # "paths" | "bytes" | "builds"

@@ -48,6 +48,8 @@ QEMU_NAMES = {
 
 @dataclass(frozen=True)
 class BuildCapability:
+    """What this machine can build for: its platform, extra platforms, builders, binfmt."""
+
     native: str
     extra_platforms: frozenset[str]
     builder_systems: frozenset[str]
