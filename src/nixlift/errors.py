@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
+#: (pattern, hint) pairs: the hint of the first pattern a failure's text matches
+Hints = Sequence[tuple[re.Pattern[str], str]]
+
+
+def first_hint(hints: Hints, text: str) -> str | None:
+    """The hint of the first pattern in `hints` that `text` matches (None: none does)."""
+    return next((hint for pattern, hint in hints if pattern.search(text)), None)
+
+
+def nix_error_text(stderr: str) -> str:
+    """The part of nix's stderr a person needs: from the first `error:` on."""
+    start = stderr.find("error:")
+    return (stderr[start:] if start >= 0 else stderr).strip()
+
 
 class NixliftError(Exception):
     """Base of every error nixlift reports to a person; never shown with a traceback."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nixlift import proc
-from nixlift.errors import CommandError, EvalError, UsageError
+from nixlift.errors import CommandError, EvalError, UsageError, first_hint, nix_error_text
 from nixlift.model import DeploymentOptions, Machine, Network, Profile, Secret
 from nixlift.nix import argv as nix_argv
 from nixlift.nix import flake as flakes
@@ -107,20 +107,6 @@ _ERROR_HINTS = (
 )
 
 
-def _nix_error_text(stderr: str) -> str:
-    """The part of nix's stderr a person needs: from the first `error:` on."""
-    start = stderr.find("error:")
-    text = stderr[start:] if start >= 0 else stderr
-    return text.strip()
-
-
-def _hint_for(text: str) -> str:
-    for pattern, hint in _ERROR_HINTS:
-        if pattern.search(text):
-            return hint
-    return "run again with --show-trace for the full evaluation trace"
-
-
 async def evaluate(
     source: NetworkSource,
     selection: Selection,
@@ -191,8 +177,11 @@ async def _run(
             error = await flakes.flake_error(source.flake, e.stderr_tail, what)
             if "git add" in error.hint:
                 raise error from None
-        full = _nix_error_text(e.stderr_tail)
-        raise EvalError(f"{what}:\n{full}", hint=_hint_for(full)) from None
+        full = nix_error_text(e.stderr_tail)
+        hint = first_hint(_ERROR_HINTS, full) or (
+            "run again with --show-trace for the full evaluation trace"
+        )
+        raise EvalError(f"{what}:\n{full}", hint=hint) from None
     data: dict[str, Any] = json.loads(done.stdout)
     return data
 

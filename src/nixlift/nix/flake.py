@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nixlift import proc
-from nixlift.errors import CommandError, EvalError
+from nixlift.errors import CommandError, EvalError, first_hint, nix_error_text
 from nixlift.nix.argv import FLAKES, NixSettings
 
 #: what makes an argument a flake reference rather than a file (as nix's own parser reads it)
@@ -183,8 +183,7 @@ _FLAKE_HINTS = (
 async def flake_error(ref: FlakeRef, stderr: str, what: str) -> EvalError:
     """An error about a flake that says what to do; first of all when the flake lives in a git
     repository and the path nix misses is a file git does not track."""
-    start = stderr.find("error:")
-    text = (stderr[start:] if start >= 0 else stderr).strip()
+    text = nix_error_text(stderr)
     untracked = await untracked_files(ref, text)
     if untracked:
         names = " ".join(untracked)
@@ -194,10 +193,8 @@ async def flake_error(ref: FlakeRef, stderr: str, what: str) -> EvalError:
             f"repository sees only the files git tracks\n{text}",
             hint=f"git add {names} (committing is not needed)",
         )
-    for pattern, hint in _FLAKE_HINTS:
-        if pattern.search(text):
-            return EvalError(f"{what}:\n{text}", hint=hint)
-    return EvalError(f"{what}:\n{text}", hint="run again with --show-trace for the whole trace")
+    hint = first_hint(_FLAKE_HINTS, text) or "run again with --show-trace for the whole trace"
+    return EvalError(f"{what}:\n{text}", hint=hint)
 
 
 async def untracked_files(ref: FlakeRef, error_text: str) -> list[str]:

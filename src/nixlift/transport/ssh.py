@@ -22,7 +22,7 @@ from typing import Self
 from urllib.parse import quote, urlencode
 
 from nixlift import proc
-from nixlift.errors import CommandError, CopyError, SshError
+from nixlift.errors import CommandError, CopyError, SshError, first_hint
 from nixlift.events import Emit
 from nixlift.model import Machine, Stage
 from nixlift.nix import argv as nix_argv
@@ -64,10 +64,10 @@ _DIAGNOSES = (
 
 def diagnose(stderr: str) -> str:
     """A hint for an ssh failure, from ssh's own words."""
-    for pattern, hint in _DIAGNOSES:
-        if pattern.search(stderr):
-            return hint
-    return "try `ssh` to the host by hand with the same options to see what is wrong"
+    return (
+        first_hint(_DIAGNOSES, stderr)
+        or "try `ssh` to the host by hand with the same options to see what is wrong"
+    )
 
 
 _COPY_DIAGNOSES = (
@@ -95,11 +95,9 @@ _COPY_DIAGNOSES = (
 
 def copy_hint(tail: str) -> str:
     """A hint for a failed copy, from what ssh or nix said (not a guess)."""
-    for pattern, hint in _COPY_DIAGNOSES:
-        if pattern.search(tail):
-            return hint
-    if any(p.search(tail) for p, _ in _DIAGNOSES):
-        return diagnose(tail)
+    hint = first_hint(_COPY_DIAGNOSES, tail) or first_hint(_DIAGNOSES, tail)
+    if hint is not None:
+        return hint
     if re.search(r"Connection (closed|reset)|Broken pipe|ssh:|kex_", tail):
         return "the connection broke during the copy: check the network, then deploy again"
     return "nix's own message (the log tail) says why; `nix copy --to ssh-ng://HOST PATH` shows it"
@@ -107,7 +105,7 @@ def copy_hint(tail: str) -> str:
 
 def _is_ssh_failure(stderr: str) -> bool:
     return (
-        any(p.search(stderr) for p, _ in _DIAGNOSES)
+        first_hint(_DIAGNOSES, stderr) is not None
         or any(s in stderr for s in ("ssh:", "Connection closed", "kex_", "Connection reset"))
         or not stderr.strip()
     )
