@@ -507,20 +507,15 @@ class Agent:
     def _failure(self, done: proc.Completed, what: str, error: type[CommandError]) -> CommandError:
         name = self.host.name
         if refusal(done.stderr) is not None:
-            return elevation_error(self.host.name, self.host.elevation, done, what)
-        message = what
+            return elevation_error(name, self.host.elevation, done, what)
+        # the agent's own words when it answered with an error, else its exit status
+        failed = f"failed with exit status {done.returncode}"
         with contextlib.suppress(AgentError):
             answer = decode_answer(done.stdout)
             if "error" in answer:
-                return error(
-                    f"{what} on {name} failed: {str(answer['error']).strip()}",
-                    argv=done.argv,
-                    returncode=done.returncode,
-                    stderr_tail=done.stderr_tail(),
-                    host=name,
-                )
+                failed = f"failed: {str(answer['error']).strip()}"
         return error(
-            f"{message} on {name} failed with exit status {done.returncode}",
+            f"{what} on {name} {failed}",
             argv=done.argv,
             returncode=done.returncode,
             stderr_tail=done.stderr_tail(),
