@@ -112,8 +112,6 @@ class HostLock:
                 await self.agent.record(entry)
             return
         line = None if entry is None else "record " + json.dumps(entry, sort_keys=True)
-        if self.agent.session is self._held:
-            self.agent.session = None
         answer = await self._held.last(line)
         if answer is not None and not answer.get("recorded"):
             raise NixliftError(
@@ -122,6 +120,4 @@ class HostLock:
 
     async def release(self) -> None:
         if self._held is not None:
-            if self.agent.session is self._held:
-                self.agent.session = None
-            await self._held.end()
+            await self._held.end()  # (the agent's calls then go on sessions of their own)
