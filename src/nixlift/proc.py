@@ -35,6 +35,8 @@ STDERR_TAIL_LINES = 25
 KILL_GRACE = 3.0
 #: longest line read from a child: nix-instantiate --json prints a whole network as one line
 LINE_LIMIT = 256 * 2**20
+#: see run's `settle`: long enough to read what a child wrote before it exited
+SETTLE = 0.01
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,20 @@ def _dying_with_parent(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
     return argv, {"preexec_fn": _die_with_parent}
 
 
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Also says when the child itself has exited: asyncio's wait() waits for its pipes too,
+    and a process it started may hold them long after (see run's `settle`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=LINE_LIMIT, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 async def _pump(
     stream: asyncio.StreamReader | None,
     keep: list[str] | deque[str],
@@ -163,6 +179,7 @@ async def run(
     redact: Sequence[str] = (),
     binary_stdout: bool = False,
     feed: asyncio.Queue[bytes | None] | None = None,
+    settle: bool = False,
 ) -> Completed:
     """Run argv to completion and return its output (stdout as bytes in `data` with
     `binary_stdout`).
@@ -174,6 +191,12 @@ async def run(
     that goes on: the host's lock takes the deploy's record this way). With `check`, a non-zero
     exit raises `error` (a CommandError subclass) whose message starts with `what` and carries
     the stderr tail; a timeout raises the same type with returncode None.
+
+    With `settle`, a child that exits 0 is done once what it wrote is read (SETTLE seconds at
+    most), even if a process it started still holds its stdout or stderr: an SSH ControlMaster
+    holds a client's until that client's channel is closed, a round trip after nix has killed
+    the client (its `ssh-ng://` copies). A failure still waits for all of it (the error's
+    text may come last).
     """
     argv = [str(a) for a in argv]
     require_program(argv[0])
@@ -181,7 +204,9 @@ async def run(
     shown = describe(argv, redact)
     log.debug("run%s: %s", f" [{host}]" if host else "", shown)
     spawned, dying = _dying_with_parent(argv)
-    proc = await asyncio.create_subprocess_exec(
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.subprocess_exec(
+        lambda: _Protocol(loop),
         *spawned,
         stdin=subprocess.PIPE
         if stdin is not None or keep_stdin_open or feed is not None
@@ -191,9 +216,9 @@ async def run(
         env=full_env,
         cwd=cwd,
         start_new_session=True,
-        limit=LINE_LIMIT,
         **dying,
     )
+    proc = asyncio.subprocess.Process(transport, protocol, loop)
     out: list[str] = []
     err: deque[str] = deque(maxlen=2000)
     data = bytearray()
@@ -220,8 +245,24 @@ async def run(
         if feed is not None and proc.stdin is not None:
             fed = asyncio.ensure_future(feeding(proc.stdin, feed))
         try:
-            reading = read_all(proc.stdout) if binary_stdout else _pump(proc.stdout, out, on_stdout)
-            await asyncio.gather(reading, _pump(proc.stderr, err, on_stderr))
+            reading = asyncio.gather(
+                read_all(proc.stdout) if binary_stdout else _pump(proc.stdout, out, on_stdout),
+                _pump(proc.stderr, err, on_stderr),
+            )
+            if settle:
+                first: set[asyncio.Future[Any]] = {reading, protocol.exited}
+                await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+                if not reading.done() and transport.get_returncode() == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(reading), SETTLE)
+                    if not reading.done():
+                        log.debug("%s: exited; its output is still held open: not read", shown)
+                        reading.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await reading
+                        transport.close()  # (our ends of its pipes)
+                        return 0
+            await reading
             return await proc.wait()
         finally:
             if fed is not None:

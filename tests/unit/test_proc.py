@@ -47,6 +47,36 @@ def test_timeout_kills_the_whole_group() -> None:
     assert _running(f"sleep {seconds}") == [] and _running(f"sleep {seconds + 1}") == []
 
 
+def _held_open(seconds: str, status: int) -> list[str]:
+    """A child that writes, leaves a process holding its stdout and stderr (as an SSH
+    ControlMaster holds a killed client's until its channel closes), and exits."""
+    script = f"echo out; echo err >&2; (sleep {seconds}; echo late >&2) & exit {status}"
+    return ["sh", "-c", script]
+
+
+def test_settle_ends_a_success_once_the_child_exits() -> None:
+    seconds = f"3.{os.getpid() % 1000:03d}"  # a sleep no other test runs
+    try:
+        start = time.monotonic()
+        done = asyncio.run(proc.run(_held_open(seconds, 0), settle=True))
+        assert time.monotonic() - start < 2
+        assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "err\n")
+    finally:
+        for pid in _running(f"sleep {seconds}"):
+            os.kill(int(pid), 9)
+
+
+def test_settle_still_waits_for_a_failures_whole_output() -> None:
+    with pytest.raises(CommandError) as e:
+        asyncio.run(proc.run(_held_open("1", 3), settle=True))
+    assert e.value.returncode == 3 and e.value.stderr_tail == "err\nlate"
+
+
+def test_without_settle_output_held_open_is_read_to_its_end() -> None:
+    done = asyncio.run(proc.run(_held_open("1", 0)))
+    assert done.stderr == "err\nlate\n"
+
+
 def test_missing_program_is_named() -> None:
     with pytest.raises(MissingProgramError, match="'no-such-program-x' was not found on PATH"):
         asyncio.run(proc.run(["no-such-program-x"]))

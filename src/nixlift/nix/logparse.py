@@ -237,6 +237,7 @@ async def run_logged(
         check=False,
         host=host,
         on_stderr=relay(lambda: (host,), phase, log, emit),
+        settle=True,  # (its ssh, killed by nix, is a ControlMaster's client)
     )
     if done.returncode != 0:
         program = argv[0].rsplit("/", 1)[-1]
