@@ -1,6 +1,6 @@
 """`python -m nixlift`."""
 
-from nixlift.cli.main import main
+from nixlift.cli.main import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run())

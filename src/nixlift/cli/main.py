@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 some host failed, 2 bad usage or network file, 130 inte
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import sys
@@ -51,6 +52,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def command(name: str) -> Command:
     module, function = COMMANDS[name]
     return cast(Command, getattr(importlib.import_module(f"nixlift.cli.{module}"), function))
+
+
+def run() -> int:
+    """The `nixlift` program: main, then an exit without the interpreter's last garbage
+    collections, which walk every object left (~20 ms of every command's end here, measured)
+    when all a command opened is closed already."""
+    code = main()
+    gc.freeze()
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
