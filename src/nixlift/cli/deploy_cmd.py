@@ -4,11 +4,13 @@ pipeline, report."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from nixlift.cli.source import Request, evaluate_request, resolve, with_network_
 from nixlift.deploy import history, keys
 from nixlift.deploy.buildhost import spec_for
 from nixlift.deploy.cache import prepare as prepare_cache
+from nixlift.deploy.early import EarlyConnections
 from nixlift.deploy.fanout import Reach
 from nixlift.deploy.options import DeployOptions, default_build_parallel
 from nixlift.deploy.pipeline import Deployment
@@ -29,6 +32,7 @@ from nixlift.errors import UsageError
 from nixlift.model import Goal, Network, Status
 from nixlift.nix import platforms
 from nixlift.nix.argv import NixSettings
+from nixlift.nix.evaluate import Announce
 from nixlift.selection import Selection
 
 
@@ -46,15 +50,17 @@ class Evaluated:
     commit: str | None = None
 
 
-async def evaluate_checked(inv: Invocation, req: Request | None = None) -> Evaluated:
+async def evaluate_checked(
+    inv: Invocation, req: Request | None = None, *, announce: Announce | None = None
+) -> Evaluated:
     """Evaluate (and read the network's git commit meanwhile); refuse machines this machine
-    cannot build before anything else happens."""
+    cannot build before anything else happens. `announce`: see evaluate's."""
     req = req or await resolve(inv.network)
     commit = asyncio.ensure_future(
         history.network_commit(_checkout_files(req)) if inv.goal.activates else _none()
     )
     try:
-        network = await evaluate_request(req, key_texts=uploads_keys(inv))
+        network = await evaluate_request(req, key_texts=uploads_keys(inv), announce=announce)
         settings = with_network_config(req.settings, network)
         # (machines built on a build host are checked against it, once it answers)
         here = replace(
@@ -127,14 +133,31 @@ async def cmd_deploy(inv: Invocation) -> int:
         return await cmd_plan(inv)
     refuse_unanswerable_confirm(inv)
     req = await resolve(inv.network)
-    evaluated = await evaluate_checked(inv, req)
-    network = evaluated.network
-    if not network.allow_apply_all and not req.selection.names_machines:
-        raise UsageError(
-            f"{network.source} sets meta.allowApplyAll = false: a deploy must name its machines",
-            hint="select them with --on NAMES (or @TAG)",
-        )
-    return await run_deployment(inv, evaluated, reach(inv, network.machines))
+    async with early_connections(inv) as early:
+        announce = early.announced if early is not None else None
+        evaluated = await evaluate_checked(inv, req, announce=announce)
+        network = evaluated.network
+        if not network.allow_apply_all and not req.selection.names_machines:
+            raise UsageError(
+                f"{network.source} sets meta.allowApplyAll = false: a deploy must name its "
+                "machines",
+                hint="select them with --on NAMES (or @TAG)",
+            )
+        return await run_deployment(inv, evaluated, reach(inv, network.machines), early=early)
+
+
+@contextlib.asynccontextmanager
+async def early_connections(inv: Invocation) -> AsyncIterator[EarlyConnections | None]:
+    """Hosts' connections opened during the evaluation (deploy/early.py), for a deploy that
+    copies to them at once: not with --confirm (its plan connects on its own, and the
+    question may wait long) nor --ask-sudo-password (tried at login, asked after it)."""
+    if not inv.goal.copies or inv.confirm or inv.ask_sudo_password:
+        yield None
+        return
+    async with EarlyConnections(
+        connect_timeout=inv.fleet.connect_timeout, compress=inv.fleet.compress
+    ) as early:
+        yield early
 
 
 async def cmd_build(inv: Invocation) -> int:
@@ -158,7 +181,13 @@ async def cmd_apply_local(inv: Invocation) -> int:
     return await run_deployment(inv, evaluated, local)
 
 
-async def run_deployment(inv: Invocation, evaluated: Evaluated, how: Reach) -> int:
+async def run_deployment(
+    inv: Invocation,
+    evaluated: Evaluated,
+    how: Reach,
+    *,
+    early: EarlyConnections | None = None,
+) -> int:
     network, settings = evaluated.network, evaluated.settings
     goal = inv.goal
     refuse_other_backends(network)
@@ -216,7 +245,7 @@ async def run_deployment(inv: Invocation, evaluated: Evaluated, how: Reach) -> i
         print(f"{goal.value}: {label} ({count} machine{plural})", file=sys.stderr)
     started_at = rfc3339()
     with screen(inv.output) as shown:
-        deployment = Deployment(network, options, shown.emit, keys=keys_of)
+        deployment = Deployment(network, options, shown.emit, keys=keys_of, early=early)
         try:
             with interrupts(deployment.interrupt):
                 results = await deployment.run()

@@ -14,7 +14,7 @@ from nixlift.errors import UsageError
 from nixlift.model import Network
 from nixlift.nix.argv import NetworkArgs, NixSettings
 from nixlift.nix.discover import Found, discover
-from nixlift.nix.evaluate import NetworkSource, evaluate
+from nixlift.nix.evaluate import Announce, NetworkSource, evaluate
 from nixlift.nix.flake import FlakeRef, looks_like_flake
 from nixlift.selection import Selection
 
@@ -162,12 +162,21 @@ def _only_entry() -> reg.Entry:
 
 
 async def evaluate_request(
-    req: Request, *, machines: str = "full", key_texts: bool = False
+    req: Request,
+    *,
+    machines: str = "full",
+    key_texts: bool = False,
+    announce: Announce | None = None,
 ) -> Network:
     """Evaluate, and say on stderr which flake output was read and what the network declares
     that nixlift does not act on."""
     network = await evaluate(
-        req.source, req.selection, req.settings, machines=machines, key_texts=key_texts
+        req.source,
+        req.selection,
+        req.settings,
+        machines=machines,
+        key_texts=key_texts,
+        announce=announce,
     )
     if network.output is not None:
         print(f"nixlift: reading {network.source}", file=sys.stderr)

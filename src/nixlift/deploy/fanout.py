@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
+from nixlift.deploy.early import EarlyConnections
 from nixlift.deploy.rollout import FailurePolicy, Rollout, Stopped
 from nixlift.errors import NixliftError, UsageError
 from nixlift.events import Emit, Phase, discard
@@ -67,11 +69,17 @@ class Fleet:
         policy: FailurePolicy | None = None,
         emit: Emit = discard,
         make_host: HostMaker | None = None,
+        early: EarlyConnections | None = None,
     ) -> None:
         self.machines = tuple(machines)
         self.reach = reach
         self.emit = emit
         self._make_host = make_host
+        #: connections opened while the network was evaluated (taken over where they fit)
+        self._early = early
+        self._opening: dict[str, asyncio.Task[float]] = {}
+        #: how long each host's connection took to open (its SSH handshake)
+        self.connect_seconds: dict[str, float] = {}
         self.rollout = Rollout(policy or FailurePolicy(), len(self.machines))
         self._slots = asyncio.Semaphore(parallel) if parallel > 0 else None
         self._hosts: dict[str, Host] = {}
@@ -117,6 +125,8 @@ class Fleet:
             )
         elif d.target_host is None:
             raise local_only(machine)
+        elif (taken := self._take_early(machine)) is not None:
+            host, self._opening[machine.name] = taken
         else:
             assert self._control is not None, "a Fleet is used inside `async with`"
             host = SshHost.for_machine(
@@ -135,9 +145,26 @@ class Fleet:
         if host in self._opened:
             return host
         self.emit(Phase(machine.name, Stage.CONNECT, host.destination))
-        await self.rollout.interruptible("connecting", host.open)
+        opening = self._opening.pop(machine.name, None)
+        if opening is None:
+            start = time.monotonic()
+            await self.rollout.interruptible("connecting", host.open)
+            seconds = time.monotonic() - start
+        else:
+            seconds = await self.rollout.interruptible("connecting", lambda: opening)
+        self.connect_seconds[machine.name] = round(seconds, 3)
         self._opened.append(host)
         return host
+
+    def _take_early(self, machine: Machine) -> tuple[Host, asyncio.Task[float]] | None:
+        if self._early is None:
+            return None
+        return self._early.take(
+            machine,
+            password=self.reach.password is not None,
+            compress=self.reach.compress,
+            connect_timeout=self.reach.connect_timeout,
+        )
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ from nixlift.deploy.build import LocalBuilds
 from nixlift.deploy.buildhost import AllBuilds, BuildHostSpec, RemoteBuilds, spec_for
 from nixlift.deploy.cache import Pusher
 from nixlift.deploy.copy import copy_once
+from nixlift.deploy.early import EarlyConnections
 from nixlift.deploy.fanout import Fleet, HostMaker
 from nixlift.deploy.host import HostSequence, Ready
 from nixlift.deploy.keys import Key
@@ -75,6 +75,7 @@ class Deployment:
         keys: Mapping[str, Sequence[Key]] | None = None,
         make_host: HostMaker | None = None,
         builds: LocalBuilds | None = None,
+        early: EarlyConnections | None = None,
     ) -> None:
         self.network = network
         self.options = options
@@ -88,6 +89,7 @@ class Deployment:
             policy=options.policy,
             emit=emit,
             make_host=make_host,
+            early=early,
         )
         #: machines built on a build host, by build host
         self._build_hosts: dict[BuildHostSpec, list[Machine]] = {}
@@ -201,12 +203,11 @@ class Deployment:
         rollout = self.fleet.rollout
         if not self._needs_host(m):
             return Ready()
-        start = time.monotonic()
         try:
             host = await self.fleet.connect(m)
         except NixliftError as e:
             return Ready(problem=e)
-        seconds = round(time.monotonic() - start, 3)
+        seconds = self.fleet.connect_seconds.get(m.name, 0.0)
         agent = Agent(host)
         if not self.options.goal.copies:
             return Ready(host, agent, connect_seconds=seconds)

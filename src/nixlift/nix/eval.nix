@@ -19,6 +19,8 @@
 #   machines = "full" | "deployment" | "none";  what to say of each selected machine
 #   keyTexts = true | false;                    also the text of deployment.keys.* (deploy,
 #                                               upload-keys; never for eval or info)
+#   announce = false | true;                 first say each selected machine's deployment
+#                                            options on stderr (see below)
 # }
 { __nixliftRequest, ... }@callArgs:
 let
@@ -473,6 +475,14 @@ in
 if req.probe or false then probe else
 # only the names (shell completion): no machine, option or nixpkgs is evaluated
 if req.namesOnly or false then { inherit names; } else
+# With `announce`, the selected machines' deployment options (no key material) come first, as
+# one `trace: {"nixliftHosts": …}` line on stderr, before any system is evaluated: the deployer
+# opens its SSH connections while the rest of the evaluation goes on.
+(if req.announce or false
+ then builtins.trace (builtins.toJSON {
+   nixliftHosts = map (name: { inherit name; deployment = publicDeployment (net.deployment name); }) selected;
+ })
+ else (x: x))
 {
   network = {
     inherit (net) description nixConfig machinesFile allowApplyAll ordering notices;

@@ -4,7 +4,9 @@ call."""
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,15 @@ from nixlift.nix import flake as flakes
 from nixlift.nix.argv import NetworkArgs, NixSettings
 from nixlift.nix.flake import FlakeRef, LockedFlake
 from nixlift.selection import Selection
+
+log = logging.getLogger("nixlift.evaluate")
+
+#: told each selected machine's name and deployment options as soon as the evaluation has them,
+#: before any system is evaluated (see evaluate's `announce`)
+Announce = Callable[[str, DeploymentOptions], None]
+
+#: how eval.nix's announcement starts on nix-instantiate's stderr (builtins.trace)
+_ANNOUNCED = 'trace: {"nixliftHosts":'
 
 
 @dataclass(frozen=True)
@@ -114,10 +125,14 @@ async def evaluate(
     *,
     machines: str = "full",
     key_texts: bool = False,
+    announce: Announce | None = None,
 ) -> Network:
     """Evaluate the network. `machines`: "full" instantiates each selected machine's toplevel,
     "deployment" reads only its deployment options, "none" only the network's names. With
-    `key_texts`, the machines also carry their deployment.keys texts (to upload them)."""
+    `key_texts`, the machines also carry their deployment.keys texts (to upload them).
+    `announce` is told each selected machine's deployment options while the systems are still
+    being evaluated (a deploy connects meanwhile); what it is told is checked again, with
+    everything else, in the Network returned."""
     locked = await _locked(source, settings)
     request = {
         **_source_request(source, locked),
@@ -125,10 +140,31 @@ async def evaluate(
         "machines": machines,
         "keyTexts": key_texts,
         "sshOptions": list(source.ssh_options),
+        "announce": announce is not None,
         **selection.to_request(),
     }
-    data = await _run(request, source, settings)
+    data = await _run(request, source, settings, announce)
     return parse(data, source, selection, locked)
+
+
+def _announcement(announce: Announce) -> proc.LineSink:
+    """What reads nix-instantiate's stderr for the announcement (nothing else on it matters
+    until it fails)."""
+
+    def sink(line: str) -> None:
+        if not line.startswith(_ANNOUNCED):
+            return
+        try:
+            hosts = json.loads(line.removeprefix("trace: "))["nixliftHosts"]
+            told = [(str(h["name"]), DeploymentOptions.from_json(h["deployment"])) for h in hosts]
+        except (ValueError, KeyError, TypeError) as e:
+            # the Network returned says what is wrong, if anything is
+            log.debug("the evaluation's announcement is not usable: %s", e)
+            return
+        for name, deployment in told:
+            announce(name, deployment)
+
+    return sink
 
 
 async def flake_outputs(ref: FlakeRef, settings: NixSettings) -> list[str]:
@@ -165,12 +201,19 @@ def _source_request(source: NetworkSource, locked: LockedFlake | None) -> dict[s
 
 
 async def _run(
-    request: dict[str, Any], source: NetworkSource, settings: NixSettings
+    request: dict[str, Any],
+    source: NetworkSource,
+    settings: NixSettings,
+    announce: Announce | None = None,
 ) -> dict[str, Any]:
     argv = nix_argv.evaluate(request, source.args, settings, flakes=source.flake is not None)
+    sink = _announcement(announce) if announce is not None else None
     try:
-        done = await proc.run(argv, what="evaluating the network")
+        done = await proc.run(argv, what="evaluating the network", on_stderr=sink)
     except CommandError as e:
+        e.stderr_tail = "\n".join(
+            line for line in e.stderr_tail.splitlines() if not line.startswith(_ANNOUNCED)
+        )
         # keep nix's whole error: it names the file, line and option
         what = f"evaluating {source.label} failed"
         if source.flake is not None:

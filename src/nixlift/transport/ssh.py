@@ -330,19 +330,24 @@ class SshHost:
         assert socket is not None
         master = await proc.start(self.target.master_argv())
         deadline = time.monotonic() + self.target.connect_timeout + 20
-        while not socket.exists():
-            if not master.running or time.monotonic() > deadline:
-                await master.stop()
-                stderr = await master.stderr()
-                raise SshError(
-                    f"cannot reach {self.name} ({self.destination}) over SSH",
-                    argv=master.argv,
-                    returncode=master.process.returncode,
-                    stderr_tail="\n".join(stderr.strip().splitlines()[-15:]),
-                    hint=diagnose(stderr) if stderr.strip() else "it did not answer in time",
-                    host=self.name,
-                )
-            await asyncio.sleep(_MASTER_POLL)
+        try:
+            while not socket.exists():
+                if not master.running or time.monotonic() > deadline:
+                    await master.stop()
+                    stderr = await master.stderr()
+                    raise SshError(
+                        f"cannot reach {self.name} ({self.destination}) over SSH",
+                        argv=master.argv,
+                        returncode=master.process.returncode,
+                        stderr_tail="\n".join(stderr.strip().splitlines()[-15:]),
+                        hint=diagnose(stderr) if stderr.strip() else "it did not answer in time",
+                        host=self.name,
+                    )
+                await asyncio.sleep(_MASTER_POLL)
+        except asyncio.CancelledError:
+            # (a connection given up halfway: an interrupted deploy, an evaluation that failed)
+            await asyncio.shield(master.stop())
+            raise
         self._master = master
         if self.elevation.password is None:
             return
