@@ -35,8 +35,9 @@ STDERR_TAIL_LINES = 25
 KILL_GRACE = 3.0
 #: longest line read from a child: nix-instantiate --json prints a whole network as one line
 LINE_LIMIT = 256 * 2**20
-#: see run's `settle`: long enough to read what a child wrote before it exited
-SETTLE = 0.01
+#: see run's `settle`: what a child wrote before it exited is in its pipes, read in the loop's
+#: next turn (as it polls the pipes before it runs timers); this is a margin, not a wait
+SETTLE = 0.002
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from fakehost import NEW, OLD, FakeHost, Script
 from test_host_sequence import Built, deploy, machine
 from test_live import Clock, play, scrollback, terminal
 
-from nixlift.cli.deploy_cmd import Evaluated
+from nixlift.cli.evaluated import Evaluated
 from nixlift.cli.options import Invocation, from_namespace
 from nixlift.cli.parser import build_parser
 from nixlift.cli.plan_cmd import plan_json

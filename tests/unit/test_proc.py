@@ -66,6 +66,22 @@ def test_settle_ends_a_success_once_the_child_exits() -> None:
             os.kill(int(pid), 9)
 
 
+def test_settle_reads_all_a_child_wrote_just_before_it_exited() -> None:
+    # the end of nix's JSON log, as much as a pipe holds, written at once just before it exits
+    seconds = f"3.{os.getpid() % 1000 + 500:03d}"
+    lines = [f"@nix line {i} of the log" for i in range(2000)]
+    script = (
+        f"(sleep {seconds}) & exec python3 -c 'import os, sys\n"
+        f"os.write(2, sys.argv[1].encode() + bytes([10]))\nos._exit(0)' '{chr(10).join(lines)}'"
+    )
+    try:
+        done = asyncio.run(proc.run(["sh", "-c", script], settle=True))
+        assert done.stderr.splitlines() == lines
+    finally:
+        for pid in _running(f"sleep {seconds}"):
+            os.kill(int(pid), 9)
+
+
 def test_settle_still_waits_for_a_failures_whole_output() -> None:
     with pytest.raises(CommandError) as e:
         asyncio.run(proc.run(_held_open("1", 3), settle=True))

@@ -9,23 +9,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from nixlift.agent.protocol import Agent
 from nixlift.deploy.build import BUILD_HINT, LocalBuilds, realise_there
+from nixlift.deploy.buildspec import BuildHostSpec
 from nixlift.deploy.copy import copy
-from nixlift.errors import BuildError, CopyError, PlatformError, UsageError
+from nixlift.errors import BuildError, CopyError, PlatformError
 from nixlift.events import Emit, Notice, Output
 from nixlift.model import Machine, Stage
 from nixlift.nix import argv as nix_argv
 from nixlift.nix import platforms
 from nixlift.nix.logparse import run_logged
 from nixlift.transport.elevate import Elevation
-from nixlift.transport.ssh import SshHost, SshTarget
+from nixlift.transport.ssh import SshHost
 
 log = logging.getLogger("nixlift.buildhost")
 
@@ -37,44 +36,6 @@ for f in /proc/sys/fs/binfmt_misc/*; do
 done
 exit 0
 """
-
-
-@dataclass(frozen=True)
-class BuildHostSpec:
-    """Where some machines are built: `[user@]host`, reached with these ssh options."""
-
-    destination: str
-    options: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return self.destination.rpartition("@")[2]
-
-    def target(self, connect_timeout: int) -> SshTarget:
-        user, _, host = self.destination.rpartition("@")
-        if not host or any(c.isspace() for c in self.destination):
-            raise UsageError(
-                f"build host {self.destination!r} is not [USER@]HOST",
-                hint="give its address or ssh alias; a port goes into your ssh config "
-                "or NIX_SSHOPTS (-p PORT)",
-            )
-        return SshTarget(
-            name=f"build host {host}",
-            host=host,
-            user=user or None,
-            options=self.options,
-            connect_timeout=connect_timeout,
-        )
-
-
-def spec_for(machine: Machine, given: str | None) -> BuildHostSpec | None:
-    """--build-host for every machine, else its deployment.buildHost; reached with NIX_SSHOPTS
-    (as nixos-rebuild does) and the machine's own sshOptions."""
-    destination = given or machine.deployment.build_host
-    if destination is None:
-        return None
-    options = tuple(shlex.split(os.environ.get("NIX_SSHOPTS", ""))) + machine.deployment.ssh_options
-    return BuildHostSpec(destination, options)
 
 
 class RemoteBuilds:

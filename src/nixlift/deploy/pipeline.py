@@ -21,7 +21,8 @@ from typing import Any
 
 from nixlift.agent.protocol import Agent
 from nixlift.deploy.build import LocalBuilds
-from nixlift.deploy.buildhost import AllBuilds, BuildHostSpec, RemoteBuilds, spec_for
+from nixlift.deploy.buildhost import AllBuilds, RemoteBuilds
+from nixlift.deploy.buildspec import BuildHostSpec, spec_for
 from nixlift.deploy.cache import Pusher
 from nixlift.deploy.copy import copy_once
 from nixlift.deploy.early import EarlyConnections

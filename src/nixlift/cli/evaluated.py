@@ -1,0 +1,68 @@
+"""The evaluation a deploy, a build, a plan and apply-local begin with: the network evaluated,
+its machines checked buildable here, the network's git commit read meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from nixlift.cli.options import Invocation
+from nixlift.cli.source import Request, evaluate_request, resolve, with_network_config
+from nixlift.deploy import history
+from nixlift.deploy.buildspec import spec_for
+from nixlift.model import Goal, Network
+from nixlift.nix import platforms
+from nixlift.nix.argv import NixSettings
+from nixlift.nix.evaluate import Announce
+
+
+def uploads_keys(inv: Invocation) -> bool:
+    return inv.upload_keys and inv.goal.activates and inv.goal is not Goal.DRY_ACTIVATE
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """The evaluated network with the settings and commit the deploy goes on with."""
+
+    network: Network
+    settings: NixSettings
+    #: the network's git commit, for the hosts' histories (when the goal activates)
+    commit: str | None = None
+
+
+async def evaluate_checked(
+    inv: Invocation, req: Request | None = None, *, announce: Announce | None = None
+) -> Evaluated:
+    """Evaluate (and read the network's git commit meanwhile); refuse machines this machine
+    cannot build before anything else happens. `announce`: see evaluate's."""
+    req = req or await resolve(inv.network)
+    commit = asyncio.ensure_future(
+        history.network_commit(_checkout_files(req)) if inv.goal.activates else _none()
+    )
+    try:
+        network = await evaluate_request(req, key_texts=uploads_keys(inv), announce=announce)
+        settings = with_network_config(req.settings, network)
+        # (machines built on a build host are checked against it, once it answers)
+        here = replace(
+            network,
+            machines=tuple(m for m in network.machines if spec_for(m, inv.build_host) is None),
+        )
+        if here.machines and not platforms.all_native(here, settings):
+            platforms.check(await platforms.probe(settings), here.machines)
+    except BaseException:
+        commit.cancel()
+        raise
+    return Evaluated(network, settings, await commit)
+
+
+async def _none() -> None:
+    return None
+
+
+def _checkout_files(req: Request) -> tuple[Path, ...]:
+    """The files whose git commit the hosts' histories name: the network files, or a local
+    flake's flake.nix."""
+    flake = req.source.flake
+    local = flake.local_dir() if flake is not None else None
+    return req.source.files or ((local / "flake.nix",) if local is not None else ())
