@@ -121,6 +121,8 @@ def test_with_confirm_or_a_sudo_password_nothing_connects_early(
 ) -> None:
     sandbox = sandbox_factory(1)
     net = write_network(tmp_path, sandbox, BROKEN)
-    done = nixlift("--debug", "deploy", net, "--confirm", "--yes")
-    assert done.returncode == 2, done.stderr
-    assert "connecting while the network is evaluated" not in done.stderr
+    for flags in (["--confirm", "--yes"], ["--ask-sudo-password"]):
+        done = nixlift("--debug", "deploy", net, *flags)
+        assert done.returncode == 2, done.stderr
+        assert "this system does not evaluate" in done.stderr
+        assert "connecting while the network is evaluated" not in done.stderr
