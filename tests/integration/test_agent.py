@@ -171,6 +171,32 @@ def test_what_is_not_a_nixos_system_is_refused_before_the_profile_is_touched(
     assert profile_system(h1) is None and current_system(h1) is None
 
 
+def test_the_probe_says_which_systems_the_host_has(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    done, _ = deploy_json(write_network(tmp_path, sb, "  h1 = { ... }: { };"))
+    assert done.returncode == 0, done.stderr
+    h1 = sb.host("h1")
+    running = current_system(h1)
+    assert running is not None
+    # in the host's store, valid, neither running nor in the profile: nix-store says so
+    closure = subprocess.run(
+        ["nix-store", "-qR", running], capture_output=True, text=True, check=True
+    ).stdout.split()
+    other = next(p for p in closure if p != running and h1.path(p).exists())
+    # there, but never registered (a copy cut off before nix registered it)
+    unregistered = "/nix/store/" + "0" * 32 + "-half-copied"
+    h1.path(unregistered).mkdir()
+
+    async def work(agent: Agent) -> dict[str, bool]:
+        paths = [running, other, unregistered, "/nix/store/" + "1" * 32 + "-absent"]
+        return {p: (await agent.probe(p)).has_system for p in paths}
+
+    found = asyncio.run(with_agent(sb, tmp_path, work))
+    assert list(found.values()) == [True, True, False, False], found
+
+
 def test_a_rollback_without_current_system_activates_the_previous_generation(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:

@@ -115,18 +115,23 @@ wraps() {
 
 probe() {
   take system
+  current=$(readlink /run/current-system 2>/dev/null)
+  in_profile=$(readlink -e "$profile" 2>/dev/null)
   valid=0
-  if [ -n "$system" ] && nix-store --check-validity "$system" 2>/dev/null; then valid=1; fi
+  # What the host runs or its profile names is a GC root, so valid, and a path that is not there
+  # is not: neither needs a nix-store (~13 ms of CPU, on every host of a fleet)
+  if [ -z "$system" ]; then :
+  elif [ "$system" = "$current" ] || [ "$system" = "$in_profile" ]; then valid=1
+  elif [ -e "$system" ] && nix-store --check-validity "$system" 2>/dev/null; then valid=1
+  fi
   systemd=0
   systemd_runs && systemd=1
   daemon=0
   command -v nix-daemon >/dev/null 2>&1 && daemon=1
   boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
-  current=$(readlink /run/current-system 2>/dev/null)
   if [ "$valid" = 1 ] && wraps "$system" "$current"; then current=$system; fi
   printf '{"current": %s, "profile": %s, "boot_id": %s, "valid": %s, "systemd": %s, "daemon": %s}' \
-    "$(path_or_null "$current")" \
-    "$(path_or_null "$(readlink -e "$profile" 2>/dev/null)")" \
+    "$(path_or_null "$current")" "$(path_or_null "$in_profile")" \
     "$(path_or_null "$boot_id")" "$(bool "$valid")" "$(bool "$systemd")" "$(bool "$daemon")"
 }
 
