@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import logging
 import os
@@ -92,8 +91,16 @@ def _die_with_parent() -> None:
     """In the child, before exec: be sent SIGTERM when nixlift dies, even by SIGKILL. Children
     run in their own session (so a terminal's Ctrl-C reaches only nixlift, which decides), and
     without this an ssh left behind would keep a host's lock and sessions alive."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@functools.cache
+def _libc() -> Any:
+    # (loaded in the parent, before any fork: only where there is no setpriv, so that most
+    # commands never import ctypes)
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -114,6 +121,7 @@ def _dying_with_parent(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
     setpriv = _setpriv()
     if setpriv is not None:
         return [setpriv, "--pdeathsig", "TERM", "--", *argv], {}
+    _libc()
     return argv, {"preexec_fn": _die_with_parent}
 
 
