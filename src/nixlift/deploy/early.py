@@ -18,14 +18,13 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from nixlift.model import DeploymentOptions, Machine
-from nixlift.transport.ssh import SshHost
+from nixlift.transport.ssh import SshHost, new_control_directory
 
 log = logging.getLogger("nixlift.deploy")
 
@@ -42,7 +41,7 @@ class EarlyConnections:
 
     async def __aenter__(self) -> Self:
         # (the Fleet's own sockets go elsewhere; these live as long as the deploy)
-        self._directory = Path(tempfile.mkdtemp(prefix="nl-", dir="/tmp"))
+        self._directory = new_control_directory()
         return self
 
     async def __aexit__(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from nixlift.model import Machine, Stage
 from nixlift.transport.base import Host
 from nixlift.transport.elevate import Password
 from nixlift.transport.local import LocalHost
-from nixlift.transport.ssh import SshHost
+from nixlift.transport.ssh import SshHost, new_control_directory
 
 T = TypeVar("T")
 
@@ -87,8 +86,7 @@ class Fleet:
         self._control: Path | None = None
 
     async def __aenter__(self) -> Self:
-        # A short private directory for control sockets (socket paths are limited to ~100 bytes)
-        self._control = Path(tempfile.mkdtemp(prefix="nl-", dir="/tmp"))
+        self._control = new_control_directory()
         return self
 
     async def __aexit__(

@@ -500,10 +500,16 @@ class SshHost:
         return self.target.interactive_argv(command)
 
 
+def new_control_directory() -> Path:
+    """A short private directory for control sockets (socket paths are limited to ~100 bytes);
+    whoever makes it removes it."""
+    return Path(tempfile.mkdtemp(prefix="nl-", dir="/tmp"))
+
+
 @contextlib.asynccontextmanager
 async def control_directory() -> AsyncIterator[Path]:
-    """A short private directory for control sockets (socket paths are limited to ~100 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="nl-", dir="/tmp"))
+    """A control directory (new_control_directory) for as long as the context lasts."""
+    path = new_control_directory()
     try:
         yield path
     finally:
