@@ -11,47 +11,18 @@ import tempfile
 from pathlib import Path
 
 from nixlift.cli import cache_cmd
-from nixlift.cli.evaluated import Evaluated, uploads_keys
+from nixlift.cli.evaluated import Evaluated
 from nixlift.cli.options import Invocation
 from nixlift.cli.output import document, print_json, result_json, rfc3339
+from nixlift.cli.preflight import declared_keys, refuse_other_backends
 from nixlift.cli.screen import interrupts, screen
-from nixlift.deploy import keys
 from nixlift.deploy.cache import prepare as prepare_cache
 from nixlift.deploy.early import EarlyConnections
 from nixlift.deploy.fanout import Reach
 from nixlift.deploy.options import DeployOptions, default_build_parallel
 from nixlift.deploy.pipeline import Deployment
 from nixlift.deploy.rollout import FailurePolicy
-from nixlift.errors import UsageError
-from nixlift.model import Goal, Network, Status
-
-
-def refuse_other_backends(network: Network) -> None:
-    """NixOps' targetEnv other than "none" would create machines: nixlift deploys to existing
-    ones only, and says so before anything starts."""
-    for m in network.machines:
-        if m.deployment.target_env != "none":
-            raise UsageError(
-                f"machine '{m.name}' has deployment.targetEnv = {m.deployment.target_env!r}: "
-                "nixlift does not create machines",
-                host=m.name,
-                hint='deploy to the machine once it exists: deployment.targetEnv = "none" '
-                "and its address in deployment.targetHost",
-            )
-
-
-def declared_keys(inv: Invocation, network: Network) -> dict[str, list[keys.Key]]:
-    """Every machine's keys and secrets, checked before any host is touched."""
-    base = network.files[0].resolve().parent if network.files else Path.cwd()
-    found = {m.name: keys.declared(m, base) for m in network.machines}
-    count = sum(len(k) for k in found.values())
-    if count and not inv.upload_keys and inv.goal.activates:
-        print(
-            f"nixlift: --no-keys: {count} key{'s' if count != 1 else ''} and secrets declared "
-            "by the selected machines are not uploaded",
-            file=sys.stderr,
-        )
-    return found if uploads_keys(inv) else {}
+from nixlift.model import Goal, Status
 
 
 async def run_deployment(
@@ -98,7 +69,7 @@ async def run_deployment(
         build_host=inv.build_host,
     )
     if inv.confirm:
-        # (imported here: plan_cmd builds on this module)
+        # (imported here: only --confirm plans before it deploys)
         from nixlift.cli.plan_cmd import confirmed
 
         try:

@@ -15,10 +15,10 @@ from shutil import rmtree
 from typing import Any, TextIO
 
 from nixlift.cli.access import reach
-from nixlift.cli.deploying import declared_keys, refuse_other_backends
 from nixlift.cli.evaluated import Evaluated, evaluate_checked
 from nixlift.cli.options import Invocation, Output
 from nixlift.cli.output import document, plan_error, print_json
+from nixlift.cli.preflight import declared_keys, refuse_other_backends
 from nixlift.cli.screen import interrupts
 from nixlift.deploy.fanout import Reach
 from nixlift.deploy.options import DeployOptions, default_build_parallel
