@@ -34,6 +34,10 @@ class Progress:
     done: int
     expected: int
     unit: str  # "paths" | "bytes" | "builds"
+    #: a copy counted in paths: the NAR bytes of the paths it has sent, and of all it will send
+    #: (known only when the host lacks the whole closure); None when not known
+    bytes_done: int | None = None
+    bytes_expected: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,19 @@
-from nixlift.nix.logparse import Counts, NixLog
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nixlift.errors import CopyError
+from nixlift.events import Event, Progress
+from nixlift.model import Stage
+from nixlift.nix import closure, logparse
+from nixlift.nix.argv import NixSettings
+from nixlift.nix.logparse import Counts, NixLog, relay, run_logged
 
 COPY = [
     '@nix {"action":"start","id":1,"level":3,"text":"copying 2 paths","type":103}',
@@ -62,3 +77,171 @@ def test_the_end_of_each_derivations_build_is_reported() -> None:
     ]:
         log.feed(line)
     assert ended == ["/nix/store/b.drv", "/nix/store/a.drv"]
+
+
+# --- a copy's bytes ------------------------------------------------------------------------------
+# What nix 2.8 wrote on stderr copying a system's closure into an empty store and into one that
+# had three of its five paths (`nix copy --to /tmp/somestore --log-format internal-json PATH`),
+# and those paths' NAR sizes (`nix path-info --json --recursive PATH`).
+
+LOGS = Path(__file__).parent / "nixlogs"
+WHOLE = (LOGS / "copy-whole-closure.stderr").read_text().splitlines()
+TWO_OF_FIVE = (LOGS / "copy-two-of-five.stderr").read_text().splitlines()
+SIZES = {
+    "/nix/store/01lb8d6scjcqj306pz8v2arpplaj1g00-nixos-system-h19-24.05.standin": 5064,
+    "/nix/store/9qwxwj6k6kfpszp8yrk9rf8rhdniwv3r-etc": 1960,
+    "/nix/store/bvw04ix2glzzvw7ba2hj3rbvfan4i1z7-etc-hostname": 120,
+    "/nix/store/jkbajbylz526hslqn5n34zj8s5zqy2bw-etc-n": 120,
+    "/nix/store/sglra2cn68ixzkcql841q39b74sqj6vd-system-path": 96,
+}
+
+
+def counted(log: NixLog, lines: list[str]) -> list[Counts]:
+    return [c for c in (log.feed(line)[1] for line in lines) if c is not None and c.expected]
+
+
+def test_a_copy_of_a_whole_closure_counts_bytes_of_a_known_total() -> None:
+    log = NixLog()
+    log.know_sizes(SIZES)
+    counts = counted(log, WHOLE)
+    total = sum(SIZES.values())
+    assert counts[0] == Counts(0, 5, "paths", 0, total)
+    # each path counted when its activity stops: etc-hostname, etc-n, etc, system-path, system
+    assert [c.bytes_done for c in counts[1:]] == [120, 240, 2200, 2296, 7360]
+    assert counts[-1] == Counts(5, 5, "paths", total, total)
+    assert log.bytes_sent == total
+
+
+def test_a_copy_of_part_of_a_closure_counts_bytes_of_no_total() -> None:
+    # "copying 2 paths": nix does not say which two; the closure has five
+    log = NixLog()
+    log.know_sizes(SIZES)
+    counts = counted(log, TWO_OF_FIVE)
+    assert counts == [
+        Counts(0, 2, "paths", 0, None),
+        Counts(1, 2, "paths", 96, None),
+        Counts(2, 2, "paths", 96 + 5064, None),
+    ]
+
+
+def test_sizes_known_late_count_the_paths_sent_before() -> None:
+    log = NixLog()
+    lines = iter(WHOLE)
+    before = [log.feed(line)[1] for line in itertools.islice(lines, 15)]  # three paths sent
+    assert [c for c in before if c is not None][-1] == Counts(3, 5, "paths")  # no bytes yet
+    log.know_sizes(SIZES)
+    assert log.bytes_sent == 2200
+    assert counted(log, list(lines))[-1] == Counts(5, 5, "paths", 7360, 7360)
+
+
+def test_without_sizes_or_with_a_path_of_unknown_size_bytes_are_not_counted() -> None:
+    log = NixLog()
+    assert counted(log, WHOLE)[-1] == Counts(5, 5, "paths")
+    partial = NixLog()
+    partial.know_sizes({p: s for p, s in SIZES.items() if not p.endswith("-etc-n")})
+    counts = counted(partial, WHOLE)
+    assert [c.bytes_done for c in counts] == [0, 120, None, None, None, None]
+
+
+def test_a_copy_relays_one_progress_per_path_with_its_bytes() -> None:
+    events: list[Event] = []
+    log = NixLog()
+    log.know_sizes(SIZES)
+    sink = relay(lambda: ("h1",), Stage.COPY, log, events.append)
+    for line in TWO_OF_FIVE:
+        sink(line)
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert progress == [
+        Progress("h1", Stage.COPY, 0, 2, "paths", 0, None),
+        Progress("h1", Stage.COPY, 1, 2, "paths", 96, None),
+        Progress("h1", Stage.COPY, 2, 2, "paths", 5160, None),
+    ]
+
+
+def fake_nix(log: str, *, before: float = 0, after: float = 0) -> list[str]:
+    """A command that writes what nix wrote on stderr, `before` and `after` seconds of its
+    own (run_logged's --log-format becomes its unused arguments)."""
+    return ["sh", "-c", f"sleep {before}; cat {LOGS / log} >&2; sleep {after}", "sh"]
+
+
+SYSTEM = "/nix/store/01lb8d6scjcqj306pz8v2arpplaj1g00-nixos-system-h19-24.05.standin"
+
+
+def copy_progress(argv: list[str], log: NixLog | None = None) -> list[Progress]:
+    """The Progress events of a copy run as nixlift runs it, bytes read of SYSTEM's closure."""
+    events: list[Event] = []
+    asyncio.run(
+        run_logged(
+            argv,
+            host="h1",
+            phase=Stage.COPY,
+            emit=events.append,
+            error=CopyError,
+            what="copying",
+            hint="",
+            log=log,
+            sizes_of=[SYSTEM],
+        )
+    )
+    return [e for e in events if isinstance(e, Progress)]
+
+
+def sizes_after(seconds: float) -> Callable[..., Coroutine[Any, Any, dict[str, int]]]:
+    async def nar_sizes(paths: Sequence[str], settings: object) -> dict[str, int]:
+        assert list(paths) == [SYSTEM]
+        await asyncio.sleep(seconds)
+        return SIZES
+
+    return nar_sizes
+
+
+def test_sizes_read_alongside_a_copy_count_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logparse, "nar_sizes", sizes_after(0))
+    log = NixLog()
+    progress = copy_progress(fake_nix("copy-two-of-five.stderr", before=0.1), log)
+    assert log.bytes_sent == 5160
+    assert progress == [
+        Progress("h1", Stage.COPY, 0, 2, "paths", 0, None),
+        Progress("h1", Stage.COPY, 1, 2, "paths", 96, None),
+        Progress("h1", Stage.COPY, 2, 2, "paths", 5160, None),
+    ]
+
+
+def test_the_last_count_waits_for_sizes_read_while_nix_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # every path sent before the sizes are known: the last count says them, no count more
+    monkeypatch.setattr(logparse, "nar_sizes", sizes_after(0.2))
+    progress = copy_progress(fake_nix("copy-two-of-five.stderr", after=0.6))
+    assert progress == [
+        Progress("h1", Stage.COPY, 0, 2, "paths"),
+        Progress("h1", Stage.COPY, 1, 2, "paths"),
+        Progress("h1", Stage.COPY, 2, 2, "paths", 5160, None),
+    ]
+
+
+def test_sizes_not_read_when_nix_ends_are_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "nixlift.nix")
+    monkeypatch.setattr(logparse, "nar_sizes", sizes_after(30))
+    start = time.monotonic()
+    progress = copy_progress(fake_nix("copy-two-of-five.stderr"))
+    assert time.monotonic() - start < 5
+    assert progress[-1] == Progress("h1", Stage.COPY, 2, 2, "paths")  # said, without bytes
+    assert "the copy ended before the NAR sizes of its paths were read" in caplog.text
+
+
+def test_sizes_that_cannot_be_read_leave_a_copy_counting_paths(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NIX_CONFIG", "substituters =")  # (or nix asks cache.nixos.org)
+    caplog.set_level(logging.DEBUG, "nixlift.nix")
+
+    async def nar_sizes(paths: Sequence[str], settings: NixSettings) -> dict[str, int]:
+        return await closure.nar_sizes(["/nix/store/" + "0" * 32 + "-not-here"], settings)
+
+    monkeypatch.setattr(logparse, "nar_sizes", nar_sizes)
+    progress = copy_progress(fake_nix("copy-two-of-five.stderr", after=0.3))
+    assert [(p.done, p.bytes_done) for p in progress] == [(0, None), (1, None), (2, None)]
+    assert "NAR sizes of the paths to copy were not read" in caplog.text

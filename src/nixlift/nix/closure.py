@@ -145,6 +145,16 @@ def closure_of(root: str, infos: Mapping[str, PathInfo]) -> dict[str, int]:
     return seen
 
 
+async def nar_sizes(paths: Sequence[str], settings: NixSettings) -> dict[str, int]:
+    """The NAR size of every path in the closures of store paths here: one nix call."""
+    done = await proc.run(
+        argv.path_info(list(dict.fromkeys(paths)), settings),
+        what="reading the NAR sizes of the paths to copy",
+        error=CommandError,
+    )
+    return {path: info.nar_size for path, info in parse_path_info(done.stdout).items()}
+
+
 async def local_closures(paths: Sequence[str], settings: NixSettings) -> dict[str, dict[str, int]]:
     """The closures of built store paths here, each with its NAR sizes: one nix call for all."""
     wanted = list(dict.fromkeys(paths))

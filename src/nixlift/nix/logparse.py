@@ -6,17 +6,23 @@ line, progress counters) or carry a message. Lines without the prefix are passed
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nixlift import proc
-from nixlift.errors import CommandError
-from nixlift.events import Emit, Output, Progress
+from nixlift.errors import CommandError, NixliftError
+from nixlift.events import Emit, Event, Output, Progress
 from nixlift.model import Stage
+from nixlift.nix.argv import NixSettings
+from nixlift.nix.closure import nar_sizes
 from nixlift.nix.drvgraph import Owners
+
+logger = logging.getLogger("nixlift.nix")
 
 PREFIX = "@nix "
 # nix colours its messages even in JSON; a tail shown later or written to a file wants text
@@ -44,6 +50,10 @@ class Counts:
     done: int
     expected: int
     unit: str  # "paths" | "bytes" | "builds"
+    #: of a copy counted in paths: the NAR bytes of the paths sent so far, and of all it will
+    #: send; None when not known (see NixLog.know_sizes)
+    bytes_done: int | None = None
+    bytes_expected: int | None = None
 
 
 class NixLog:
@@ -63,10 +73,44 @@ class NixLog:
         self.activity: int | None = None
         self.build_started: str | None = None
         self.build_stopped: str | None = None
+        #: a copy's bytes (nix 2.8 names each path it sends, not its size): the NAR sizes of
+        #: what it may send once known, the path of each path's activity, the paths sent
+        self._sizes: Mapping[str, int] | None = None
+        self._closure_bytes = 0
+        self._copying: dict[int, str] = {}
+        self._sent: list[str] = []
+        #: the NAR bytes of the paths sent; None while (or where) a size is not known
+        self.bytes_sent: int | None = None
 
     @property
     def tail(self) -> str:
         return "\n".join(self.lines)
+
+    def know_sizes(self, sizes: Mapping[str, int]) -> None:
+        """The NAR size of each path in the closure a copy sends (this machine's store):
+        from now on its paths' counters have bytes too, of the paths sent already as well."""
+        self._sizes = sizes
+        self._closure_bytes = sum(sizes.values())
+        self.bytes_sent = 0
+        for path in self._sent:
+            self._add_bytes(path)
+        if self.paths is not None:
+            self.paths = self._copy_counts(self.paths.done, self.paths.expected)
+
+    def _add_bytes(self, path: str) -> None:
+        size = self._sizes.get(path) if self._sizes is not None else None
+        # a path of unknown size makes the sum unknown, not smaller
+        if size is None or self.bytes_sent is None:
+            self.bytes_sent = None
+        else:
+            self.bytes_sent += size
+
+    def _copy_counts(self, done: int, expected: int) -> Counts:
+        total = None
+        if self._sizes is not None and expected == len(self._sizes):
+            # nix says how many paths the host lacks, not which: all of the closure's, here
+            total = self._closure_bytes
+        return Counts(done, expected, "paths", self.bytes_sent, total)
 
     def bytes(self) -> Counts | None:
         if not self._bytes:
@@ -104,13 +148,15 @@ class NixLog:
                 # nix-copy-closure says how many ("copying 12 paths") but reports no progress
                 words = text.split()
                 expected = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
-                self.paths = Counts(0, expected, "paths")
+                self.paths = self._copy_counts(0, expected)
                 self.lines.append(text)
                 return text, self.paths
+            fields = event.get("fields")
             if kind == ACT_COPY_PATH:
+                if isinstance(fields, list) and fields:
+                    self._copying[int(event["id"])] = str(fields[0])  # [path, from, to]
                 # one line per path would bury everything else in the tail
                 return None, None
-            fields = event.get("fields")
             if kind == ACT_BUILD and isinstance(fields, list) and fields:
                 self._building[int(event["id"])] = self.build_started = str(fields[0])
             if text and int(event.get("level", 0)) <= SHOWN_LEVEL:
@@ -123,9 +169,14 @@ class NixLog:
             drv = self.build_stopped = self._building.pop(ident, None)
             if drv is not None and self.on_build_end is not None:
                 self.on_build_end(drv)
-            if stopped == ACT_COPY_PATH and self.paths is not None:
-                self.paths = Counts(self.paths.done + 1, self.paths.expected, "paths")
-                return None, self.paths
+            if stopped == ACT_COPY_PATH:
+                # (nix stops a path's activity when it has sent it, or when the copy failed)
+                sent = self._copying.pop(ident, "")
+                self._sent.append(sent)
+                self._add_bytes(sent)
+                if self.paths is not None:
+                    self.paths = self._copy_counts(self.paths.done + 1, self.paths.expected)
+                    return None, self.paths
             return None, None
         if action == "result":
             return self._result(event)
@@ -144,7 +195,7 @@ class NixLog:
         if kind == RES_PROGRESS and len(fields) >= 2:
             done, expected = int(fields[0]), int(fields[1])
             if activity == ACT_COPY_PATHS:
-                self.paths = Counts(done, expected, "paths")
+                self.paths = self._copy_counts(done, expected)
                 return None, self.paths
             if activity == ACT_BUILDS:
                 self.builds = Counts(done, expected, "builds")
@@ -168,7 +219,17 @@ def relay(
                 for part in text.splitlines():
                     emit(Output(host, part))
             if counts is not None and counts.expected > 0:
-                emit(Progress(host, phase, counts.done, counts.expected, counts.unit))
+                emit(
+                    Progress(
+                        host,
+                        phase,
+                        counts.done,
+                        counts.expected,
+                        counts.unit,
+                        counts.bytes_done,
+                        counts.bytes_expected,
+                    )
+                )
 
     return sink
 
@@ -216,6 +277,64 @@ def attributed_relay(
     return sink
 
 
+class _Sizes:
+    """A copy's NAR sizes, read here while it runs (nix 2.8 names each path it sends, not its
+    size), for its counters to have bytes. The count of its last path waits for them while
+    they are read (until nix ends at most): its last line then says its bytes, and no line
+    more is said."""
+
+    def __init__(self, log: NixLog, emit: Emit) -> None:
+        self.log = log
+        self.emit = emit
+        self.held: list[Progress] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, paths: Sequence[str]) -> None:
+        self.task = asyncio.create_task(self._read(paths))
+
+    async def _read(self, paths: Sequence[str]) -> None:
+        try:
+            self.log.know_sizes(await nar_sizes(paths, NixSettings()))
+        except asyncio.CancelledError:
+            logger.debug(
+                "the copy ended before the NAR sizes of its paths were read: paths counted only"
+            )
+            raise
+        except (NixliftError, ValueError, KeyError, TypeError) as e:
+            logger.debug(
+                "the NAR sizes of the paths to copy were not read (%s): paths counted only", e
+            )
+        finally:
+            self._release()
+
+    def emitting(self, event: Event) -> None:
+        reading = self.task is not None and not self.task.done()
+        if (
+            reading
+            and isinstance(event, Progress)
+            and event.unit == "paths"
+            and event.done >= event.expected
+            and event.bytes_done is None
+        ):
+            self.held.append(event)
+        else:
+            self.emit(event)
+
+    def _release(self) -> None:
+        now = self.log.paths
+        for event in self.held:
+            if now is not None and (now.done, now.expected) == (event.done, event.expected):
+                event = replace(event, bytes_done=now.bytes_done, bytes_expected=now.bytes_expected)
+            self.emit(event)
+        self.held.clear()
+
+    async def stop(self) -> None:
+        """Not waited for: stopped if nix ended first."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            await asyncio.wait([self.task])
+
+
 async def run_logged(
     argv: Sequence[str],
     *,
@@ -226,19 +345,34 @@ async def run_logged(
     what: str,
     hint: str | Callable[[str], str],
     env: Mapping[str, str] | None = None,
+    log: NixLog | None = None,
+    sizes_of: Sequence[str] | None = None,
 ) -> proc.Completed:
     """Run a nix command with --log-format internal-json: its progress and lines become events,
     and a failure raises `error` with the last lines a person can read (not the JSON); `hint`
-    may be a function of those lines, so that it matches what went wrong."""
-    log = NixLog()
-    done = await proc.run(
-        [*argv, "--log-format", "internal-json"],
-        env=env,
-        check=False,
-        host=host,
-        on_stderr=relay(lambda: (host,), phase, log, emit),
-        settle=True,  # (its ssh, killed by nix, is a ControlMaster's client)
-    )
+    may be a function of those lines, so that it matches what went wrong.
+
+    `log` reads nix's lines (the caller's, to read its counters after). With `sizes_of`, the
+    paths a copy sends, it counts bytes too: their closure's NAR sizes are read alongside it
+    (its first moments are round trips to the host); if they are not read, or not before it
+    ends, it counts paths only, and the copy goes on either way."""
+    log = log if log is not None else NixLog()
+    sizes = _Sizes(log, emit)
+    if sizes_of is not None:
+        # made before nix is started, it first runs once nix has been spawned (asyncio starts
+        # a process before its first wait): never a moment of nix's own time
+        sizes.start(sizes_of)
+    try:
+        done = await proc.run(
+            [*argv, "--log-format", "internal-json"],
+            env=env,
+            check=False,
+            host=host,
+            on_stderr=relay(lambda: (host,), phase, log, sizes.emitting),
+            settle=True,  # (its ssh, killed by nix, is a ControlMaster's client)
+        )
+    finally:
+        await sizes.stop()
     if done.returncode != 0:
         program = argv[0].rsplit("/", 1)[-1]
         tail = "\n".join(list(log.lines)[-25:])

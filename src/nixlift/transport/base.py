@@ -83,10 +83,11 @@ class Host(Protocol):
         emit: Emit,
         legacy: bool = False,
         remote_store: str | None = None,
-    ) -> None:
+    ) -> int | None:
         """Copy the closures of store paths into the host's store (nothing for this machine):
         through its nix-daemon, or with `legacy` through nix-store --serve; `remote_store`
-        names another store there (a daemon socket) to copy into."""
+        names another store there (a daemon socket) to copy into. Returns the NAR bytes of
+        the paths it sent, or None when not known."""
         ...
 
     def nix_sshopts(self) -> str | None:

@@ -103,7 +103,7 @@ class LocalHost:
         emit: Emit,
         legacy: bool = False,
         remote_store: str | None = None,
-    ) -> None:
+    ) -> int | None:
         return None  # built into this machine's own store
 
     def nix_sshopts(self) -> None:

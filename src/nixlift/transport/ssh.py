@@ -23,10 +23,10 @@ from urllib.parse import quote, urlencode
 
 from nixlift import proc
 from nixlift.errors import CommandError, CopyError, SshError, first_hint
-from nixlift.events import Emit
+from nixlift.events import Emit, discard
 from nixlift.model import Machine, Stage
 from nixlift.nix import argv as nix_argv
-from nixlift.nix.logparse import run_logged
+from nixlift.nix.logparse import NixLog, run_logged
 from nixlift.transport.elevate import Elevation, Password, elevation_error
 
 #: seconds between looks for the master connection's socket while it logs in
@@ -465,8 +465,9 @@ class SshHost:
         emit: Emit,
         legacy: bool = False,
         remote_store: str | None = None,
-    ) -> None:
+    ) -> int | None:
         url = self.store_url(legacy=legacy, remote_store=remote_store)
+        log = NixLog()
         await run_logged(
             nix_argv.copy_to(url, paths, use_substitutes=use_substitutes),
             env={"NIX_SSHOPTS": self.nix_sshopts()},
@@ -476,7 +477,11 @@ class SshHost:
             error=CopyError,
             what=f"copying to {self.name}",
             hint=copy_hint,
+            log=log,
+            # (a copy nobody is shown, of derivations to build there, is not measured)
+            sizes_of=None if emit is discard else paths,
         )
+        return log.bytes_sent
 
     def nix_sshopts(self) -> str:
         return self.target.nix_sshopts()
