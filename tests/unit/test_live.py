@@ -95,6 +95,25 @@ def test_format_progress(done: int, expected: int, unit: str, text: str) -> None
 
 
 @pytest.mark.parametrize(
+    ("done", "expected", "bytes_done", "bytes_expected", "text"),
+    [
+        # the bytes sent, of a total not known: the share is of paths
+        (171, 206, 12_897_485, None, "171/206 paths (83%), 12.3 MiB"),
+        (0, 206, 0, None, "0/206 paths (0%), 0 B"),
+        # of a known total (the host lacked the whole closure): the share is of bytes
+        (171, 206, 12_897_485, 15_728_640, "171/206 paths, 12.3/15.0 MiB (82%)"),
+        (206, 206, 15_728_640, 15_728_640, "206/206 paths, 15.0/15.0 MiB (100%)"),
+        # bytes not known: paths only
+        (171, 206, None, None, "171/206 paths (83%)"),
+    ],
+)
+def test_format_progress_of_a_copy_with_its_bytes(
+    done: int, expected: int, bytes_done: int | None, bytes_expected: int | None, text: str
+) -> None:
+    assert format_progress(done, expected, "paths", bytes_done, bytes_expected) == text
+
+
+@pytest.mark.parametrize(
     ("n", "text"),
     [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (3_250_000, "3.1 MiB"), (2**40, "1.0 TiB")],
 )
@@ -292,6 +311,22 @@ def test_progress_belongs_to_its_phase() -> None:
         live(Phase("a", Stage.ACTIVATE, "switch"))
         live.refresh()
     assert row(visible(play(buf.getvalue())), "a").split()[1:3] == ["activate", "switch"]
+
+
+def test_a_copy_row_shows_its_paths_and_the_bytes_sent() -> None:
+    console, buf = terminal()
+    live = LiveRenderer(console, auto_refresh=False, clock=Clock())
+
+    def now() -> str:
+        live.refresh()
+        return row(visible(play(buf.getvalue())), "a").split("  aaaaaaaa…")[0]
+
+    with live:
+        live(Phase("a", Stage.COPY, SYSTEM))
+        live(Progress("a", Stage.COPY, 171, 206, "paths", 12_897_485))
+        assert now().endswith("copy       171/206 paths (83%), 12.3 MiB")
+        live(Progress("a", Stage.COPY, 172, 206, "paths", 13_000_000, 15_728_640))
+        assert now().endswith("copy       172/206 paths, 12.4/15.0 MiB (82%)")
 
 
 def test_hosts_without_a_plan_get_rows_as_they_come_and_a_plan_orders_them() -> None:

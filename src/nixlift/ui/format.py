@@ -91,9 +91,22 @@ def format_bytes(n: int) -> str:
     return f"{_scaled(n, scale)} {_BYTE_UNITS[scale]}"
 
 
-def format_progress(done: int, expected: int, unit: str) -> str:
+def format_progress(
+    done: int,
+    expected: int,
+    unit: str,
+    bytes_done: int | None = None,
+    bytes_expected: int | None = None,
+) -> str:
     """`120/200 paths (60%)`, `3.1/20.0 MiB (15%)` (both numbers in the larger one's unit),
-    `3/8 builds`; `expected` ≤ 0 means unknown: `120 paths`, `3.1 MiB`."""
+    `3/8 builds`; `expected` ≤ 0 means unknown: `120 paths`, `3.1 MiB`. Paths with the bytes
+    sent: `120/200 paths (60%), 12.3 MiB`; and with the bytes to send, the share is of bytes:
+    `120/200 paths, 12.3/20.0 MiB (61%)`."""
+    if unit == "paths" and bytes_done is not None:
+        if bytes_expected:
+            paths = f"{done}/{expected} paths" if expected > 0 else f"{done} paths"
+            return f"{paths}, {format_progress(bytes_done, bytes_expected, 'bytes')}"
+        return f"{format_progress(done, expected, unit)}, {format_bytes(bytes_done)}"
     if expected <= 0:
         return format_bytes(done) if unit == "bytes" else f"{done} {unit}"
     share = "" if unit == "builds" else f" ({min(100, done * 100 // expected)}%)"

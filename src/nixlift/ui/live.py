@@ -382,7 +382,9 @@ class LiveRenderer:
         doing = Text()
         p = h.progress.get(h.phase)
         if p is not None:
-            doing.append(format_progress(p.done, p.expected, p.unit), "bold")
+            doing.append(
+                format_progress(p.done, p.expected, p.unit, p.bytes_done, p.bytes_expected), "bold"
+            )
         if h.detail:
             doing.append("  " if doing else "")
             doing.append(shorten_store_paths(h.detail))

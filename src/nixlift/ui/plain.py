@@ -37,10 +37,9 @@ class PlainRenderer:
         elif isinstance(event, Progress):
             # Only the end of a count: a line per path would flood a log.
             if self.verbose or (event.done == event.expected and event.expected > 0):
-                self._line(
-                    event.host,
-                    f"{event.phase}: {format_progress(event.done, event.expected, event.unit)}",
-                )
+                e = event
+                text = format_progress(e.done, e.expected, e.unit, e.bytes_done, e.bytes_expected)
+                self._line(event.host, f"{event.phase}: {text}")
         elif isinstance(event, Output):
             # a build several hosts share: one line naming them all, not one per host
             if self.verbose and (not event.shared or event.host == event.shared[0]):
