@@ -250,6 +250,8 @@ class HostResult:
     keys_unchanged: tuple[str, ...] = ()
     #: how many tries the copy took (more than one: its connection was cut and it went on)
     copy_tries: int = 0
+    #: the NAR bytes of the paths the copy sent (its last try's), when known
+    copied_bytes: int | None = None
     #: with --cache: "fetched" (from the cache), or why the host was copied to instead
     cache: str | None = None
     #: with a build host: "directly from HOST" or "through here"

@@ -75,6 +75,8 @@ def test_a_copy_cut_midway_is_retried_over_a_new_connection_and_keeps_what_arriv
     h1 = hosts["h1"]
     assert (h1["status"], h1["system"], h1["copied"]) == ("ok", system, True)
     assert h1["copy_tries"] == 2, h1
+    # the bytes its last try sent: the second path and the rest, not the first, which had landed
+    assert SECOND < h1["copied_bytes"] < SECOND + FIRST // 2, h1
     assert "the copy's connection was cut; trying again over a new connection" in done.stderr
     assert current_system(host) == system
     # The cut took the lock's connection too (the host freed the lock): retaken before the

@@ -77,6 +77,8 @@ class Script:
     connect_seconds: float = 0
     #: how many copies fail (each with an error that is not a cut connection)
     copy_fails: int = 0
+    #: the NAR bytes a copy says it sent
+    copy_bytes: int | None = None
     #: who holds the host's lock now (a deploy under way)
     holder: dict[str, Any] | None = None
     #: what the host knows of its keys (the agent's keys_known)
@@ -210,11 +212,12 @@ class FakeHost:
         emit: Emit,
         legacy: bool = False,
         remote_store: str | None = None,
-    ) -> None:
+    ) -> int | None:
         self.calls.append(("copy", list(paths)))
         if self.script.copy_fails > 0:
             self.script.copy_fails -= 1
             raise CopyError(f"copying to {self.name} failed", host=self.name)
+        return self.script.copy_bytes
 
     def nix_sshopts(self) -> str:
         return ""

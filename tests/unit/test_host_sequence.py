@@ -425,6 +425,18 @@ def test_over_a_slow_link_the_copy_starts_alongside_the_lock(
     assert host.actions() == ["copy", "lock", "copy", "start", "confirm (new login)", "record"]
 
 
+@pytest.mark.parametrize("slow_link", [False, True])
+def test_the_result_says_the_bytes_its_copy_sent(
+    slow_link: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if slow_link:
+        monkeypatch.setattr(pipeline, "FAR", 0.0)  # the copy starts alongside the lock
+    result, _, _ = deploy(Goal.SWITCH, Script(copy_bytes=12_897_485))
+    assert (result.copied, result.copy_tries, result.copied_bytes) == (True, 1, 12_897_485)
+    result, _, _ = deploy(Goal.SWITCH, Script(has_system=True, copy_bytes=1))
+    assert (result.copied, result.copied_bytes) == (False, None)
+
+
 def test_a_host_goes_on_once_connected_unless_a_failure_would_stop_the_rollout() -> None:
     def finished(**options: Any) -> dict[str, float]:
         """When each host's result came, in seconds since the deploy began."""

@@ -47,6 +47,7 @@ def test_every_json_command_has_a_valid_schema() -> None:
     "result",
     [
         HostResult("ok", Status.OK, system="/nix/store/abc-nixos-system", copied=True),
+        HostResult("sized", Status.OK, copied=True, copy_tries=2, copied_bytes=12_897_485),
         HostResult(
             "bad",
             Status.ROLLED_BACK,

@@ -139,6 +139,7 @@ def result_json(r: HostResult) -> dict[str, Any]:
         "reboot_required": r.status is Status.REBOOT_REQUIRED,
         "keys": {"written": list(r.keys_written), "unchanged": list(r.keys_unchanged)},
         "copy_tries": r.copy_tries,
+        "copied_bytes": r.copied_bytes,
         "cache": r.cache,
         "copied_from": r.copied_from,
         # dry-activate: the host's own words for what it would do (null for other goals)

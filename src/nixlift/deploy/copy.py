@@ -9,6 +9,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 from nixlift.agent.protocol import Agent
 from nixlift.errors import CopyError, SshError
@@ -44,6 +45,16 @@ def was_cut(error: CopyError) -> bool:
     return bool(_CUT.search(f"{error.message}\n{error.stderr_tail}"))
 
 
+@dataclass(frozen=True)
+class Copied:
+    """How a copy went: its tries, and the NAR bytes of the paths its last try sent (None when
+    not known). A try that was cut is not counted: nix ends the activity of the path it was
+    cut in as if that path were sent, and which paths had landed is not known."""
+
+    tries: int
+    bytes_sent: int | None = None
+
+
 async def copy(
     agent: Agent,
     paths: Sequence[str],
@@ -52,16 +63,18 @@ async def copy(
     emit: Emit,
     daemon: bool = True,
     connect_timeout: int = 10,
-) -> int:
+) -> Copied:
     """Copy; a copy whose connection was cut is tried again over a new connection (what
-    arrived stays: nix registers each path as it lands). Returns how many tries it took."""
+    arrived stays: nix registers each path as it lands)."""
     host = agent.host
     if host.is_local:
-        return 0
+        return Copied(0)
     for attempt in range(1, TRIES + 1):
         try:
-            await copy_once(agent, paths, use_substitutes=use_substitutes, emit=emit, daemon=daemon)
-            return attempt
+            sent = await copy_once(
+                agent, paths, use_substitutes=use_substitutes, emit=emit, daemon=daemon
+            )
+            return Copied(attempt, sent)
         except CopyError as e:
             if attempt == TRIES or not was_cut(e):
                 if attempt > 1:
@@ -82,8 +95,8 @@ async def copy(
 
 async def copy_once(
     agent: Agent, paths: Sequence[str], *, use_substitutes: bool, emit: Emit, daemon: bool
-) -> None:
-    """One try of the copy."""
+) -> int | None:
+    """One try of the copy; the NAR bytes it sent, or None when not known."""
     host = agent.host
     if not daemon:
         log.debug(
@@ -91,7 +104,8 @@ async def copy_once(
             "trip per path)",
             host.name,
         )
-        await host.copy_to(paths, use_substitutes=use_substitutes, emit=emit, legacy=True)
-        return
+        return await host.copy_to(paths, use_substitutes=use_substitutes, emit=emit, legacy=True)
     async with served_store(agent) as store:
-        await host.copy_to(paths, use_substitutes=use_substitutes, emit=emit, remote_store=store)
+        return await host.copy_to(
+            paths, use_substitutes=use_substitutes, emit=emit, remote_store=store
+        )

@@ -24,7 +24,7 @@ from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.build import build_on_target
 from nixlift.deploy.buildhost import RemoteBuilds
 from nixlift.deploy.cache import Pusher
-from nixlift.deploy.copy import copy
+from nixlift.deploy.copy import Copied, copy
 from nixlift.deploy.fanout import Fleet
 from nixlift.deploy.lock import HostLock
 from nixlift.deploy.options import DeployOptions
@@ -66,7 +66,7 @@ class Ready:
     lock: HostLock | None = None
     connect_seconds: float | None = None
     #: over a slow link, the copy started alongside the lock's call (see pipeline.early_copy)
-    early_copy: asyncio.Task[None] | None = None
+    early_copy: asyncio.Task[int | None] | None = None
 
 
 class RolledBackError(NixliftError):
@@ -137,6 +137,7 @@ class HostSequence:
             self.durations.append((Stage.CONNECT, ready.connect_seconds))
         self.copied = False
         self.copy_tries = 0
+        self.copied_bytes: int | None = None
         #: with a build host: whether its system came "directly from" it or "through here"
         self.copied_from: str | None = None
         self.activated = False
@@ -176,6 +177,7 @@ class HostSequence:
             keys_written=self.uploaded.written,
             keys_unchanged=self.uploaded.unchanged,
             copy_tries=self.copy_tries,
+            copied_bytes=self.copied_bytes,
             cache=self.cache,
             copied_from=self.copied_from,
             dry_activate=self.dry_activate,
@@ -213,10 +215,10 @@ class HostSequence:
                     ),
                     slot=True,
                 )
-            elif self.cache != "fetched" and await self._early_copy_done():
-                self.copy_tries = 1
+            elif self.cache != "fetched" and (early := await self._early_copy()) is not None:
+                self.copy_tries, self.copied_bytes = early.tries, early.bytes_sent
             elif self.cache != "fetched":
-                self.copy_tries = await self._step(
+                copied = await self._step(
                     Stage.COPY,
                     m.out_path,
                     lambda: copy(
@@ -229,6 +231,7 @@ class HostSequence:
                     ),
                     slot=True,
                 )
+                self.copy_tries, self.copied_bytes = copied.tries, copied.bytes_sent
             self.copied = self.touched = True
             if self.ready.lock is not None:
                 # nothing is activated unless under the lock, which a cut copy took with it
@@ -248,20 +251,20 @@ class HostSequence:
             await self._profiles(agent, probe)
         return verdict
 
-    async def _early_copy_done(self) -> bool:
-        """Whether the copy started alongside the lock's call went through (if it failed, the
-        usual copy, with its retries, follows)."""
+    async def _early_copy(self) -> Copied | None:
+        """How the copy started alongside the lock's call went, if it went through (if it
+        failed, None: the usual copy, with its retries, follows)."""
         early = self.ready.early_copy
         if early is None:
-            return False
+            return None
         try:
-            await self._step(Stage.COPY, self.machine.out_path, lambda: early)
+            sent = await self._step(Stage.COPY, self.machine.out_path, lambda: early)
         except Stopped:
             raise
         except NixliftError as e:
             log.debug("%s: the early copy failed (%s); copying again", self.name, e)
-            return False
-        return True
+            return None
+        return Copied(1, sent)
 
     async def _refuse_unknown_profile(self, agent: Agent, state: HostState) -> None:
         """deployment.replaceUnknownProfiles = false (colmena): the profile must be one nixlift

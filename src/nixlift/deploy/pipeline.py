@@ -109,7 +109,7 @@ class Deployment:
         )
         self.builds = AllBuilds(self.local_builds, [])
         self._locks: list[HostLock] = []
-        self._early: list[asyncio.Task[None]] = []
+        self._early: list[asyncio.Task[int | None]] = []
         reached = sum(1 for m in network.machines if self._needs_host(m))
         self._few_hosts = reached <= (os.cpu_count() or 1)
         self.pusher = Pusher(options.cache, emit) if options.cache is not None else None
@@ -244,7 +244,9 @@ class Deployment:
             early_copy=early,
         )
 
-    def _early_copy(self, m: Machine, agent: Agent, seconds: float) -> asyncio.Task[None] | None:
+    def _early_copy(
+        self, m: Machine, agent: Agent, seconds: float
+    ) -> asyncio.Task[int | None] | None:
         """Over a slow link (an SSH handshake of FAR seconds or more), a system that is already
         built here starts its copy alongside the lock's call: round trips of the one overlap
         the other's. One try (a failed one is done again, with retries, in its usual place),
@@ -269,9 +271,9 @@ class Deployment:
             "%s: a slow link (%.2f s to connect): copying alongside the lock", m.name, seconds
         )
 
-        async def early() -> None:
+        async def early() -> int | None:
             async with self.fleet.slot():
-                await copy_once(
+                return await copy_once(
                     agent,
                     [m.out_path],
                     use_substitutes=m.deployment.use_substitutes,
