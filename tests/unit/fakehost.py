@@ -14,6 +14,7 @@ from typing import Any, Self
 from nixlift import proc
 from nixlift.errors import CommandError, CopyError, SshError
 from nixlift.events import Emit
+from nixlift.nix.closure import NarSizes
 from nixlift.transport.elevate import Elevation
 
 OLD = "/nix/store/" + "o" * 32 + "-nixos-system-old"
@@ -212,6 +213,7 @@ class FakeHost:
         emit: Emit,
         legacy: bool = False,
         remote_store: str | None = None,
+        sizes: NarSizes | None = None,
     ) -> int | None:
         self.calls.append(("copy", list(paths)))
         if self.script.copy_fails > 0:

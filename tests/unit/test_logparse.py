@@ -1,19 +1,17 @@
 import asyncio
 import itertools
 import logging
+import subprocess
 import time
-from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from nixlift.errors import CopyError
 from nixlift.events import Event, Progress
 from nixlift.model import Stage
-from nixlift.nix import closure, logparse
-from nixlift.nix.argv import NixSettings
-from nixlift.nix.logparse import Counts, NixLog, relay, run_logged
+from nixlift.nix import closure
+from nixlift.nix.logparse import Counts, NixLog, SizeSource, relay, run_logged
 
 COPY = [
     '@nix {"action":"start","id":1,"level":3,"text":"copying 2 paths","type":103}',
@@ -164,11 +162,8 @@ def fake_nix(log: str, *, before: float = 0, after: float = 0) -> list[str]:
     return ["sh", "-c", f"sleep {before}; cat {LOGS / log} >&2; sleep {after}", "sh"]
 
 
-SYSTEM = "/nix/store/01lb8d6scjcqj306pz8v2arpplaj1g00-nixos-system-h19-24.05.standin"
-
-
-def copy_progress(argv: list[str], log: NixLog | None = None) -> list[Progress]:
-    """The Progress events of a copy run as nixlift runs it, bytes read of SYSTEM's closure."""
+def copy_progress(argv: list[str], sizes: SizeSource, log: NixLog | None = None) -> list[Progress]:
+    """The Progress events of a copy run as nixlift runs it, with these NAR sizes."""
     events: list[Event] = []
     asyncio.run(
         run_logged(
@@ -180,25 +175,23 @@ def copy_progress(argv: list[str], log: NixLog | None = None) -> list[Progress]:
             what="copying",
             hint="",
             log=log,
-            sizes_of=[SYSTEM],
+            sizes=sizes,
         )
     )
     return [e for e in events if isinstance(e, Progress)]
 
 
-def sizes_after(seconds: float) -> Callable[..., Coroutine[Any, Any, dict[str, int]]]:
-    async def nar_sizes(paths: Sequence[str], settings: object) -> dict[str, int]:
-        assert list(paths) == [SYSTEM]
+def sizes_after(seconds: float) -> SizeSource:
+    async def sizes() -> dict[str, int]:
         await asyncio.sleep(seconds)
         return SIZES
 
-    return nar_sizes
+    return sizes
 
 
-def test_sizes_read_alongside_a_copy_count_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(logparse, "nar_sizes", sizes_after(0))
+def test_sizes_read_alongside_a_copy_count_its_bytes() -> None:
     log = NixLog()
-    progress = copy_progress(fake_nix("copy-two-of-five.stderr", before=0.1), log)
+    progress = copy_progress(fake_nix("copy-two-of-five.stderr", before=0.1), sizes_after(0), log)
     assert log.bytes_sent == 5160
     assert progress == [
         Progress("h1", Stage.COPY, 0, 2, "paths", 0, None),
@@ -207,12 +200,9 @@ def test_sizes_read_alongside_a_copy_count_its_bytes(monkeypatch: pytest.MonkeyP
     ]
 
 
-def test_the_last_count_waits_for_sizes_read_while_nix_ends(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_last_count_waits_for_sizes_read_while_nix_ends() -> None:
     # every path sent before the sizes are known: the last count says them, no count more
-    monkeypatch.setattr(logparse, "nar_sizes", sizes_after(0.2))
-    progress = copy_progress(fake_nix("copy-two-of-five.stderr", after=0.6))
+    progress = copy_progress(fake_nix("copy-two-of-five.stderr", after=0.6), sizes_after(0.2))
     assert progress == [
         Progress("h1", Stage.COPY, 0, 2, "paths"),
         Progress("h1", Stage.COPY, 1, 2, "paths"),
@@ -221,12 +211,11 @@ def test_the_last_count_waits_for_sizes_read_while_nix_ends(
 
 
 def test_sizes_not_read_when_nix_ends_are_not_waited_for(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, "nixlift.nix")
-    monkeypatch.setattr(logparse, "nar_sizes", sizes_after(30))
     start = time.monotonic()
-    progress = copy_progress(fake_nix("copy-two-of-five.stderr"))
+    progress = copy_progress(fake_nix("copy-two-of-five.stderr"), sizes_after(30))
     assert time.monotonic() - start < 5
     assert progress[-1] == Progress("h1", Stage.COPY, 2, 2, "paths")  # said, without bytes
     assert "the copy ended before the NAR sizes of its paths were read" in caplog.text
@@ -237,11 +226,39 @@ def test_sizes_that_cannot_be_read_leave_a_copy_counting_paths(
 ) -> None:
     monkeypatch.setenv("NIX_CONFIG", "substituters =")  # (or nix asks cache.nixos.org)
     caplog.set_level(logging.DEBUG, "nixlift.nix")
-
-    async def nar_sizes(paths: Sequence[str], settings: NixSettings) -> dict[str, int]:
-        return await closure.nar_sizes(["/nix/store/" + "0" * 32 + "-not-here"], settings)
-
-    monkeypatch.setattr(logparse, "nar_sizes", nar_sizes)
-    progress = copy_progress(fake_nix("copy-two-of-five.stderr", after=0.3))
+    missing = "/nix/store/" + "0" * 32 + "-not-here"
+    progress = copy_progress(
+        fake_nix("copy-two-of-five.stderr", after=0.3), lambda: closure.NarSizes().of([missing])
+    )
     assert [(p.done, p.bytes_done) for p in progress] == [(0, None), (1, None), (2, None)]
     assert "NAR sizes of the paths to copy were not read" in caplog.text
+
+
+def _added(directory: Path, name: str, text: str) -> str:
+    (directory / name).write_text(text)
+    done = subprocess.run(
+        ["nix-store", "--add", str(directory / name)], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_a_deploys_copies_share_one_read_of_their_sizes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NIX_CONFIG", "substituters =")
+    caplog.set_level(logging.DEBUG, "nixlift.proc")
+    first, second = _added(tmp_path, "one", "1" * 100), _added(tmp_path, "two", "2" * 300)
+    later = "/nix/store/" + "2" * 32 + "-built-later"  # not in the store (yet)
+
+    async def copies() -> list[dict[str, int]]:
+        sizes = closure.NarSizes([first, second, later])
+        try:
+            return list(await asyncio.gather(sizes.of([first]), sizes.of([second])))
+        finally:
+            await sizes.close()
+
+    one, two = asyncio.run(copies())
+    assert list(one) == [first] and list(two) == [second]  # each its copy's closure
+    assert two[second] > one[first] > 0
+    reads = [r for r in caplog.messages if "path-info" in r and r.startswith("run")]
+    assert len(reads) == 1 and later not in reads[0], reads

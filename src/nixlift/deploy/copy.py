@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from nixlift.agent.protocol import Agent
 from nixlift.errors import CopyError, SshError
 from nixlift.events import Emit, Notice
+from nixlift.nix.closure import NarSizes
 
 log = logging.getLogger("nixlift.copy")
 
@@ -63,16 +64,22 @@ async def copy(
     emit: Emit,
     daemon: bool = True,
     connect_timeout: int = 10,
+    sizes: NarSizes | None = None,
 ) -> Copied:
     """Copy; a copy whose connection was cut is tried again over a new connection (what
-    arrived stays: nix registers each path as it lands)."""
+    arrived stays: nix registers each path as it lands). `sizes`: see Host.copy_to."""
     host = agent.host
     if host.is_local:
         return Copied(0)
     for attempt in range(1, TRIES + 1):
         try:
             sent = await copy_once(
-                agent, paths, use_substitutes=use_substitutes, emit=emit, daemon=daemon
+                agent,
+                paths,
+                use_substitutes=use_substitutes,
+                emit=emit,
+                daemon=daemon,
+                sizes=sizes,
             )
             return Copied(attempt, sent)
         except CopyError as e:
@@ -94,7 +101,13 @@ async def copy(
 
 
 async def copy_once(
-    agent: Agent, paths: Sequence[str], *, use_substitutes: bool, emit: Emit, daemon: bool
+    agent: Agent,
+    paths: Sequence[str],
+    *,
+    use_substitutes: bool,
+    emit: Emit,
+    daemon: bool,
+    sizes: NarSizes | None = None,
 ) -> int | None:
     """One try of the copy; the NAR bytes it sent, or None when not known."""
     host = agent.host
@@ -104,8 +117,10 @@ async def copy_once(
             "trip per path)",
             host.name,
         )
-        return await host.copy_to(paths, use_substitutes=use_substitutes, emit=emit, legacy=True)
+        return await host.copy_to(
+            paths, use_substitutes=use_substitutes, emit=emit, legacy=True, sizes=sizes
+        )
     async with served_store(agent) as store:
         return await host.copy_to(
-            paths, use_substitutes=use_substitutes, emit=emit, remote_store=store
+            paths, use_substitutes=use_substitutes, emit=emit, remote_store=store, sizes=sizes
         )

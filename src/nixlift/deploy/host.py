@@ -32,6 +32,7 @@ from nixlift.deploy.rollout import Stopped
 from nixlift.errors import NixliftError, SshError
 from nixlift.events import Emit, Notice, Output, Phase, Report
 from nixlift.model import Goal, HostResult, HostState, Machine, Stage, Status
+from nixlift.nix.closure import NarSizes
 from nixlift.transport.base import Host
 
 T = TypeVar("T")
@@ -116,9 +117,12 @@ class HostSequence:
         emit: Emit,
         keys: Sequence[keys_mod.Key] = (),
         pusher: Pusher | None = None,
+        sizes: NarSizes | None = None,
     ) -> None:
         self.machine = machine
         self.pusher = pusher
+        #: where the copy's NAR sizes come from (shared by the deploy's hosts)
+        self.sizes = sizes
         #: with a cache: "fetched", or why the host was copied to instead
         self.cache: str | None = None
         #: the machine's keys and secrets, uploaded with goals that activate (not dry-activate)
@@ -228,6 +232,7 @@ class HostSequence:
                         emit=self.emit,
                         daemon=probe.daemon,
                         connect_timeout=self.options.reach.connect_timeout,
+                        sizes=self.sizes,
                     ),
                     slot=True,
                 )

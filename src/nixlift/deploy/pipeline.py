@@ -35,6 +35,7 @@ from nixlift.deploy.rollout import Stopped
 from nixlift.errors import NixliftError
 from nixlift.events import Emit, Finished, Notice, Plan
 from nixlift.model import HostResult, Machine, Network
+from nixlift.nix.closure import NarSizes
 
 #: an SSH handshake this slow (seconds) makes a link slow: see Deployment._early_copy (a 50 ms
 #: round trip takes ~0.4 s; a host on a LAN, or in this machine's test bed, ~0.05 s)
@@ -113,6 +114,10 @@ class Deployment:
         reached = sum(1 for m in network.machines if self._needs_host(m))
         self._few_hosts = reached <= (os.cpu_count() or 1)
         self.pusher = Pusher(options.cache, emit) if options.cache is not None else None
+        #: the NAR sizes the systems' copies count their bytes with: read once for all
+        self.sizes = NarSizes(
+            [m.out_path for m in network.machines if m.name not in remote], options.settings
+        )
 
     @property
     def interrupted(self) -> bool:
@@ -155,6 +160,7 @@ class Deployment:
             finally:
                 await asyncio.gather(*(_stop(t) for t in (starting, *connecting.values())))
                 await asyncio.gather(*(_stop(t) for t in self._early))
+                await self.sizes.close()
                 await self.local_builds.close()
                 await asyncio.gather(*(r.close() for r in self.builds.remote))
                 if self.pusher is not None:
@@ -279,6 +285,7 @@ class Deployment:
                     use_substitutes=m.deployment.use_substitutes,
                     emit=self.emit,
                     daemon=True,
+                    sizes=self.sizes,
                 )
 
         task = asyncio.ensure_future(early())
@@ -297,6 +304,7 @@ class Deployment:
             pusher=self.pusher,
             deployment_name=self.network.deployment_name,
             emit=self.emit,
+            sizes=self.sizes,
         ).run()
         if result.failed:
             self.fleet.rollout.failed()

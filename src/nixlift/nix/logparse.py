@@ -11,15 +11,13 @@ import json
 import logging
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from nixlift import proc
 from nixlift.errors import CommandError, NixliftError
 from nixlift.events import Emit, Event, Output, Progress
 from nixlift.model import Stage
-from nixlift.nix.argv import NixSettings
-from nixlift.nix.closure import nar_sizes
 from nixlift.nix.drvgraph import Owners
 
 logger = logging.getLogger("nixlift.nix")
@@ -277,6 +275,10 @@ def attributed_relay(
     return sink
 
 
+#: where a copy's NAR sizes come from (nix/closure.py's NarSizes.of, for its paths)
+SizeSource = Callable[[], Awaitable[Mapping[str, int]]]
+
+
 class _Sizes:
     """A copy's NAR sizes, read here while it runs (nix 2.8 names each path it sends, not its
     size), for its counters to have bytes. The count of its last path waits for them while
@@ -289,12 +291,12 @@ class _Sizes:
         self.held: list[Progress] = []
         self.task: asyncio.Task[None] | None = None
 
-    def start(self, paths: Sequence[str]) -> None:
-        self.task = asyncio.create_task(self._read(paths))
+    def start(self, sizes: SizeSource) -> None:
+        self.task = asyncio.create_task(self._read(sizes))
 
-    async def _read(self, paths: Sequence[str]) -> None:
+    async def _read(self, sizes: SizeSource) -> None:
         try:
-            self.log.know_sizes(await nar_sizes(paths, NixSettings()))
+            self.log.know_sizes(await sizes())
         except asyncio.CancelledError:
             logger.debug(
                 "the copy ended before the NAR sizes of its paths were read: paths counted only"
@@ -346,33 +348,33 @@ async def run_logged(
     hint: str | Callable[[str], str],
     env: Mapping[str, str] | None = None,
     log: NixLog | None = None,
-    sizes_of: Sequence[str] | None = None,
+    sizes: SizeSource | None = None,
 ) -> proc.Completed:
     """Run a nix command with --log-format internal-json: its progress and lines become events,
     and a failure raises `error` with the last lines a person can read (not the JSON); `hint`
     may be a function of those lines, so that it matches what went wrong.
 
-    `log` reads nix's lines (the caller's, to read its counters after). With `sizes_of`, the
-    paths a copy sends, it counts bytes too: their closure's NAR sizes are read alongside it
-    (its first moments are round trips to the host); if they are not read, or not before it
-    ends, it counts paths only, and the copy goes on either way."""
+    `log` reads nix's lines (the caller's, to read its counters after). With `sizes`, the NAR
+    sizes of what a copy sends, it counts bytes too: they are read alongside it (its first
+    moments are round trips to the host); if they are not read, or not before it ends, it
+    counts paths only, and the copy goes on either way."""
     log = log if log is not None else NixLog()
-    sizes = _Sizes(log, emit)
-    if sizes_of is not None:
+    counting = _Sizes(log, emit)
+    if sizes is not None:
         # made before nix is started, it first runs once nix has been spawned (asyncio starts
         # a process before its first wait): never a moment of nix's own time
-        sizes.start(sizes_of)
+        counting.start(sizes)
     try:
         done = await proc.run(
             [*argv, "--log-format", "internal-json"],
             env=env,
             check=False,
             host=host,
-            on_stderr=relay(lambda: (host,), phase, log, sizes.emitting),
+            on_stderr=relay(lambda: (host,), phase, log, counting.emitting),
             settle=True,  # (its ssh, killed by nix, is a ControlMaster's client)
         )
     finally:
-        await sizes.stop()
+        await counting.stop()
     if done.returncode != 0:
         program = argv[0].rsplit("/", 1)[-1]
         tail = "\n".join(list(log.lines)[-25:])

@@ -14,6 +14,7 @@ from typing import Protocol, Self
 from nixlift import proc
 from nixlift.errors import CommandError
 from nixlift.events import Emit
+from nixlift.nix.closure import NarSizes
 from nixlift.transport.elevate import Elevation
 
 
@@ -83,11 +84,13 @@ class Host(Protocol):
         emit: Emit,
         legacy: bool = False,
         remote_store: str | None = None,
+        sizes: NarSizes | None = None,
     ) -> int | None:
         """Copy the closures of store paths into the host's store (nothing for this machine):
         through its nix-daemon, or with `legacy` through nix-store --serve; `remote_store`
-        names another store there (a daemon socket) to copy into. Returns the NAR bytes of
-        the paths it sent, or None when not known."""
+        names another store there (a daemon socket) to copy into; `sizes` is where the NAR
+        sizes its progress counts bytes with come from (read for it alone without). Returns
+        the NAR bytes of the paths it sent, or None when not known."""
         ...
 
     def nix_sshopts(self) -> str | None:

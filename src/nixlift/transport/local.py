@@ -12,6 +12,7 @@ from typing import Self
 from nixlift import proc
 from nixlift.errors import CommandError
 from nixlift.events import Emit
+from nixlift.nix.closure import NarSizes
 from nixlift.transport.elevate import DEFAULT_COMMAND, Elevation, Password, elevation_error
 
 
@@ -103,6 +104,7 @@ class LocalHost:
         emit: Emit,
         legacy: bool = False,
         remote_store: str | None = None,
+        sizes: NarSizes | None = None,
     ) -> int | None:
         return None  # built into this machine's own store
 

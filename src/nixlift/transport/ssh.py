@@ -26,6 +26,7 @@ from nixlift.errors import CommandError, CopyError, SshError, first_hint
 from nixlift.events import Emit, discard
 from nixlift.model import Machine, Stage
 from nixlift.nix import argv as nix_argv
+from nixlift.nix.closure import NarSizes
 from nixlift.nix.logparse import NixLog, run_logged
 from nixlift.transport.elevate import Elevation, Password, elevation_error
 
@@ -465,9 +466,11 @@ class SshHost:
         emit: Emit,
         legacy: bool = False,
         remote_store: str | None = None,
+        sizes: NarSizes | None = None,
     ) -> int | None:
         url = self.store_url(legacy=legacy, remote_store=remote_store)
         log = NixLog()
+        source = sizes or NarSizes()
         await run_logged(
             nix_argv.copy_to(url, paths, use_substitutes=use_substitutes),
             env={"NIX_SSHOPTS": self.nix_sshopts()},
@@ -479,7 +482,7 @@ class SshHost:
             hint=copy_hint,
             log=log,
             # (a copy nobody is shown, of derivations to build there, is not measured)
-            sizes_of=None if emit is discard else paths,
+            sizes=None if emit is discard else lambda: source.of(paths),
         )
         return log.bytes_sent
 
