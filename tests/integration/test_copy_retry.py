@@ -49,8 +49,11 @@ MACHINE = """
 """.replace("@FIRST@", str(FIRST)).replace("@SECOND@", str(SECOND))
 
 
+# (at 60 ms the handshake is slow enough that the copy starts alongside the lock's call, and
+# the cut lands in that early copy)
+@pytest.mark.parametrize("rtt", [0.0, 0.06], ids=["near", "far"])
 def test_a_copy_cut_midway_is_retried_over_a_new_connection_and_keeps_what_arrived(
-    sandbox_factory: SandboxFactory, tmp_path: Path
+    sandbox_factory: SandboxFactory, tmp_path: Path, rtt: float
 ) -> None:
     sandbox = sandbox_factory(1)
     host = sandbox.host("h1")
@@ -63,7 +66,7 @@ def test_a_copy_cut_midway_is_retried_over_a_new_connection_and_keeps_what_arriv
     first, second = _closure_path(system, "cut-first-"), _closure_path(system, "cut-second-")
     before_cut = FIRST + INTO_SECOND
 
-    proxy = DelayProxy((host.address, host.port), cut_after=before_cut)
+    proxy = DelayProxy((host.address, host.port), rtt=rtt, cut_after=before_cut)
     with in_thread(proxy) as running:
         (tmp_path / "through-proxy.json").write_text(
             json.dumps(deployment(sandbox, "h1", running.address))

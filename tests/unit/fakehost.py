@@ -76,8 +76,10 @@ class Script:
     store: set[str] = field(default_factory=set)
     #: how long connecting takes
     connect_seconds: float = 0
-    #: how many copies fail (each with an error that is not a cut connection)
+    #: how many copies fail (each with an error that is not a cut connection, or with
+    #: `copy_cut`, as one whose connection was cut)
     copy_fails: int = 0
+    copy_cut: bool = False
     #: the NAR bytes a copy says it sent
     copy_bytes: int | None = None
     #: who holds the host's lock now (a deploy under way)
@@ -218,7 +220,12 @@ class FakeHost:
         self.calls.append(("copy", list(paths)))
         if self.script.copy_fails > 0:
             self.script.copy_fails -= 1
-            raise CopyError(f"copying to {self.name} failed", host=self.name)
+            cut = (
+                "client_loop: send disconnect: Connection reset by peer"
+                if self.script.copy_cut
+                else ""
+            )
+            raise CopyError(f"copying to {self.name} failed", host=self.name, stderr_tail=cut)
         return self.script.copy_bytes
 
     def nix_sshopts(self) -> str:

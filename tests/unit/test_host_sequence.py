@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from fakehost import NEW, OLD, FakeHost, Script
 
+from nixlift.deploy import copy as copy_mod
 from nixlift.deploy import pipeline, profiles, reboot
 from nixlift.deploy.build import LocalBuilds
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.pipeline import Deployment
 from nixlift.deploy.rollout import FailurePolicy
-from nixlift.events import Event, Finished, Phase
+from nixlift.events import Event, Finished, Notice, Phase
 from nixlift.model import (
     DeploymentOptions,
     Goal,
@@ -418,11 +419,25 @@ def test_over_a_slow_link_the_copy_starts_alongside_the_lock(
     result, host, _ = deploy(Goal.SWITCH, Script(has_system=True))
     assert result.status is Status.OK and not result.copied
     assert "copy" not in host.actions()[1:]
-    # a failed early copy is made again in its usual place (with its retries)
+    # a failed early copy is made again in its usual place (with its retries), and counted
     failing = Script(copy_fails=1)
-    result, host, _ = deploy(Goal.SWITCH, failing)
-    assert result.status is Status.OK and result.copied
+    result, host, events = deploy(Goal.SWITCH, failing)
+    assert result.status is Status.OK and result.copied and result.copy_tries == 2
     assert host.actions() == ["copy", "lock", "copy", "start", "confirm (new login)", "record"]
+    assert not [e for e in events if isinstance(e, Notice) and "cut" in e.message]
+
+
+def test_an_early_copy_whose_connection_was_cut_is_said_and_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pipeline, "FAR", 0.0)
+    monkeypatch.setattr(copy_mod, "BACKOFF", (0.0, 0.0))
+    result, host, events = deploy(Goal.SWITCH, Script(copy_fails=1, copy_cut=True))
+    assert result.status is Status.OK and result.copied and result.copy_tries == 2
+    said = [e.message for e in events if isinstance(e, Notice)]
+    assert "the copy's connection was cut; trying again over a new connection (2 of 3)" in said
+    # the host is reached anew for the next try, as for any cut copy
+    assert [c for c in host.calls if c == ("open",)] == [("open",), ("open",)]
 
 
 @pytest.mark.parametrize("slow_link", [False, True])

@@ -65,13 +65,20 @@ async def copy(
     daemon: bool = True,
     connect_timeout: int = 10,
     sizes: NarSizes | None = None,
+    tried: CopyError | None = None,
 ) -> Copied:
     """Copy; a copy whose connection was cut is tried again over a new connection (what
-    arrived stays: nix registers each path as it lands). `sizes`: see Host.copy_to."""
+    arrived stays: nix registers each path as it lands). `sizes`: see Host.copy_to. `tried`:
+    how a try made before failed (the copy started alongside the lock's call): it counts as
+    the first, and it is tried again whatever stopped it (it assumed a daemon program)."""
     host = agent.host
     if host.is_local:
         return Copied(0)
-    for attempt in range(1, TRIES + 1):
+    first = 1
+    if tried is not None:
+        first = 2
+        await _again(agent, tried, 1, emit, connect_timeout)
+    for attempt in range(first, TRIES + 1):
         try:
             sent = await copy_once(
                 agent,
@@ -87,17 +94,27 @@ async def copy(
                 if attempt > 1:
                     e.message += f" (after {attempt} tries)"
                 raise
-            emit(
-                Notice(
-                    host.name,
-                    f"the copy's connection was cut; trying again over a new "
-                    f"connection ({attempt + 1} of {TRIES})",
-                )
-            )
-            await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF)) - 1])
-            with contextlib.suppress(SshError):
-                await host.reopen(connect_timeout)
+            await _again(agent, e, attempt, emit, connect_timeout)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _again(
+    agent: Agent, error: CopyError, attempt: int, emit: Emit, connect_timeout: int
+) -> None:
+    """Before the next try: a cut connection is said, waited on and opened anew."""
+    if not was_cut(error):
+        log.debug("%s: the copy failed (%s); trying again", agent.host.name, error)
+        return
+    emit(
+        Notice(
+            agent.host.name,
+            f"the copy's connection was cut; trying again over a new "
+            f"connection ({attempt + 1} of {TRIES})",
+        )
+    )
+    await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF)) - 1])
+    with contextlib.suppress(SshError):
+        await agent.host.reopen(connect_timeout)
 
 
 async def copy_once(

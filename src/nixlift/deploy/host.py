@@ -29,7 +29,7 @@ from nixlift.deploy.fanout import Fleet
 from nixlift.deploy.lock import HostLock
 from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.rollout import Stopped
-from nixlift.errors import NixliftError, SshError
+from nixlift.errors import CopyError, NixliftError, SshError
 from nixlift.events import Emit, Notice, Output, Phase, Report
 from nixlift.model import Goal, HostResult, HostState, Machine, Stage, Status
 from nixlift.nix.closure import NarSizes
@@ -219,23 +219,26 @@ class HostSequence:
                     ),
                     slot=True,
                 )
-            elif self.cache != "fetched" and (early := await self._early_copy()) is not None:
-                self.copy_tries, self.copied_bytes = early.tries, early.bytes_sent
             elif self.cache != "fetched":
-                copied = await self._step(
-                    Stage.COPY,
-                    m.out_path,
-                    lambda: copy(
-                        agent,
-                        [m.out_path],
-                        use_substitutes=m.deployment.use_substitutes,
-                        emit=self.emit,
-                        daemon=probe.daemon,
-                        connect_timeout=self.options.reach.connect_timeout,
-                        sizes=self.sizes,
-                    ),
-                    slot=True,
-                )
+                early = await self._early_copy()
+                if isinstance(early, Copied):
+                    copied = early
+                else:
+                    copied = await self._step(
+                        Stage.COPY,
+                        m.out_path,
+                        lambda: copy(
+                            agent,
+                            [m.out_path],
+                            use_substitutes=m.deployment.use_substitutes,
+                            emit=self.emit,
+                            daemon=probe.daemon,
+                            connect_timeout=self.options.reach.connect_timeout,
+                            sizes=self.sizes,
+                            tried=early,
+                        ),
+                        slot=True,
+                    )
                 self.copy_tries, self.copied_bytes = copied.tries, copied.bytes_sent
             self.copied = self.touched = True
             if self.ready.lock is not None:
@@ -256,18 +259,20 @@ class HostSequence:
             await self._profiles(agent, probe)
         return verdict
 
-    async def _early_copy(self) -> Copied | None:
-        """How the copy started alongside the lock's call went, if it went through (if it
-        failed, None: the usual copy, with its retries, follows)."""
+    async def _early_copy(self) -> Copied | CopyError | None:
+        """How the copy started alongside the lock's call went: its result, or how it failed
+        (the usual copy follows, which counts it as its first try); None if there was none."""
         early = self.ready.early_copy
         if early is None:
             return None
         try:
             sent = await self._step(Stage.COPY, self.machine.out_path, lambda: early)
+        except CopyError as e:
+            return e
         except Stopped:
             raise
         except NixliftError as e:
-            log.debug("%s: the early copy failed (%s); copying again", self.name, e)
+            log.debug("%s: the early copy did not run (%s); copying as usual", self.name, e)
             return None
         return Copied(1, sent)
 
