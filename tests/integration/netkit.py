@@ -87,6 +87,8 @@ def nixlift(
     )
     if "--json" in map(str, args) and done.stdout.strip():
         validate(done.stdout)  # every --json document keeps the contract
+    # a task whose failure nobody read: an error lost, whatever else the run did
+    assert "exception was never retrieved" not in done.stderr, done.stderr
     return done
 
 

@@ -102,6 +102,7 @@ class HostLock:
         between), or None when the lock was still held."""
         if self._held is None or not self._held.task.done():
             return None
+        await self._held.end()  # (how it ended, the cut, is read before it is replaced)
         return (await self.acquire()).probe
 
     async def finish(self, entry: dict[str, Any] | None) -> None:
