@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import shlex
 import stat
 import subprocess
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -195,6 +197,36 @@ def test_the_probe_says_which_systems_the_host_has(
 
     found = asyncio.run(with_agent(sb, tmp_path, work))
     assert list(found.values()) == [True, True, False, False], found
+
+
+def test_old_activation_records_are_swept_once_a_few_are_left(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sb = sandbox_factory(1)
+    h1 = sb.host("h1")
+    net = write_network(tmp_path, sb, "  h1 = { ... }: { };")
+    run = h1.path("/run/nixlift")
+    hours_ago = time.time() - 3 * 3600
+
+    def leave(*names: str) -> None:
+        for name in names:
+            (run / name).mkdir()
+            os.utime(run / name, (hours_ago, hours_ago))
+
+    def deploy() -> set[str]:
+        done, _ = deploy_json(net)
+        assert done.returncode == 0, done.stderr
+        return {p.name for p in run.glob("act-*")}
+
+    deploy()
+    # a few left: not looked for (a find on every activation is a process more)
+    leave("act-old-1", "act-old-2")
+    assert {"act-old-1", "act-old-2"} <= deploy()
+    # more: the old ones go, those of the last hours stay
+    leave("act-old-3", "act-old-4")
+    left = deploy()
+    assert not {n for n in left if n.startswith("act-old")}, left
+    assert len(left) == 3, left  # the three deploys' own
 
 
 def test_a_rollback_without_current_system_activates_the_previous_generation(

@@ -56,6 +56,11 @@ path_or_null() {
 
 bool() { if [ "$1" = 1 ]; then printf true; else printf false; fi; }
 
+# print_file FILE: a file of lines, as cat would, without a process
+print_file() {
+  while IFS= read -r _l || [ -n "$_l" ]; do printf '%s\n' "$_l"; done <"$1"
+}
+
 read_request() {
   while IFS= read -r line; do
     case "$line" in
@@ -128,7 +133,8 @@ probe() {
   systemd_runs && systemd=1
   daemon=0
   command -v nix-daemon >/dev/null 2>&1 && daemon=1
-  boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
+  boot_id=
+  read -r boot_id 2>/dev/null </proc/sys/kernel/random/boot_id
   if [ "$valid" = 1 ] && wraps "$system" "$current"; then current=$system; fi
   printf '{"current": %s, "profile": %s, "boot_id": %s, "valid": %s, "systemd": %s, "daemon": %s}' \
     "$(path_or_null "$current")" "$(path_or_null "$in_profile")" \
@@ -317,7 +323,10 @@ start() {
     return
   fi
   # what earlier activations left in /run (long decided: their watchdogs end within minutes)
-  find "$run" -maxdepth 1 -name 'act-*' -mmin +120 -exec rm -rf {} + 2>/dev/null
+  # (looked for once a few are there: a `find` on every activation is a process more)
+  left=0
+  for d in "$run"/act-*; do [ -e "$d" ] && left=$((left + 1)); done
+  [ "$left" -le 4 ] || find "$run" -maxdepth 1 -name 'act-*' -mmin +120 -exec rm -rf {} + 2>/dev/null
   mkdir -p "$dir"
   mkfifo "$dir/status.fifo" "$dir/outcome.fifo" "$dir/confirm.fifo" || fail "mkfifo in $dir"
   exec 5<>"$dir/status.fifo"
@@ -333,7 +342,7 @@ start() {
   [ -e "$dir/status" ] || wait_line 5 "$((activation_timeout + 15))"
   exec 5>&-
   status=null
-  [ -e "$dir/status" ] && status=$(cat "$dir/status")
+  [ -e "$dir/status" ] && read -r status <"$dir/status"
   systemd=0
   systemd_runs && systemd=1
   answer "{\"status\": $status, \"systemd\": $(bool "$systemd"), \"log\": $(text_file "$dir/log")}"
@@ -347,7 +356,7 @@ await_decision() {
     exec 6>&-
   fi
   if [ -e "$1/outcome" ]; then
-    cat "$1/outcome"
+    print_file "$1/outcome"
   else
     answer '{"outcome": "undecided", "reason": null, "running": null}'
   fi
@@ -382,7 +391,7 @@ undo() {
   exec 8>>"$run/activation.lock"
   flock 8
   go_back "$dir" "$goal" "$set_profile" "$(raw reason)"
-  cat "$dir/outcome"
+  print_file "$dir/outcome"
 }
 
 # activation_log DIR: what the activation and its rollback printed
@@ -471,7 +480,7 @@ lock() {
       answer '{"busy": true, "holder": {"what": "an activation started by an earlier deploy is still running"}}'
       exit 75
     fi
-    flock -u 8
+    exec 8>&-  # (its lock goes with it)
     raw info > "$run/lock.info"
   fi
   take want_keys
@@ -487,7 +496,7 @@ lock() {
   while IFS= read -r line; do
     case "$line" in
       "record "*)
-        mkdir -p "${history%/*}"
+        [ -d "${history%/*}" ] || mkdir -p "${history%/*}"
         printf '%s\n' "${line#record }" >> "$history"
         answer '{"recorded": true}' ;;
       call)
@@ -770,7 +779,7 @@ profile_action() {
 # --- history and generations ------------------------------------------------------------------
 
 record() {
-  mkdir -p "${history%/*}"
+  [ -d "${history%/*}" ] || mkdir -p "${history%/*}"
   raw entry >> "$history"
   printf '\n' >> "$history"
   answer '{}'
