@@ -196,6 +196,8 @@ class Network:
     output: str | None = None
     #: options the network declares that nixlift accepts and does not act on, to say once
     notices: tuple[str, ...] = ()
+    #: what nix said while it evaluated (the configuration's traces and warnings), for people
+    messages: tuple[str, ...] = ()
     #: colmena's meta.machinesFile: nix's remote builders (`--builders @FILE`)
     machines_file: str | None = None
     #: colmena's meta.allowApplyAll: false refuses a deploy that names no machines

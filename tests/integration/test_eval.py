@@ -117,3 +117,29 @@ def test_hostname_default_is_low_priority(tmp_path: Path) -> None:
     built = build(net)
     assert (built["web"] / "etc/hostname").read_text().strip() == "web"
     assert (built["db"] / "etc/hostname").read_text().strip() == "database"
+
+
+def test_what_the_configuration_traces_is_said(tmp_path: Path) -> None:
+    # NixOS's deprecation warnings are traces: a user must see them, as nixos-rebuild shows them
+    net = tmp_path / "net.nix"
+    net.write_text("""
+{
+  web = { ... }: {
+    environment.etc."motd".text = builtins.trace "warning: motd is deprecated" "hi";
+  };
+  quiet = { ... }: { };
+}
+""")
+    done = nixlift("build", net, "--nixpkgs", STANDIN, "--json")
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if line.startswith("nixlift: evaluation:")]
+    assert said == ["nixlift: evaluation: trace: warning: motd is deprecated"], done.stderr
+    json.loads(done.stdout)  # (stdout stays the data)
+    # many lines: the first 40, and how many more
+    noisy = tmp_path / "noisy.nix"
+    body = "".join(f'  m{i} = {{ ... }}: builtins.trace "line {i}" {{ }};\n' for i in range(50))
+    noisy.write_text("{\n" + body + "}\n")
+    done = nixlift("eval", noisy, "--nixpkgs", STANDIN)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if line.startswith("nixlift: evaluation:")]
+    assert len(said) == 41 and said[-1] == "nixlift: evaluation: (10 more lines not shown)"

@@ -168,8 +168,9 @@ async def evaluate_request(
     key_texts: bool = False,
     announce: Announce | None = None,
 ) -> Network:
-    """Evaluate, and say on stderr which flake output was read and what the network declares
-    that nixlift does not act on."""
+    """Evaluate, and say on stderr what nix said while it evaluated (the configuration's
+    traces and warnings), which flake output was read and what the network declares that
+    nixlift does not act on."""
     network = await evaluate(
         req.source,
         req.selection,
@@ -178,6 +179,8 @@ async def evaluate_request(
         key_texts=key_texts,
         announce=announce,
     )
+    for line in network.messages:
+        print(f"nixlift: evaluation: {line}", file=sys.stderr)
     if network.output is not None:
         print(f"nixlift: reading {network.source}", file=sys.stderr)
     for notice in network.notices:

@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ Announce = Callable[[str, DeploymentOptions], None]
 
 #: how eval.nix's announcement starts on nix-instantiate's stderr (builtins.trace)
 _ANNOUNCED = 'trace: {"nixliftHosts":'
+#: how many lines of what nix says while evaluating are kept for people
+MESSAGES = 40
 
 
 @dataclass(frozen=True)
@@ -143,16 +145,24 @@ async def evaluate(
         "announce": announce is not None,
         **selection.to_request(),
     }
-    data = await _run(request, source, settings, announce)
-    return parse(data, source, selection, locked)
+    said: list[str] = []
+    data = await _run(request, source, settings, announce, said)
+    messages = said[:MESSAGES]
+    if len(said) > MESSAGES:
+        messages.append(f"({len(said) - MESSAGES} more lines not shown)")
+    return replace(parse(data, source, selection, locked), messages=tuple(messages))
 
 
-def _announcement(announce: Announce) -> proc.LineSink:
-    """What reads nix-instantiate's stderr for the announcement (nothing else on it matters
-    until it fails)."""
+def _stderr(announce: Announce | None, said: list[str]) -> proc.LineSink:
+    """What reads nix-instantiate's stderr while it evaluates: the announcement (for
+    `announce`), and into `said` the rest, what the configuration traces and nix warns of."""
 
     def sink(line: str) -> None:
         if not line.startswith(_ANNOUNCED):
+            if line.strip():
+                said.append(line)
+            return
+        if announce is None:
             return
         try:
             hosts = json.loads(line.removeprefix("trace: "))["nixliftHosts"]
@@ -205,9 +215,10 @@ async def _run(
     source: NetworkSource,
     settings: NixSettings,
     announce: Announce | None = None,
+    said: list[str] | None = None,
 ) -> dict[str, Any]:
     argv = nix_argv.evaluate(request, source.args, settings, flakes=source.flake is not None)
-    sink = _announcement(announce) if announce is not None else None
+    sink = _stderr(announce, said if said is not None else [])
     try:
         done = await proc.run(argv, what="evaluating the network", on_stderr=sink)
     except CommandError as e:
