@@ -95,6 +95,8 @@ def test_the_connection_is_up_while_the_evaluation_still_runs(
     # the deploy went on over the connection opened during the evaluation: no second login
     assert connections == 1, text
     assert "nixliftHosts" not in text  # nixlift's own announcement is not said to people
+    # one directory of control sockets for the whole deploy, gone afterwards
+    assert not socket.parent.exists()
     assert current_system(host) is None  # a push: copied, nothing activated
     assert "1 of 1 hosts succeeded" in text
 

@@ -40,9 +40,15 @@ class EarlyConnections:
         self._started: dict[str, tuple[DeploymentOptions, SshHost, asyncio.Task[float]]] = {}
 
     async def __aenter__(self) -> Self:
-        # (the Fleet's own sockets go elsewhere; these live as long as the deploy)
+        # (the deploy's Fleet puts its own sockets here too: one directory for a deploy, one
+        # left behind if it is killed)
         self._directory = new_control_directory()
         return self
+
+    @property
+    def directory(self) -> Path:
+        assert self._directory is not None, "used inside `async with`"
+        return self._directory
 
     async def __aexit__(
         self,
@@ -72,7 +78,7 @@ class EarlyConnections:
         machine = Machine(name, "", "", deployment, "", "")
         host = SshHost.for_machine(
             machine,
-            self._directory / str(len(self._started)),
+            self._directory / f"e{len(self._started)}",  # (the Fleet's are 0, 1, …)
             connect_timeout=self.connect_timeout,
             compress=self.compress,
         )

@@ -86,7 +86,8 @@ class Fleet:
         self._control: Path | None = None
 
     async def __aenter__(self) -> Self:
-        self._control = new_control_directory()
+        # (a deploy's early connections made one already: shared, and removed by them)
+        self._control = new_control_directory() if self._early is None else self._early.directory
         return self
 
     async def __aexit__(
@@ -96,7 +97,7 @@ class Fleet:
         tb: TracebackType | None,
     ) -> None:
         await asyncio.gather(*(h.close() for h in self._opened), return_exceptions=True)
-        if self._control is not None:
+        if self._control is not None and self._early is None:
             shutil.rmtree(self._control, ignore_errors=True)
 
     def interrupt(self) -> None:
