@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every nixlift benchmark, one after the other:
 #   bash bench/run_all.sh                 # full: ~25-30 minutes (fanout alone ~8)
-#   bash bench/run_all.sh --quick         # fewer repetitions, smaller counts: ~8 minutes
+#   bash bench/run_all.sh --quick         # fewer repetitions, smaller counts: ~4 minutes
 #   BENCHES="latency_copy fleet" bash bench/run_all.sh   # only these
 # Each benchmark starts and stops its own sandbox hosts (needs root; fanout also a network
 # namespace, a veth pair and tc). Tables and ratios go to stdout, progress to stderr. Exit
