@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Self
 
 from nixlift.model import DeploymentOptions, Machine
+from nixlift.transport.base import Host
 from nixlift.transport.ssh import SshHost, new_control_directory
 
 log = logging.getLogger("nixlift.deploy")
@@ -83,7 +84,7 @@ class EarlyConnections:
             compress=self.compress,
         )
         log.debug("%s: connecting while the network is evaluated", name)
-        self._started[name] = (deployment, host, asyncio.ensure_future(_open(host)))
+        self._started[name] = (deployment, host, asyncio.ensure_future(open_timed(host)))
 
     def take(
         self, machine: Machine, *, password: bool, compress: bool, connect_timeout: int
@@ -107,7 +108,8 @@ class EarlyConnections:
         return host, opening
 
 
-async def _open(host: SshHost) -> float:
+async def open_timed(host: Host) -> float:
+    """Open the host's connection; how long it took (its handshake), in seconds."""
     start = time.monotonic()
     await host.open()
     return time.monotonic() - start

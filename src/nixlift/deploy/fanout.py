@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
-from nixlift.deploy.early import EarlyConnections
+from nixlift.deploy.early import EarlyConnections, open_timed
 from nixlift.deploy.rollout import FailurePolicy, Rollout, Stopped
 from nixlift.errors import NixliftError, UsageError
 from nixlift.events import Emit, Phase, discard
@@ -145,12 +144,9 @@ class Fleet:
             return host
         self.emit(Phase(machine.name, Stage.CONNECT, host.destination))
         opening = self._opening.pop(machine.name, None)
-        if opening is None:
-            start = time.monotonic()
-            await self.rollout.interruptible("connecting", host.open)
-            seconds = time.monotonic() - start
-        else:
-            seconds = await self.rollout.interruptible("connecting", lambda: opening)
+        seconds = await self.rollout.interruptible(
+            "connecting", lambda: opening if opening is not None else open_timed(host)
+        )
         self.connect_seconds[machine.name] = round(seconds, 3)
         self._opened.append(host)
         return host

@@ -147,12 +147,11 @@ def closure_of(root: str, infos: Mapping[str, PathInfo]) -> dict[str, int]:
     return seen
 
 
-async def _path_infos(paths: Sequence[str], settings: NixSettings) -> dict[str, PathInfo]:
-    done = await proc.run(
-        argv.path_info(list(dict.fromkeys(paths)), settings),
-        what="reading the NAR sizes of the paths to copy",
-        error=CommandError,
-    )
+async def _path_infos(
+    paths: Sequence[str], settings: NixSettings, what: str
+) -> dict[str, PathInfo]:
+    """The closures of store paths here, with sizes and references: one nix call."""
+    done = await proc.run(argv.path_info(paths, settings), what=what, error=CommandError)
     return parse_path_info(done.stdout)
 
 
@@ -182,7 +181,9 @@ class NarSizes:
     def _read(self, wanted: frozenset[str]) -> asyncio.Task[dict[str, PathInfo]]:
         # (a system still being built is not in the store yet: read when its copy asks)
         roots = wanted | {r for r in self._roots if os.path.exists(r)}
-        read = asyncio.ensure_future(_path_infos(sorted(roots), self._settings))
+        read = asyncio.ensure_future(
+            _path_infos(sorted(roots), self._settings, "reading the NAR sizes of the paths to copy")
+        )
         # (not retrieved when every copy that waited for it gave up first)
         read.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._reads.append((roots, read))
@@ -200,12 +201,7 @@ async def local_closures(paths: Sequence[str], settings: NixSettings) -> dict[st
     wanted = list(dict.fromkeys(paths))
     if not wanted:
         return {}
-    done = await proc.run(
-        argv.path_info(wanted, settings),
-        what="reading the new systems' closures",
-        error=CommandError,
-    )
-    infos = parse_path_info(done.stdout)
+    infos = await _path_infos(wanted, settings, "reading the new systems' closures")
     return {p: closure_of(p, infos) for p in wanted}
 
 
