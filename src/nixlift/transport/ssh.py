@@ -471,19 +471,23 @@ class SshHost:
         url = self.store_url(legacy=legacy, remote_store=remote_store)
         log = NixLog()
         source = sizes or NarSizes()
-        await run_logged(
-            nix_argv.copy_to(url, paths, use_substitutes=use_substitutes),
-            env={"NIX_SSHOPTS": self.nix_sshopts()},
-            host=self.name,
-            phase=Stage.COPY,
-            emit=emit,
-            error=CopyError,
-            what=f"copying to {self.name}",
-            hint=copy_hint,
-            log=log,
-            # (a copy nobody is shown, of derivations to build there, is not measured)
-            sizes=None if emit is discard else lambda: source.of(paths),
-        )
+        try:
+            await run_logged(
+                nix_argv.copy_to(url, paths, use_substitutes=use_substitutes),
+                env={"NIX_SSHOPTS": self.nix_sshopts()},
+                host=self.name,
+                phase=Stage.COPY,
+                emit=emit,
+                error=CopyError,
+                what=f"copying to {self.name}",
+                hint=copy_hint,
+                log=log,
+                # (a copy nobody is shown, of derivations to build there, is not measured)
+                sizes=None if emit is discard else lambda: source.of(paths),
+            )
+        finally:
+            if sizes is None:
+                await source.close()  # (its own read: not left running once the copy ended)
         return log.bytes_sent
 
     def nix_sshopts(self) -> str:
