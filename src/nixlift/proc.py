@@ -189,6 +189,7 @@ async def run(
     binary_stdout: bool = False,
     feed: asyncio.Queue[bytes | None] | None = None,
     settle: bool = False,
+    started: Callable[[], None] | None = None,
 ) -> Completed:
     """Run argv to completion and return its output (stdout as bytes in `data` with
     `binary_stdout`).
@@ -228,6 +229,12 @@ async def run(
         **dying,
     )
     proc = asyncio.subprocess.Process(transport, protocol, loop)
+    if started is not None:
+        try:
+            started()
+        except BaseException:
+            await asyncio.shield(_stop(proc))
+            raise
     out: list[str] = []
     err: deque[str] = deque(maxlen=2000)
     data = bytearray()

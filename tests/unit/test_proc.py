@@ -125,3 +125,33 @@ def test_a_child_dies_with_nixlift_even_when_it_is_killed(how: str) -> None:
     while _running(f"sleep {seconds}") and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _running(f"sleep {seconds}") == []
+
+
+def test_started_is_called_while_the_child_runs() -> None:
+    seen: list[bool] = []
+    marker = f"/tmp/nl-started-{os.getpid()}"
+
+    def started() -> None:
+        # the child is running (it waits for the marker) and its output is not read yet
+        seen.append(os.path.exists(marker))
+        open(marker, "w").close()
+
+    try:
+        script = f"while [ ! -e {marker} ]; do sleep 0.01; done; echo done"
+        done = asyncio.run(proc.run(["sh", "-c", script], started=started, timeout=10))
+    finally:
+        if os.path.exists(marker):
+            os.unlink(marker)
+    assert seen == [False] and done.stdout == "done\n"
+
+
+def test_a_failing_started_stops_the_child() -> None:
+    seconds = 4000 + os.getpid() % 1000  # a sleep no other test runs
+
+    def started() -> None:
+        raise RuntimeError("the caller's work failed")
+
+    with pytest.raises(RuntimeError, match="the caller's work failed"):
+        asyncio.run(proc.run(["sh", "-c", f"sleep {seconds}"], started=started))
+    time.sleep(0.2)
+    assert _running(f"sleep {seconds}") == []

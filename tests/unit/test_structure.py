@@ -9,6 +9,8 @@ errors; the product never imports the test bed.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,17 @@ def test_the_leaves_stay_leaves() -> None:
     for path, module in imports():
         if own_part(path) in {"model", "errors", "events"} and module.startswith("nixlift."):
             assert part_of(module) in {"model", "errors", "events"}, (path, module)
+
+
+def test_a_deploy_starts_its_evaluation_before_importing_the_rest() -> None:
+    """What a deploy imports before nix evaluates is only what starting the evaluation needs:
+    the transport comes while nix evaluates, the deploy's own modules once the evaluation has
+    named its machines (cli/deploy_cmd.py), ~90 ms of a one-host deploy's start."""
+    later = ["nixlift.transport.ssh", "nixlift.cli.deploying", "nixlift.deploy.pipeline"]
+    code = (
+        "import sys, nixlift.cli.main, nixlift.cli.deploy_cmd\n"
+        f"print([m for m in {later!r} if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

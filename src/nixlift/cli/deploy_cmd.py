@@ -3,18 +3,20 @@ meanwhile), then run the deploy (cli/deploying.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from nixlift.cli.access import reach
 from nixlift.cli.evaluated import evaluate_checked
 from nixlift.cli.options import Invocation
 from nixlift.cli.source import resolve
 from nixlift.deploy.early import EarlyConnections
 from nixlift.errors import UsageError
+from nixlift.model import DeploymentOptions
+from nixlift.nix.evaluate import Announce
 from nixlift.selection import Selection
 
 
@@ -36,8 +38,12 @@ async def cmd_deploy(inv: Invocation) -> int:
     refuse_unanswerable_confirm(inv)
     req = await resolve(inv.network)
     async with early_connections(inv) as early:
-        announce = early.announced if early is not None else None
-        evaluated = await evaluate_checked(inv, req, announce=announce)
+        if early is None:
+            evaluated = await evaluate_checked(inv, req, started=import_the_rest)
+        else:
+            evaluated = await evaluate_checked(
+                inv, req, announce=connect_first(early), started=early.prepare
+            )
         network = evaluated.network
         if not network.allow_apply_all and not req.selection.names_machines:
             raise UsageError(
@@ -45,11 +51,33 @@ async def cmd_deploy(inv: Invocation) -> int:
                 "machines",
                 hint="select them with --on NAMES (or @TAG)",
             )
-        # (imported once the evaluation has started the connections: its imports go while the
-        # handshakes are under way, ~16 ms of a deploy's start measured here)
+        from nixlift.cli.access import reach
         from nixlift.cli.deploying import run_deployment
 
         return await run_deployment(inv, evaluated, reach(inv, network.machines), early=early)
+
+
+def import_the_rest() -> None:
+    """Import what a deploy needs once its network is evaluated (cli/deploying.py and what it
+    imports: ~70 ms here), while nix evaluates it on the machine's other core. This module
+    imports only what starting the evaluation needs."""
+    import nixlift.cli.access
+    import nixlift.cli.deploying  # noqa: F401
+
+
+def connect_first(early: EarlyConnections) -> Announce:
+    """The evaluation's `announce` for a deploy with early connections: each machine announced
+    is connected to, and then the rest is imported (import_the_rest), once the connections'
+    ssh processes are started (their tasks' first steps come before it in the event loop's
+    queue). So their handshakes go on meanwhile, and the imports, when the evaluation names its
+    machines early (a real NixOS system's evaluation takes seconds), alongside it too."""
+    loop = asyncio.get_running_loop()
+
+    def announce(name: str, deployment: DeploymentOptions) -> None:
+        early.announced(name, deployment)
+        loop.call_soon(import_the_rest)
+
+    return announce
 
 
 @contextlib.asynccontextmanager
@@ -76,14 +104,16 @@ async def cmd_apply_local(inv: Invocation) -> int:
     node = inv.machine or socket.gethostname().split(".", 1)[0]
     req = await resolve(inv.network)
     req = replace(req, selection=Selection.from_args([node], []))
-    evaluated = await evaluate_checked(inv, req)
+    evaluated = await evaluate_checked(inv, req, started=import_the_rest)
     machine = evaluated.network.machines[0]
     if not machine.deployment.allow_local_deployment:
         raise UsageError(
             f"machine '{machine.name}' does not allow local deployment",
             hint="set deployment.allowLocalDeployment = true in its configuration",
         )
-    local = reach(inv, evaluated.network.machines, local=frozenset({machine.name}))
+    from nixlift.cli.access import reach
     from nixlift.cli.deploying import run_deployment
+
+    local = reach(inv, evaluated.network.machines, local=frozenset({machine.name}))
 
     return await run_deployment(inv, evaluated, local)

@@ -4,6 +4,7 @@ its machines checked buildable here, the network's git commit read meanwhile."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,16 +33,22 @@ class Evaluated:
 
 
 async def evaluate_checked(
-    inv: Invocation, req: Request | None = None, *, announce: Announce | None = None
+    inv: Invocation,
+    req: Request | None = None,
+    *,
+    announce: Announce | None = None,
+    started: Callable[[], None] | None = None,
 ) -> Evaluated:
     """Evaluate (and read the network's git commit meanwhile); refuse machines this machine
-    cannot build before anything else happens. `announce`: see evaluate's."""
+    cannot build before anything else happens. `announce`, `started`: see evaluate's."""
     req = req or await resolve(inv.network)
     commit = asyncio.ensure_future(
         history.network_commit(_checkout_files(req)) if inv.goal.activates else _none()
     )
     try:
-        network = await evaluate_request(req, key_texts=uploads_keys(inv), announce=announce)
+        network = await evaluate_request(
+            req, key_texts=uploads_keys(inv), announce=announce, started=started
+        )
         settings = with_network_config(req.settings, network)
         # (machines built on a build host are checked against it, once it answers)
         here = replace(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -167,6 +168,7 @@ async def evaluate_request(
     machines: str = "full",
     key_texts: bool = False,
     announce: Announce | None = None,
+    started: Callable[[], None] | None = None,
 ) -> Network:
     """Evaluate, and say on stderr what nix said while it evaluated (the configuration's
     traces and warnings), which flake output was read and what the network declares that
@@ -178,6 +180,7 @@ async def evaluate_request(
         machines=machines,
         key_texts=key_texts,
         announce=announce,
+        started=started,
     )
     for line in network.messages:
         print(f"nixlift: evaluation: {line}", file=sys.stderr)

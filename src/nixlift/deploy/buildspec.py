@@ -6,10 +6,15 @@ from __future__ import annotations
 import os
 import shlex
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nixlift.errors import UsageError
 from nixlift.model import Machine
-from nixlift.transport.ssh import SshTarget
+
+if TYPE_CHECKING:
+    # (imported where used: the evaluation, which asks spec_for, starts before the transport's
+    # modules are loaded)
+    from nixlift.transport.ssh import SshTarget
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,8 @@ class BuildHostSpec:
         return self.destination.rpartition("@")[2]
 
     def target(self, connect_timeout: int) -> SshTarget:
+        from nixlift.transport.ssh import SshTarget
+
         user, _, host = self.destination.rpartition("@")
         if not host or any(c.isspace() for c in self.destination):
             raise UsageError(

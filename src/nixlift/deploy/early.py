@@ -21,11 +21,14 @@ import shutil
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from nixlift.model import DeploymentOptions, Machine
-from nixlift.transport.base import Host
-from nixlift.transport.ssh import SshHost, new_control_directory
+
+if TYPE_CHECKING:
+    # (imported where used: a deploy imports the transport while nix evaluates, not before)
+    from nixlift.transport.base import Host
+    from nixlift.transport.ssh import SshHost
 
 log = logging.getLogger("nixlift.deploy")
 
@@ -37,18 +40,23 @@ class EarlyConnections:
         self.connect_timeout = connect_timeout
         self.compress = compress
         self._directory: Path | None = None
+        self._entered = False
         #: by machine name: what was announced, its host, and the task opening it
         self._started: dict[str, tuple[DeploymentOptions, SshHost, asyncio.Task[float]]] = {}
 
     async def __aenter__(self) -> Self:
-        # (the deploy's Fleet puts its own sockets here too: one directory for a deploy, one
-        # left behind if it is killed)
-        self._directory = new_control_directory()
+        self._entered = True
         return self
 
     @property
     def directory(self) -> Path:
-        assert self._directory is not None, "used inside `async with`"
+        """The control sockets' directory, made when first needed. The deploy's Fleet puts its
+        own sockets here too: one directory for a deploy, one left behind if it is killed."""
+        assert self._entered, "used inside `async with`"
+        if self._directory is None:
+            from nixlift.transport.ssh import new_control_directory
+
+            self._directory = new_control_directory()
         return self._directory
 
     async def __aexit__(
@@ -63,23 +71,31 @@ class EarlyConnections:
                 await task
             await host.close()
         self._started.clear()
+        self._entered = False
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
+
+    def prepare(self) -> None:
+        """Import what connecting needs (the evaluation's `started`: while nix evaluates, so
+        that a machine announced is connected to at once)."""
+        import nixlift.transport.ssh  # noqa: F401
 
     def announced(self, name: str, deployment: DeploymentOptions) -> None:
         """Start connecting to a machine the evaluation just named (if it is reached over SSH
         without a sudo password asked first)."""
         if (
-            self._directory is None
+            not self._entered
             or name in self._started
             or deployment.target_host is None
             or deployment.interactive_sudo
         ):
             return
+        from nixlift.transport.ssh import SshHost
+
         machine = Machine(name, "", "", deployment, "", "")
         host = SshHost.for_machine(
             machine,
-            self._directory / f"e{len(self._started)}",  # (the Fleet's are 0, 1, …)
+            self.directory / f"e{len(self._started)}",  # (the Fleet's are 0, 1, …)
             connect_timeout=self.connect_timeout,
             compress=self.compress,
         )

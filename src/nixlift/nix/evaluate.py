@@ -128,13 +128,15 @@ async def evaluate(
     machines: str = "full",
     key_texts: bool = False,
     announce: Announce | None = None,
+    started: Callable[[], None] | None = None,
 ) -> Network:
     """Evaluate the network. `machines`: "full" instantiates each selected machine's toplevel,
     "deployment" reads only its deployment options, "none" only the network's names. With
     `key_texts`, the machines also carry their deployment.keys texts (to upload them).
     `announce` is told each selected machine's deployment options while the systems are still
     being evaluated (a deploy connects meanwhile); what it is told is checked again, with
-    everything else, in the Network returned."""
+    everything else, in the Network returned. `started` is called once nix evaluates: work
+    that can go on meanwhile (it holds up what nix says until it returns)."""
     locked = await _locked(source, settings)
     request = {
         **_source_request(source, locked),
@@ -146,7 +148,7 @@ async def evaluate(
         **selection.to_request(),
     }
     said: list[str] = []
-    data = await _run(request, source, settings, announce, said)
+    data = await _run(request, source, settings, announce, said, started)
     messages = said[:MESSAGES]
     if len(said) > MESSAGES:
         messages.append(f"({len(said) - MESSAGES} more lines not shown)")
@@ -216,11 +218,12 @@ async def _run(
     settings: NixSettings,
     announce: Announce | None = None,
     said: list[str] | None = None,
+    started: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     argv = nix_argv.evaluate(request, source.args, settings, flakes=source.flake is not None)
     sink = _stderr(announce, said if said is not None else [])
     try:
-        done = await proc.run(argv, what="evaluating the network", on_stderr=sink)
+        done = await proc.run(argv, what="evaluating the network", on_stderr=sink, started=started)
     except CommandError as e:
         e.stderr_tail = "\n".join(
             line for line in e.stderr_tail.splitlines() if not line.startswith(_ANNOUNCED)
