@@ -129,3 +129,55 @@ def test_with_confirm_or_a_sudo_password_nothing_connects_early(
         assert done.returncode == 2, done.stderr
         assert "this system does not evaluate" in done.stderr
         assert "connecting while the network is evaluated" not in done.stderr
+
+
+PLAIN = "  h1 = { ... }: { };"
+#: an evaluation that waits on a FIFO nobody opens
+WAITING = '  h1 = { ... }: { environment.etc."gate".text = builtins.readFile ./gate; };'
+
+
+def _still_running(marker: str) -> list[str]:
+    """Processes whose command line contains `marker`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker in f.read().decode(errors="replace"):
+                    found.append(pid)
+        except OSError:
+            continue  # gone meanwhile, or not a process
+    return found
+
+
+def test_the_evaluation_starts_before_the_event_loop(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """A deploy of a network named by files starts nix before it imports asyncio and the
+    deploy's modules, and takes that evaluation over once its event loop runs."""
+    sandbox = sandbox_factory(1)
+    net = write_network(tmp_path, sandbox, PLAIN)
+    done = nixlift("--debug", "deploy", net)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    early = [i for i, line in enumerate(lines) if line.startswith("nixlift: start early: ")]
+    loop = [i for i, line in enumerate(lines) if "Using selector" in line]
+    assert len(early) == 1 and "nix-instantiate" in lines[early[0]], done.stderr
+    assert loop and early[0] < loop[0], done.stderr
+    taken = [line for line in lines if "(started early): nix-instantiate" in line]
+    assert len(taken) == 1, done.stderr
+    assert "not used" not in done.stderr
+    assert sum("nix-instantiate" in line and " run" in line for line in lines) == 1
+
+
+def test_a_deploy_refused_before_its_evaluation_stops_the_one_started(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(1)
+    net = write_network(tmp_path, sandbox, WAITING)
+    os.mkfifo(tmp_path / "gate")
+    # --confirm asks on a terminal, and there is none: refused before the evaluation
+    done = nixlift("--debug", "deploy", net, "--confirm")
+    assert done.returncode == 2, done.stderr
+    assert "standard input is not a terminal" in done.stderr
+    assert "started early and not used: stopped" in done.stderr
+    assert _still_running(str(net)) == []

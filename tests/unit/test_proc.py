@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +156,68 @@ def test_a_failing_started_stops_the_child() -> None:
         asyncio.run(proc.run(["sh", "-c", f"sleep {seconds}"], started=started))
     time.sleep(0.2)
     assert _running(f"sleep {seconds}") == []
+
+
+def _counting(tmp: str, script: str) -> list[str]:
+    """A child that notes each start of it in `tmp` (one line each), then runs `script`."""
+    return ["sh", "-c", f"echo started >> {tmp}; {script}"]
+
+
+def test_a_child_started_early_is_taken_over_by_the_run_of_its_argv(tmp_path: Path) -> None:
+    starts = tmp_path / "starts"
+    argv = _counting(str(starts), "echo out; echo said >&2")
+    try:
+        assert proc.start_early(argv)
+        said: list[str] = []
+        done = asyncio.run(proc.run(argv, on_stderr=said.append))
+    finally:
+        proc.stop_early()
+    assert (done.returncode, done.stdout, said) == (0, "out\n", ["said"])
+    assert starts.read_text() == "started\n"  # one process: the early one
+
+
+def test_a_failing_child_started_early_fails_its_run_as_any_other(tmp_path: Path) -> None:
+    argv = _counting(str(tmp_path / "starts"), "echo bad >&2; exit 3")
+    try:
+        proc.start_early(argv)
+        with pytest.raises(CommandError) as e:
+            asyncio.run(proc.run(argv, what="the thing"))
+    finally:
+        proc.stop_early()
+    assert e.value.returncode == 3 and e.value.stderr_tail == "bad"
+
+
+def test_a_run_with_an_environment_of_its_own_starts_its_own_child(tmp_path: Path) -> None:
+    starts = tmp_path / "starts"
+    argv = _counting(str(starts), "echo $NL_X")
+    try:
+        proc.start_early(argv)
+        done = asyncio.run(proc.run(argv, env={"NL_X": "mine"}))
+        assert done.stdout == "mine\n"
+    finally:
+        proc.stop_early()
+    assert starts.read_text() == "started\nstarted\n"
+
+
+def test_a_child_started_early_and_never_taken_over_is_stopped() -> None:
+    seconds = 5000 + os.getpid() % 1000  # a sleep no other test runs
+    assert proc.start_early(["sh", "-c", f"sleep {seconds}"])
+    deadline = time.monotonic() + 10
+    while not _running(f"sleep {seconds}") and time.monotonic() < deadline:
+        time.sleep(0.01)  # (through setpriv and sh)
+    assert _running(f"sleep {seconds}")
+    proc.stop_early()
+    assert _running(f"sleep {seconds}") == []
+
+
+def test_a_cancelled_run_stops_the_child_it_took_over() -> None:
+    seconds = 6000 + os.getpid() % 1000  # a sleep no other test runs
+    argv = ["sh", "-c", f"sleep {seconds} & sleep {seconds + 1}"]
+    try:
+        proc.start_early(argv)
+        with pytest.raises(CommandError, match=r"did not finish within 0\.3 s"):
+            asyncio.run(proc.run(argv, timeout=0.3))
+    finally:
+        proc.stop_early()
+    time.sleep(0.2)
+    assert _running(f"sleep {seconds}") == [] and _running(f"sleep {seconds + 1}") == []

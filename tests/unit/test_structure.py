@@ -89,10 +89,10 @@ def test_the_leaves_stay_leaves() -> None:
 
 
 def test_a_deploy_starts_its_evaluation_before_importing_the_rest() -> None:
-    """What a deploy imports before nix evaluates is only what starting the evaluation needs:
-    the transport comes while nix evaluates, the deploy's own modules once the evaluation has
-    named its machines (cli/deploy_cmd.py), ~90 ms of a one-host deploy's start."""
-    later = ["nixlift.transport.ssh", "nixlift.cli.deploying", "nixlift.deploy.pipeline"]
+    """What a deploy imports before nix evaluates is only what starting the evaluation needs
+    (cli/main.py's BEFORE_THE_LOOP): asyncio and the transport come while nix evaluates, the
+    deploy's own modules once the evaluation has named its machines (cli/deploy_cmd.py)."""
+    later = ["asyncio", "nixlift.transport.ssh", "nixlift.cli.deploying", "nixlift.deploy.pipeline"]
     code = (
         "import sys, nixlift.cli.main, nixlift.cli.deploy_cmd\n"
         f"print([m for m in {later!r} if m in sys.modules])"

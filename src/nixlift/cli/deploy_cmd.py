@@ -3,14 +3,13 @@ meanwhile), then run the deploy (cli/deploying.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from nixlift.cli.evaluated import evaluate_checked
+from nixlift.cli.evaluated import evaluate_checked, start_early
 from nixlift.cli.options import Invocation
 from nixlift.cli.source import resolve
 from nixlift.deploy.early import EarlyConnections
@@ -71,6 +70,8 @@ def connect_first(early: EarlyConnections) -> Announce:
     ssh processes are started (their tasks' first steps come before it in the event loop's
     queue). So their handshakes go on meanwhile, and the imports, when the evaluation names its
     machines early (a real NixOS system's evaluation takes seconds), alongside it too."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
 
     def announce(name: str, deployment: DeploymentOptions) -> None:
@@ -85,13 +86,24 @@ async def early_connections(inv: Invocation) -> AsyncIterator[EarlyConnections |
     """Hosts' connections opened during the evaluation (deploy/early.py), for a deploy that
     copies to them at once: not with --confirm (its plan connects on its own, and the
     question may wait long) nor --ask-sudo-password (tried at login, asked after it)."""
-    if not inv.goal.copies or inv.confirm or inv.ask_sudo_password:
+    if not connects_early(inv):
         yield None
         return
     async with EarlyConnections(
         connect_timeout=inv.fleet.connect_timeout, compress=inv.fleet.compress
     ) as early:
         yield early
+
+
+def connects_early(inv: Invocation) -> bool:
+    return inv.goal.copies and not inv.confirm and not inv.ask_sudo_password
+
+
+def start_evaluation(inv: Invocation) -> None:
+    """Before the event loop (cli/main.py): start the evaluation cmd_deploy will run. This
+    module imports no asyncio, so that this comes first."""
+    if not inv.dry_run:
+        start_early(inv, announce=connects_early(inv))
 
 
 async def cmd_build(inv: Invocation) -> int:

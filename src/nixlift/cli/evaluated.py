@@ -3,17 +3,23 @@ its machines checked buildable here, the network's git commit read meanwhile."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nixlift.cli.options import Invocation
-from nixlift.cli.source import Request, evaluate_request, resolve, with_network_config
+from nixlift.cli.source import (
+    Request,
+    evaluate_request,
+    resolve,
+    resolve_named,
+    with_network_config,
+)
 from nixlift.deploy import history
 from nixlift.deploy.buildspec import spec_for
+from nixlift.errors import NixliftError
 from nixlift.model import Goal, Network
-from nixlift.nix import platforms
+from nixlift.nix import evaluate, platforms
 from nixlift.nix.argv import NixSettings
 from nixlift.nix.evaluate import Announce
 
@@ -32,6 +38,24 @@ class Evaluated:
     commit: str | None = None
 
 
+def start_early(inv: Invocation, *, announce: bool) -> None:
+    """Start the evaluation evaluate_checked(inv, announce=…) will run now, before the event
+    loop runs and the command's other modules are imported (nix/evaluate.py's start_early):
+    for a network named by files, ~0.1 s earlier than it could otherwise start."""
+    try:
+        req = resolve_named(inv.network)
+    except NixliftError:
+        return  # (said when the command resolves it)
+    if req is not None:
+        evaluate.start_early(
+            req.source,
+            req.selection,
+            req.settings,
+            key_texts=uploads_keys(inv),
+            announce=announce,
+        )
+
+
 async def evaluate_checked(
     inv: Invocation,
     req: Request | None = None,
@@ -41,6 +65,8 @@ async def evaluate_checked(
 ) -> Evaluated:
     """Evaluate (and read the network's git commit meanwhile); refuse machines this machine
     cannot build before anything else happens. `announce`, `started`: see evaluate's."""
+    import asyncio  # (not at the top: see start_early)
+
     req = req or await resolve(inv.network)
     commit = asyncio.ensure_future(
         history.network_commit(_checkout_files(req)) if inv.goal.activates else _none()

@@ -108,20 +108,35 @@ def _from_found(found: Found) -> _Named:
 
 
 async def resolve(choice: NetworkChoice) -> Request:
-    settings = NixSettings(
+    named = _named(choice)
+    if named is None:
+        found = await discover(Path.cwd(), _settings(choice))
+        named = _from_found(found) if found is not None else _from_entry(_only_entry())
+    return _request(choice, named)
+
+
+def resolve_named(choice: NetworkChoice) -> Request | None:
+    """resolve() for a network the command line (or the environment) names; None where it
+    names none and one would be looked for (which asks nix)."""
+    named = _named(choice)
+    return None if named is None else _request(choice, named)
+
+
+def _settings(choice: NetworkChoice) -> NixSettings:
+    return NixSettings(
         options=choice.nix_options,
         builders=choice.builders,
         max_jobs=choice.max_jobs,
         show_trace=choice.show_trace,
     )
-    named = _named(choice)
-    if named is None:
-        found = await discover(Path.cwd(), settings)
-        named = _from_found(found) if found is not None else _from_entry(_only_entry())
+
+
+def _request(choice: NetworkChoice, named: _Named) -> Request:
+    settings = _settings(choice)
     entry = named.entry
     include = list(entry.include) if entry else []
     if choice.nixpkgs:
-        nixpkgs = Path(choice.nixpkgs).resolve()  # noqa: ASYNC240
+        nixpkgs = Path(choice.nixpkgs).resolve()
         if not nixpkgs.exists():
             raise UsageError(
                 f"--nixpkgs {choice.nixpkgs}: {nixpkgs} does not exist",

@@ -14,7 +14,6 @@ early connection is reported where the deploy connects, as any other.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import shutil
@@ -26,7 +25,10 @@ from typing import TYPE_CHECKING, Self
 from nixlift.model import DeploymentOptions, Machine
 
 if TYPE_CHECKING:
-    # (imported where used: a deploy imports the transport while nix evaluates, not before)
+    # (imported where used: a deploy starts its evaluation before it imports asyncio, and
+    # imports the transport while nix evaluates)
+    import asyncio
+
     from nixlift.transport.base import Host
     from nixlift.transport.ssh import SshHost
 
@@ -90,6 +92,8 @@ class EarlyConnections:
             or deployment.interactive_sudo
         ):
             return
+        import asyncio
+
         from nixlift.transport.ssh import SshHost
 
         machine = Machine(name, "", "", deployment, "", "")

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from nixlift import proc
-from nixlift.errors import CommandError, EvalError, UsageError, first_hint, nix_error_text
+from nixlift.errors import (
+    CommandError,
+    EvalError,
+    NixliftError,
+    UsageError,
+    first_hint,
+    nix_error_text,
+)
 from nixlift.model import DeploymentOptions, Machine, Network, Profile, Secret
 from nixlift.nix import argv as nix_argv
 from nixlift.nix import flake as flakes
@@ -138,21 +145,53 @@ async def evaluate(
     everything else, in the Network returned. `started` is called once nix evaluates: work
     that can go on meanwhile (it holds up what nix says until it returns)."""
     locked = await _locked(source, settings)
-    request = {
-        **_source_request(source, locked),
-        "deploymentName": source.deployment_name,
-        "machines": machines,
-        "keyTexts": key_texts,
-        "sshOptions": list(source.ssh_options),
-        "announce": announce is not None,
-        **selection.to_request(),
-    }
+    request = _request(source, selection, locked, machines, key_texts, announce is not None)
     said: list[str] = []
     data = await _run(request, source, settings, announce, said, started)
     messages = said[:MESSAGES]
     if len(said) > MESSAGES:
         messages.append(f"({len(said) - MESSAGES} more lines not shown)")
     return replace(parse(data, source, selection, locked), messages=tuple(messages))
+
+
+def _request(
+    source: NetworkSource,
+    selection: Selection,
+    locked: LockedFlake | None,
+    machines: str,
+    key_texts: bool,
+    announce: bool,
+) -> dict[str, Any]:
+    return {
+        **_source_request(source, locked),
+        "deploymentName": source.deployment_name,
+        "machines": machines,
+        "keyTexts": key_texts,
+        "sshOptions": list(source.ssh_options),
+        "announce": announce,
+        **selection.to_request(),
+    }
+
+
+def start_early(
+    source: NetworkSource,
+    selection: Selection,
+    settings: NixSettings,
+    *,
+    key_texts: bool = False,
+    announce: bool = False,
+) -> bool:
+    """Start, before the event loop runs, the nix-instantiate that evaluate() with the same
+    arguments (and `machines="full"`) runs: it takes it over (proc.start_early). Not for a
+    flake (nix locks it first) nor files that are not there (evaluate says so)."""
+    if source.flake is not None:
+        return False
+    try:
+        check_files(source.files)
+    except NixliftError:
+        return False
+    request = _request(source, selection, None, "full", key_texts, announce)
+    return proc.start_early(nix_argv.evaluate(request, source.args, settings, flakes=False))
 
 
 def _stderr(announce: Announce | None, said: list[str]) -> proc.LineSink:
