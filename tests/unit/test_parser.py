@@ -13,7 +13,13 @@ import pytest
 from nixlift import __version__
 from nixlift.cli.main import main
 from nixlift.cli.options import Invocation, from_namespace
-from nixlift.cli.parser import EXAMPLES, GOALS, build_parser, split_remote_command
+from nixlift.cli.parser import (
+    EXAMPLES,
+    GOALS,
+    build_parser,
+    command_word,
+    split_remote_command,
+)
 from nixlift.errors import UsageError
 from nixlift.model import Goal
 
@@ -237,6 +243,23 @@ def test_every_commands_help_ends_with_real_examples() -> None:
             if "--" in words and words[0] not in ("exec", "ssh"):
                 continue
             assert parse(*words).command
+
+
+def test_a_command_parsed_alone_parses_as_with_every_command_declared() -> None:
+    """main declares only the command on the line (build_parser(command_word(...))): each
+    example parses to the same Invocation as with every command there."""
+    for examples in EXAMPLES.values():
+        for line, _ in examples:
+            first = line.split(" > ")[0].split(" && ")[0]
+            words, remote = split_remote_command([w.strip("'") for w in first.split()[1:]])
+            alone = build_parser(command_word(words))
+            assert len(alone._subparsers._group_actions[0].choices or ()) <= 2, line  # type: ignore[union-attr]
+            assert from_namespace(alone.parse_args(words), remote) == from_namespace(
+                build_parser().parse_args(words), remote
+            ), line
+    # a word that is no command gets them all, for the error that says what was meant
+    with pytest.raises(UsageError, match="did you mean 'deploy'"):
+        build_parser(command_word(["deplyo"])).parse_args(["deplyo"])
 
 
 def test_commands_import_only_what_they_run() -> None:

@@ -207,6 +207,9 @@ def test_a_child_started_early_and_never_taken_over_is_stopped() -> None:
         time.sleep(0.01)  # (through setpriv and sh)
     assert _running(f"sleep {seconds}")
     proc.stop_early()
+    deadline = time.monotonic() + 5
+    while _running(f"sleep {seconds}") and time.monotonic() < deadline:
+        time.sleep(0.01)  # (signalled: gone once it is scheduled)
     assert _running(f"sleep {seconds}") == []
 
 

@@ -14,10 +14,8 @@ from typing import Any, cast
 
 from nixlift import proc
 from nixlift.cli.options import Invocation, from_namespace
-from nixlift.cli.output import document, error_of, print_json
-from nixlift.cli.parser import build_parser, split_remote_command
+from nixlift.cli.parser import build_parser, command_word, split_remote_command
 from nixlift.errors import NixliftError
-from nixlift.ui.format import error_lines
 
 Command = Callable[[Invocation], Coroutine[Any, Any, int]]
 
@@ -85,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in words
     inv: Invocation | None = None
     try:
-        parser = build_parser()
+        asks_help = "-h" in words or "--help" in words
+        parser = build_parser(None if asks_help else command_word(words))
         ns = parser.parse_args(words)
         if ns.command is None:
             # `nixlift` (or `nixlift -v`) alone: the commands, and exit 2 as for any usage error
@@ -105,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report(e, debug=debug)
         if inv is not None and inv.output.json:
             # machines reading stdout get the failure as data too
+            from nixlift.cli.output import document, error_of, print_json
+
             print_json(document(inv.command, error=error_of(e)))
         return e.exit_code
     except BrokenPipeError:
@@ -119,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def report(error: NixliftError, *, debug: bool = False) -> None:
+    from nixlift.ui.format import error_lines  # (a failure's: not every start's)
+
     for line in error_lines(error, debug=debug):
         print(line, file=sys.stderr)
     if debug:

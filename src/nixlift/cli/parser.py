@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from nixlift import __version__
@@ -470,14 +470,14 @@ REMOTE_COMMANDS = ("exec", "ssh")
 
 def split_remote_command(argv: list[str]) -> tuple[list[str], list[str]]:
     """`nixlift exec NET -- ls -l`: argparse gets what is before `--`, the host the rest."""
-    command = _command_word(argv)
+    command = command_word(argv)
     if command in REMOTE_COMMANDS and "--" in argv:
         i = argv.index("--")
         return argv[:i], argv[i + 1 :]
     return argv, []
 
 
-def _command_word(argv: list[str]) -> str | None:
+def command_word(argv: list[str]) -> str | None:
     """The first word that is not an option of nixlift's own (nor --color's value)."""
     takes_value = False
     for word in argv:
@@ -647,21 +647,7 @@ def _commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     return list(found.values())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="nixlift",
-        description="Build NixOS systems here, copy them to hosts over SSH and switch them.",
-        formatter_class=HelpFormatter,
-        epilog="`nixlift COMMAND --help` shows a command's options and examples.\n\n"
-        + examples_text("deploy"),
-    )
-    parser.add_argument("-V", "--version", action="version", version=f"nixlift {__version__}")
-    _global_args(parser, command=False)
-    # not required: `nixlift` alone prints the command list (main.py)
-    sub = parser.add_subparsers(
-        title="commands", dest="command", metavar="COMMAND", action=Commands
-    )
-
+def _deploy(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "deploy",
@@ -699,6 +685,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="show the plan and stop: `nixlift plan` (NixOps' deploy --dry-run)",
     )
 
+
+def _plan(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "plan",
@@ -749,6 +737,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_args(p)
 
+
+def _apply_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "apply-local",
@@ -768,6 +758,8 @@ def build_parser() -> argparse.ArgumentParser:
     _goal_and_safety_args(p)
     _rollout_args(p)
 
+
+def _build(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "build",
@@ -780,6 +772,8 @@ def build_parser() -> argparse.ArgumentParser:
     _rollout_args(p)
     _output_args(p)
 
+
+def _eval(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "eval",
@@ -799,6 +793,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_args(p)
 
+
+def _info(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "info",
@@ -827,6 +823,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_args(p)
 
+
+def _exec(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "exec",
@@ -838,6 +836,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _hosts_args(p, parallel=10)
 
+
+def _ssh(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "ssh",
@@ -850,6 +850,8 @@ def build_parser() -> argparse.ArgumentParser:
     _network_args(p)
     _connect_timeout(p)
 
+
+def _check(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "check",
@@ -864,6 +866,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_args(p)
 
+
+def _upload_keys(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "upload-keys",
@@ -878,6 +882,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lock-wait", type=_count, default=0, metavar="SECONDS")
     _output_args(p)
 
+
+def _rollback(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "rollback",
@@ -891,6 +897,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", type=_positive, metavar="GEN", help="the generation number to go to")
     p.add_argument("--lock-wait", type=_count, default=0, metavar="SECONDS")
 
+
+def _list_generations(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "list-generations",
@@ -901,6 +909,8 @@ def build_parser() -> argparse.ArgumentParser:
     _hosts_args(p)
     _output_args(p)
 
+
+def _history(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "history",
@@ -914,6 +924,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_args(p)
 
+
+def _create(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "create",
@@ -929,6 +941,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="point a name that is already registered at this network",
     )
 
+
+def _import_nixops(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "import-nixops",
@@ -955,6 +969,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace names already registered (default: leave them and say so)",
     )
 
+
+def _list(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "list",
@@ -963,6 +979,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_args(p)
 
+
+def _delete(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "delete",
@@ -971,6 +989,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-d", "--deployment", metavar="NAME", required=True)
 
+
+def _cache(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "cache",
@@ -995,6 +1015,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to listen (default 0.0.0.0:8080)",
     )
 
+
+def _completions(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _command(
         sub,
         "completions",
@@ -1004,7 +1026,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("shell", metavar="SHELL", choices=("bash", "zsh", "fish"))
 
+
+#: each command's names (its aliases after it) and what declares it, in --help's order
+COMMAND_DECLARATIONS: tuple[
+    tuple[tuple[str, ...], Callable[[argparse._SubParsersAction], None]], ...  # type: ignore[type-arg]
+] = (
+    (("deploy",), _deploy),
+    (("plan",), _plan),
+    (("apply-local",), _apply_local),
+    (("build",), _build),
+    (("eval",), _eval),
+    (("info",), _info),
+    (("exec",), _exec),
+    (("ssh",), _ssh),
+    (("check",), _check),
+    (("upload-keys", "send-keys"), _upload_keys),
+    (("rollback",), _rollback),
+    (("list-generations",), _list_generations),
+    (("history",), _history),
+    (("create",), _create),
+    (("import-nixops",), _import_nixops),
+    (("list",), _list),
+    (("delete",), _delete),
+    (("cache",), _cache),
+    (("completions",), _completions),
+)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """nixlift's parser. With `command`, only that command's options are declared (all of them
+    are ~15 ms of every start here); a word that names no command gets them all, for its
+    error. (`nixlift --help` lists every command: it needs them all.)"""
+    parser = Parser(
+        prog="nixlift",
+        description="Build NixOS systems here, copy them to hosts over SSH and switch them.",
+        formatter_class=HelpFormatter,
+        epilog="`nixlift COMMAND --help` shows a command's options and examples.\n\n"
+        + examples_text("deploy"),
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"nixlift {__version__}")
+    _global_args(parser, command=False)
+    # not required: `nixlift` alone prints the command list (main.py)
+    sub = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", action=Commands
+    )
+    known = any(command in names for names, _ in COMMAND_DECLARATIONS)
+    for names, declare in COMMAND_DECLARATIONS:
+        if not known or command in names:
+            declare(sub)
+
     # last, so that they close each command's list of options
-    for command in _commands(parser):
-        _global_args(command, command=True)
+    for declared in _commands(parser):
+        _global_args(declared, command=True)
     return parser
