@@ -4,19 +4,21 @@ meanwhile), then run the deploy (cli/deploying.py)."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from nixlift.cli.evaluated import evaluate_checked, start_early
 from nixlift.cli.options import Invocation
 from nixlift.cli.source import resolve
 from nixlift.deploy.early import EarlyConnections
 from nixlift.errors import UsageError
-from nixlift.model import DeploymentOptions
 from nixlift.nix.evaluate import Announce
 from nixlift.selection import Selection
+
+if TYPE_CHECKING:
+    from nixlift.model import DeploymentOptions
 
 
 def refuse_unanswerable_confirm(inv: Invocation) -> None:
@@ -113,6 +115,8 @@ async def cmd_build(inv: Invocation) -> int:
 async def cmd_apply_local(inv: Invocation) -> int:
     """colmena's apply-local: deploy the machine named like this host (or --node) onto this
     machine itself, without SSH; the machine must allow it (deployment.allowLocalDeployment)."""
+    import socket
+
     node = inv.machine or socket.gethostname().split(".", 1)[0]
     req = await resolve(inv.network)
     req = replace(req, selection=Selection.from_args([node], []))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nixlift.cli.options import Invocation
 from nixlift.cli.source import (
@@ -18,10 +19,13 @@ from nixlift.cli.source import (
 from nixlift.deploy import history
 from nixlift.deploy.buildspec import spec_for
 from nixlift.errors import NixliftError
-from nixlift.model import Goal, Network
+from nixlift.goal import Goal
 from nixlift.nix import evaluate, platforms
 from nixlift.nix.argv import NixSettings
 from nixlift.nix.evaluate import Announce
+
+if TYPE_CHECKING:
+    from nixlift.model import Network
 
 
 def uploads_keys(inv: Invocation) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nixlift.cli.parser import GOAL_FLAGS, GOALS, did_you_mean
 from nixlift.errors import UsageError
-from nixlift.model import Goal
+from nixlift.goal import Goal
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from nixlift import __version__
 from nixlift.errors import UsageError
-from nixlift.model import Goal
+from nixlift.goal import Goal
 
 #: the goals, in the order people meet them (the default first)
 GOALS = tuple(

@@ -8,16 +8,19 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nixlift import registry as reg
 from nixlift.cli.options import NetworkChoice
 from nixlift.errors import UsageError
-from nixlift.model import Network
 from nixlift.nix.argv import NetworkArgs, NixSettings
 from nixlift.nix.discover import Found, discover
 from nixlift.nix.evaluate import Announce, NetworkSource, evaluate
 from nixlift.nix.flake import FlakeRef, looks_like_flake
 from nixlift.selection import Selection
+
+if TYPE_CHECKING:
+    from nixlift import registry as reg
+    from nixlift.model import Network
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ def _named(choice: NetworkChoice) -> _Named | None:
         return _Named(name, paths=tuple(Path(f) for f in choice.files))
     registered = choice.deployment or os.environ.get("NIXLIFT_DEPLOYMENT")
     if registered:
+        from nixlift import registry as reg  # (only for a registered name)
+
         return _from_entry(reg.Registry().get(registered))
     return None
 
@@ -166,6 +171,8 @@ def _request(choice: NetworkChoice, named: _Named) -> Request:
 
 
 def _only_entry() -> reg.Entry:
+    from nixlift import registry as reg
+
     entries = reg.Registry().entries()
     if len(entries) == 1:
         return entries[0]

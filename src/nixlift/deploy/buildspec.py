@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nixlift.errors import UsageError
-from nixlift.model import Machine
 
 if TYPE_CHECKING:
+    from nixlift.model import Machine
+
     # (imported where used: the evaluation, which asks spec_for, starts before the transport's
     # modules are loaded)
     from nixlift.transport.ssh import SshTarget

@@ -22,13 +22,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-from nixlift.model import DeploymentOptions, Machine
-
 if TYPE_CHECKING:
     # (imported where used: a deploy starts its evaluation before it imports asyncio, and
     # imports the transport while nix evaluates)
     import asyncio
 
+    from nixlift.model import DeploymentOptions, Machine
     from nixlift.transport.base import Host
     from nixlift.transport.ssh import SshHost
 
@@ -94,6 +93,7 @@ class EarlyConnections:
             return
         import asyncio
 
+        from nixlift.model import Machine
         from nixlift.transport.ssh import SshHost
 
         machine = Machine(name, "", "", deployment, "", "")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,9 @@ def entry(
     result: str,
     error: str | None,
 ) -> dict[str, Any]:
+    import getpass
+    import socket  # (here: the evaluation a deploy begins with is started before these)
+
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "user": getpass.getuser(),

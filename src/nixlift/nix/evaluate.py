@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nixlift import proc
 from nixlift.errors import (
@@ -20,18 +20,21 @@ from nixlift.errors import (
     first_hint,
     nix_error_text,
 )
-from nixlift.model import DeploymentOptions, Machine, Network, Profile, Secret
 from nixlift.nix import argv as nix_argv
 from nixlift.nix import flake as flakes
 from nixlift.nix.argv import NetworkArgs, NixSettings
 from nixlift.nix.flake import FlakeRef, LockedFlake
 from nixlift.selection import Selection
 
+if TYPE_CHECKING:
+    # (imported where used: a deploy starts this evaluation before it imports the model)
+    from nixlift.model import DeploymentOptions, Network
+
 log = logging.getLogger("nixlift.evaluate")
 
 #: told each selected machine's name and deployment options as soon as the evaluation has them,
 #: before any system is evaluated (see evaluate's `announce`)
-Announce = Callable[[str, DeploymentOptions], None]
+Announce = Callable[[str, "DeploymentOptions"], None]
 
 #: how eval.nix's announcement starts on nix-instantiate's stderr (builtins.trace)
 _ANNOUNCED = 'trace: {"nixliftHosts":'
@@ -199,6 +202,8 @@ def _stderr(announce: Announce | None, said: list[str]) -> proc.LineSink:
     `announce`), and into `said` the rest, what the configuration traces and nix warns of."""
 
     def sink(line: str) -> None:
+        from nixlift.model import DeploymentOptions
+
         if not line.startswith(_ANNOUNCED):
             if line.strip():
                 said.append(line)
@@ -289,6 +294,8 @@ def parse(
     locked: LockedFlake | None = None,
 ) -> Network:
     """Turn eval.nix's JSON into a Network, refusing selections that match nothing."""
+    from nixlift.model import DeploymentOptions, Machine, Network, Profile, Secret
+
     names: list[str] = data["network"]["names"]
     output = data["network"].get("output")
     label = f"{locked.label}#{output}" if locked is not None else source.label

@@ -11,12 +11,15 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nixlift import proc
 from nixlift.errors import PlatformError
-from nixlift.model import Machine, Network
 from nixlift.nix import argv as nix_argv
 from nixlift.nix.argv import NixSettings
+
+if TYPE_CHECKING:
+    from nixlift.model import Machine, Network
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
