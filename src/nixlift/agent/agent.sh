@@ -35,14 +35,15 @@ quote() {
   rm -f "$run/.quote.$$"
 }
 
-# text_file FILE: the contents of FILE as a JSON string ("" when there is none). Control
-# characters go (a tab becomes a space), backslashes and quotes are escaped, lines are joined.
+# text_file FILE: the contents of FILE as a JSON string ("" when there is none), for a command
+# substitution (it ends with a newline). Control characters go (a tab becomes a space: the one
+# in the first s command), backslashes and quotes are escaped, lines are joined (in sed's hold
+# space: two processes, not four, on every activation's answer).
 text_file() {
   if [ ! -s "$1" ]; then printf '""'; return; fi
   printf '"'
-  tr '\011' ' ' < "$1" | tr -d '\000-\010\013-\037\177' \
-    | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/$/\\n/' | tr -d '\n'
-  printf '"'
+  tr -d '\000-\010\013-\037\177' < "$1" | sed -e 's/	/ /g' -e 's/\\/\\\\/g' \
+    -e 's/"/\\"/g' -e 's/$/\\n/' -e '1h' -e '1!H' -e '$!d' -e 'x' -e 's/\n//g' -e 's/$/"/'
 }
 
 # path_or_null TEXT: a store path (or another plain path) as JSON, null when empty
