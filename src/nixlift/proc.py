@@ -280,13 +280,13 @@ def start_early(argv: Sequence[str]) -> bool:
     be waited for from the event loop (no pidfd: Linux < 5.3); what stop_early() finds still
     untaken at the end is stopped."""
     argv = [str(a) for a in argv]
-    setpriv = _setpriv()
-    if setpriv is None or not hasattr(os, "pidfd_open") or tuple(argv) in _EARLY:
+    if _setpriv() is None or not hasattr(os, "pidfd_open") or tuple(argv) in _EARLY:
         return False
     require_program(argv[0])
     log.debug("start early: %s", describe(argv))
+    spawned, _ = _dying_with_parent(argv)  # (through setpriv: no preexec_fn)
     popen = subprocess.Popen(
-        [setpriv, "--pdeathsig", "TERM", "--", *argv],
+        spawned,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -194,7 +194,13 @@ def start_early(
     except NixliftError:
         return False
     request = _request(source, selection, None, "full", key_texts, announce)
-    return proc.start_early(nix_argv.evaluate(request, source.args, settings, flakes=False))
+    return proc.start_early(_argv(request, source, settings))
+
+
+def _argv(request: dict[str, Any], source: NetworkSource, settings: NixSettings) -> list[str]:
+    """The evaluation's nix-instantiate: one place, as start_early's is taken over by _run's
+    only if the two are the same."""
+    return nix_argv.evaluate(request, source.args, settings, flakes=source.flake is not None)
 
 
 def _stderr(announce: Announce | None, said: list[str]) -> proc.LineSink:
@@ -202,14 +208,14 @@ def _stderr(announce: Announce | None, said: list[str]) -> proc.LineSink:
     `announce`), and into `said` the rest, what the configuration traces and nix warns of."""
 
     def sink(line: str) -> None:
-        from nixlift.model import DeploymentOptions
-
         if not line.startswith(_ANNOUNCED):
             if line.strip():
                 said.append(line)
             return
         if announce is None:
             return
+        from nixlift.model import DeploymentOptions
+
         try:
             hosts = json.loads(line.removeprefix("trace: "))["nixliftHosts"]
             told = [(str(h["name"]), DeploymentOptions.from_json(h["deployment"])) for h in hosts]
@@ -264,7 +270,7 @@ async def _run(
     said: list[str] | None = None,
     started: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    argv = nix_argv.evaluate(request, source.args, settings, flakes=source.flake is not None)
+    argv = _argv(request, source, settings)
     sink = _stderr(announce, said if said is not None else [])
     try:
         done = await proc.run(argv, what="evaluating the network", on_stderr=sink, started=started)
