@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from nixlift.model import ChangeKind
 from nixlift.nix.closure import (
     closure_of,
     diff,
@@ -15,6 +14,7 @@ from nixlift.nix.closure import (
     parse_path_info,
     split_name,
 )
+from nixlift.plans import ChangeKind
 
 
 def p(name: str) -> str:

@@ -26,21 +26,12 @@ from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.plan import Planner, PlanOptions, key_plan
 from nixlift.events import Event, Finished, Report
 from nixlift.events import Plan as PlanEvent
-from nixlift.model import (
-    ChangeKind,
-    FleetPlan,
-    Goal,
-    HostPlan,
-    HostResult,
-    Network,
-    PackageChange,
-    PlanState,
-    Status,
-)
+from nixlift.model import Goal, HostResult, Network, Status
 from nixlift.nix.argv import NixSettings
-from nixlift.ui.format import change_text, plan_summary
+from nixlift.plans import ChangeKind, FleetPlan, HostPlan, PackageChange, PlanState
 from nixlift.ui.live import LiveRenderer
 from nixlift.ui.plan import render_plan
+from nixlift.ui.planwords import change_text, plan_summary
 
 
 def s(name: str) -> str:

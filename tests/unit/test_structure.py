@@ -17,7 +17,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "nixlift"
 
-LEAVES = {"model", "goal", "errors", "events", "proc", "selection", "registry", "__init__"}
+LEAVES = {"model", "plans", "goal", "errors", "events", "proc", "selection", "registry", "__init__"}
 #: what each part may import besides itself and the leaves
 ALLOWED: dict[str, set[str]] = {
     "nix": set(),
@@ -67,7 +67,7 @@ def test_every_part_imports_only_what_it_may() -> None:
         if mine in LEAVES:
             ok = theirs in LEAVES
         elif mine == "ui":
-            ok = theirs in {"events", "model", "errors"}
+            ok = theirs in {"events", "model", "plans", "errors"}
         else:
             ok = theirs in LEAVES or theirs in ALLOWED[mine]
         if not ok:
@@ -84,7 +84,7 @@ def test_cli_and_ui_are_imported_only_from_cli(part: str) -> None:
 def test_the_leaves_stay_leaves() -> None:
     # model (with goal), errors and events are what everything shares: they import nothing
     # else of nixlift
-    shared = {"model", "goal", "errors", "events"}
+    shared = {"model", "plans", "goal", "errors", "events"}
     for path, module in imports():
         if own_part(path) in shared and module.startswith("nixlift."):
             assert part_of(module) in shared, (path, module)
@@ -109,3 +109,61 @@ def test_a_deploy_starts_its_evaluation_before_importing_the_rest() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def imported_by(code: str, modules: list[str]) -> list[str]:
+    """Which of `modules` a fresh interpreter has imported after running `code`."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"{code}\nimport sys\nprint([m for m in {modules!r} if m in sys.modules])",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return ast.literal_eval(done.stdout.strip())
+
+
+def test_connecting_does_not_wait_for_the_model() -> None:
+    """A deploy connects to an announced machine while nix evaluates: the transport imports
+    neither the model nor the events (a copy imports them when it runs)."""
+    later = ["nixlift.model", "nixlift.events", "nixlift.nix.closure", "nixlift.nix.logparse"]
+    assert imported_by("import nixlift.transport.ssh", later) == []
+
+
+def test_a_deploy_imports_only_what_it_uses() -> None:
+    """What a deploy imports (cli/deploy_cmd.py's import_the_rest) leaves out what only some
+    deploys use: plans, the fleet cache, TLS (asyncio's, see cli/main.py), and stdlib modules
+    that cost milliseconds for a line's worth of use."""
+    unused = [
+        "nixlift.plans",
+        "nixlift.deploy.cache",
+        "nixlift.cli.cache_cmd",
+        "ssl",
+        "uuid",
+        "datetime",
+        "difflib",
+        "importlib.resources",
+    ]
+    code = (
+        "from nixlift.cli.main import import_asyncio_without_tls\n"
+        "import_asyncio_without_tls()\n"
+        "from nixlift.cli.deploy_cmd import import_the_rest\n"
+        "import_the_rest()"
+    )
+    assert imported_by(code, unused) == []
+
+
+def test_asyncio_runs_without_tls_and_ssl_stays_importable() -> None:
+    code = (
+        "from nixlift.cli.main import import_asyncio_without_tls\n"
+        "import_asyncio_without_tls()\n"
+        "import asyncio, sys\n"
+        "assert 'ssl' not in sys.modules\n"
+        "assert asyncio.run(asyncio.sleep(0, 'ran')) == 'ran'\n"
+        "import ssl\n"
+        "assert ssl.create_default_context() is not None"
+    )
+    assert imported_by(code, ["ssl"]) == ["ssl"]

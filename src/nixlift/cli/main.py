@@ -63,6 +63,20 @@ def start_before_the_loop(inv: Invocation) -> None:
         getattr(module, BEFORE_THE_LOOP[inv.command])(inv)
 
 
+def import_asyncio_without_tls() -> None:
+    """Import asyncio without the ssl module it would import for TLS streams: ~10 ms of
+    every command here (OpenSSL's start), for streams nixlift never opens (ssh does its own
+    cryptography). asyncio takes the ImportError as a Python built without ssl, which it
+    supports. ssl itself stays importable: an https health check imports it when it runs."""
+    if "asyncio" in sys.modules or "ssl" in sys.modules:
+        return
+    sys.modules["ssl"] = None  # type: ignore[assignment]  # (None: `import ssl` fails)
+    try:
+        import asyncio  # noqa: F401
+    finally:
+        del sys.modules["ssl"]
+
+
 def run() -> int:
     """The `nixlift` program: main, then an exit without the interpreter's last garbage
     collections, which walk every object left (~20 ms of every command's end here, measured)
@@ -97,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream=sys.stderr,
         )
         start_before_the_loop(inv)
+        import_asyncio_without_tls()
         import asyncio
 
         return asyncio.run(command(inv.command)(inv))

@@ -25,9 +25,9 @@ from nixlift.deploy.options import DeployOptions
 from nixlift.deploy.plan import Planner, PlanOptions
 from nixlift.errors import UsageError
 from nixlift.events import discard
-from nixlift.model import PlanState
+from nixlift.plans import PlanState
 from nixlift.selection import Selection
-from nixlift.ui.format import plan_summary
+from nixlift.ui.planwords import plan_summary
 
 
 async def cmd_eval(inv: Invocation) -> int:

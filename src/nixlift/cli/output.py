@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nixlift.errors import CommandError, NixliftError
-from nixlift.model import HostPlan, HostResult, Machine, Status
+from nixlift.model import HostResult, Machine, Status
+
+if TYPE_CHECKING:
+    from nixlift.plans import HostPlan
 
 #: the version of the JSON contract; a change that breaks a reader increases it
 VERSION = 1
@@ -34,14 +36,16 @@ def document(command: str, **fields: Any) -> dict[str, Any]:
 
 def rfc3339(when: float | None = None) -> str:
     """A moment (now when None) as RFC 3339 in UTC: `2026-12-01T04:22:21Z`."""
-    moment = datetime.fromtimestamp(time.time() if when is None else when, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # (time, not datetime: every deploy says when it started; datetime is ~3 ms to import)
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if when is None else when))
 
 
 def normalize_time(text: object) -> str | None:
     """A time as written by an older nixlift (`2026-11-24T21:51:03+0100`) in RFC 3339 UTC."""
     if not isinstance(text, str) or not text:
         return None
+    from datetime import UTC, datetime
+
     for shape in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S %z"):
         try:
             parsed = datetime.strptime(text, shape)

@@ -8,7 +8,6 @@ command, and a wrong word answered with what was meant ("did you mean …?") as 
 from __future__ import annotations
 
 import argparse
-import difflib
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -36,6 +35,8 @@ GLOBAL_VALUE_OPTIONS = ("--color",)
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
     """` (did you mean 'switch'?)`, or nothing when no choice is close."""
+    import difflib  # (a misspelt word's: not every start's)
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

@@ -24,7 +24,8 @@ from nixlift.deploy.fanout import Reach
 from nixlift.deploy.options import DeployOptions, default_build_parallel
 from nixlift.deploy.plan import Planner, PlanOptions
 from nixlift.events import Emit, Event, Finished, Notice, Phase, discard
-from nixlift.model import FleetPlan, HostPlan, PlanState, Stage
+from nixlift.model import Stage
+from nixlift.plans import FleetPlan, HostPlan, PlanState
 from nixlift.ui.plain import PlainRenderer
 
 

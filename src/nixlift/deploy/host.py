@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from nixlift.agent.protocol import Agent, Probe
 from nixlift.deploy import activate as activation
@@ -23,7 +23,6 @@ from nixlift.deploy import health, history, profiles, reboot
 from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.build import build_on_target
 from nixlift.deploy.buildhost import RemoteBuilds
-from nixlift.deploy.cache import Pusher
 from nixlift.deploy.copy import Copied, copy
 from nixlift.deploy.fanout import Fleet
 from nixlift.deploy.lock import HostLock
@@ -34,6 +33,9 @@ from nixlift.events import Emit, Notice, Output, Phase, Report
 from nixlift.model import Goal, HostResult, HostState, Machine, Stage, Status
 from nixlift.nix.closure import NarSizes
 from nixlift.transport.base import Host
+
+if TYPE_CHECKING:
+    from nixlift.deploy.cache import Pusher  # (a deploy with a cache only)
 
 T = TypeVar("T")
 log = logging.getLogger("nixlift.deploy")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nixlift.deploy.cache import Cache
 from nixlift.deploy.fanout import Reach
 from nixlift.deploy.rollout import FailurePolicy
 from nixlift.model import Goal
 from nixlift.nix.argv import NixSettings
+
+if TYPE_CHECKING:
+    from nixlift.deploy.cache import Cache  # (a deploy with a cache only)
 
 
 def default_build_parallel() -> int:

@@ -17,13 +17,12 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nixlift.agent.protocol import Agent
 from nixlift.deploy.build import LocalBuilds
 from nixlift.deploy.buildhost import AllBuilds, RemoteBuilds
 from nixlift.deploy.buildspec import BuildHostSpec, spec_for
-from nixlift.deploy.cache import Pusher
 from nixlift.deploy.copy import copy_once
 from nixlift.deploy.early import EarlyConnections
 from nixlift.deploy.fanout import Fleet, HostMaker
@@ -36,6 +35,9 @@ from nixlift.errors import NixliftError
 from nixlift.events import Emit, Finished, Notice, Plan
 from nixlift.model import HostResult, Machine, Network
 from nixlift.nix.closure import NarSizes
+
+if TYPE_CHECKING:
+    from nixlift.deploy.cache import Pusher  # (a deploy with a cache only)
 
 #: an SSH handshake this slow (seconds) makes a link slow: see Deployment._early_copy (a 50 ms
 #: round trip takes ~0.4 s; a host on a LAN, or in this machine's test bed, ~0.05 s)
@@ -113,7 +115,11 @@ class Deployment:
         self._early: list[asyncio.Task[int | None]] = []
         reached = sum(1 for m in network.machines if self._needs_host(m))
         self._few_hosts = reached <= (os.cpu_count() or 1)
-        self.pusher = Pusher(options.cache, emit) if options.cache is not None else None
+        self.pusher: Pusher | None = None
+        if options.cache is not None:
+            from nixlift.deploy.cache import Pusher
+
+            self.pusher = Pusher(options.cache, emit)
         #: the NAR sizes the systems' copies count their bytes with: read once for all
         self.sizes = NarSizes(
             [m.out_path for m in network.machines if m.name not in remote], options.settings

@@ -32,19 +32,10 @@ from nixlift.deploy.rollout import Stopped
 from nixlift.errors import CommandError, NixliftError, SshError
 from nixlift.events import Emit, Phase
 from nixlift.events import Plan as PlanEvent
-from nixlift.model import (
-    FleetPlan,
-    Goal,
-    HostPlan,
-    HostState,
-    KeyPlan,
-    Machine,
-    Network,
-    PlanState,
-    Stage,
-)
+from nixlift.model import Goal, HostState, Machine, Network, Stage
 from nixlift.nix import closure as closures
 from nixlift.nix.closure import DryRun
+from nixlift.plans import FleetPlan, HostPlan, KeyPlan, PlanState
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,15 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nixlift import proc
 from nixlift.errors import BuildError, CommandError
-from nixlift.model import ChangeKind, PackageChange
 from nixlift.nix import argv
 from nixlift.nix.argv import NixSettings
+
+if TYPE_CHECKING:
+    from nixlift.plans import PackageChange
 
 #: a closure: every store path in it, with its NAR size in bytes
 Closure = Mapping[str, int]
@@ -71,6 +74,8 @@ def _bytewise(items: Iterable[str]) -> tuple[str, ...]:
 
 def diff(before: Closure, after: Closure) -> tuple[PackageChange, ...]:
     """The package changes from `before` to `after`, one per name, in nix's order."""
+    from nixlift.plans import ChangeKind, PackageChange  # (a plan's: not every deploy's)
+
     old, new = _grouped(before), _grouped(after)
     changes = []
     for name in _bytewise(old.keys() | new.keys()):

@@ -18,17 +18,20 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 from urllib.parse import quote, urlencode
 
 from nixlift import proc
 from nixlift.errors import CommandError, CopyError, SshError, first_hint
-from nixlift.events import Emit, discard
-from nixlift.model import Machine, Stage
 from nixlift.nix import argv as nix_argv
-from nixlift.nix.closure import NarSizes
-from nixlift.nix.logparse import NixLog, run_logged
 from nixlift.transport.elevate import Elevation, Password, elevation_error
+
+if TYPE_CHECKING:
+    # (imported where a copy needs them: a deploy connects while nix evaluates, before the
+    # model and the events, ~20 ms here, are imported)
+    from nixlift.events import Emit
+    from nixlift.model import Machine
+    from nixlift.nix.closure import NarSizes
 
 #: seconds between looks for the master connection's socket while it logs in
 _MASTER_POLL = 0.002
@@ -468,6 +471,11 @@ class SshHost:
         remote_store: str | None = None,
         sizes: NarSizes | None = None,
     ) -> int | None:
+        from nixlift.events import discard
+        from nixlift.model import Stage
+        from nixlift.nix.closure import NarSizes
+        from nixlift.nix.logparse import NixLog, run_logged
+
         url = self.store_url(legacy=legacy, remote_store=remote_store)
         log = NixLog()
         source = sizes or NarSizes()

@@ -12,9 +12,10 @@ from typing import TextIO
 from rich.console import Console
 from rich.text import Text
 
-from nixlift.model import ChangeKind, FleetPlan, HostPlan, PlanState
-from nixlift.ui.format import CHANGE_SIGNS, DETAIL_LINES, change_text, format_bytes
+from nixlift.plans import ChangeKind, FleetPlan, HostPlan, PlanState
+from nixlift.ui.format import DETAIL_LINES, format_bytes
 from nixlift.ui.live import clean_line, short_store_path
+from nixlift.ui.planwords import CHANGE_SIGNS, change_text
 
 STATE_STYLE = {
     PlanState.CHANGES: "bold yellow",
