@@ -21,7 +21,8 @@ import pytest
 from conftest import SandboxFactory
 from netkit import activations, current_system, deploy_json, nixlift, profile_system, write_network
 
-from nixlift.agent.protocol import Agent, HostClosure, Survey
+from nixlift.agent.answers import HostClosure, Survey
+from nixlift.agent.protocol import Agent
 from nixlift.deploy.lock import HostLock
 from nixlift.model import DeploymentOptions, Machine
 from nixlift.nix.argv import NixSettings

@@ -123,7 +123,8 @@ def imported_by(code: str, modules: list[str]) -> list[str]:
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    return ast.literal_eval(done.stdout.strip())
+    found: list[str] = ast.literal_eval(done.stdout.strip())
+    return found
 
 
 def test_connecting_does_not_wait_for_the_model() -> None:
@@ -146,6 +147,8 @@ def test_a_deploy_imports_only_what_it_uses() -> None:
         "datetime",
         "difflib",
         "importlib.resources",
+        "nixlift.agent.answers",
+        "nixlift.nix.discover",
     ]
     code = (
         "from nixlift.cli.main import import_asyncio_without_tls\n"

@@ -24,13 +24,23 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nixlift import proc
 from nixlift.errors import ActivationError, CommandError, NixliftError
 from nixlift.model import HostState
 from nixlift.transport.base import Host
 from nixlift.transport.elevate import elevation_error, refusal
+
+if TYPE_CHECKING:
+    from nixlift.agent.answers import (
+        Decision,
+        Generation,
+        HostClosure,
+        ProfileOutcome,
+        Survey,
+        Switched,
+    )
 
 log = logging.getLogger("nixlift.agent")
 
@@ -154,25 +164,6 @@ class Outcome(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Decision:
-    """What the host decided about an activation (see Outcome)."""
-
-    outcome: Outcome
-    reason: str | None = None
-    #: what /run/current-system names after the decision
-    running: str | None = None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Decision:
-        reason = data.get("reason")
-        return cls(
-            Outcome(data.get("outcome", "undecided")),
-            None if reason is None else str(reason),
-            data.get("running"),
-        )
-
-
-@dataclass(frozen=True)
 class Probe:
     """The host's state as the agent reads it, with what the deploy needs to know of it."""
 
@@ -194,41 +185,6 @@ class Probe:
 
 
 @dataclass(frozen=True)
-class Survey:
-    """What a host says when asked without being locked or changed (`nixlift plan`)."""
-
-    probe: Probe
-    #: what it knows of the keys nixlift wrote there, as the agent's keys_known answers (a
-    #: null salt: it was never given a key); None when not asked
-    keys: Mapping[str, Any] | None = None
-    #: who holds its lock now (a deploy under way), as the lock's holder wrote it
-    holder: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class HostClosure:
-    """The host's running closure and what it lacks of a new one."""
-
-    current: str | None
-    #: every path of the running system's closure, with its NAR size
-    closure: Mapping[str, int]
-    #: the paths of the new closure the host's store does not have
-    missing: tuple[str, ...]
-    #: what nix on the host said of fetching those (`nix-store --realise --dry-run`), as printed
-    dry_run: str = ""
-
-
-def parse_sizes(text: str) -> dict[str, int]:
-    """`SIZE PATH` lines into path → size."""
-    found = {}
-    for line in text.splitlines():
-        size, _, path = line.strip().partition(" ")
-        if path and size.isdigit():
-            found[path] = int(size)
-    return found
-
-
-@dataclass(frozen=True)
 class Started:
     """switch-to-configuration's end (None: still running past the host's time limit)."""
 
@@ -238,68 +194,6 @@ class Started:
     #: why nothing was touched: "not-nixos" (no switch-to-configuration), "no-deploy-rs-activate"
     #: (a deploy-rs system profile without it); "" when it ran
     refused: str = ""
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One generation of the host's system profile."""
-
-    number: int
-    link: str
-    created: int  # unix time of the profile link
-    system: str
-    current: bool  # the profile points at it (the boot default)
-    running: bool  # /run/current-system is its system
-
-
-_LINK = re.compile(r"^system-(\d+)-link$")
-
-
-def parse_generations(data: Mapping[str, Any]) -> list[Generation]:
-    current = data.get("profile") or ""
-    running = data.get("running") or ""
-    found = []
-    for g in data.get("generations") or []:
-        m = _LINK.match(str(g.get("link") or ""))
-        if m and g.get("system"):
-            found.append(
-                Generation(
-                    int(m.group(1)),
-                    g["link"],
-                    int(g.get("created") or 0),
-                    g["system"],
-                    g["link"] == current,
-                    g["system"] == running,
-                )
-            )
-    return sorted(found, key=lambda g: g.number)
-
-
-@dataclass(frozen=True)
-class ProfileOutcome:
-    """How a deploy-rs profile's installation and activation ended on the host."""
-
-    #: "activated", "failed", "rolled-back" (to its previous generation), "rollback-failed"
-    outcome: str
-    #: deploy-rs-activate's exit status (124: it ran past the time limit; 91: setting the
-    #: profile failed)
-    status: int
-    #: the profile's path on the host
-    profile: str
-    log: str
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome == "activated"
-
-
-@dataclass(frozen=True)
-class Switched:
-    """How switching the host to another system ended."""
-
-    ok: bool
-    running: str | None
-    log: str
 
 
 #: what the held lock prints after the output of a call made through it
@@ -534,13 +428,15 @@ class Agent:
     async def survey(self, system: str | None, *, want_keys: bool = False) -> Survey:
         """Read the host's state (and what it knows of its keys) without its lock, writing
         nothing."""
+        from nixlift.agent import answers
+
         answer = await self.call(
             "survey",
             {"system": system or "", "want_keys": want_keys},
             what="reading the host's state",
         )
         keys, holder = answer.get("keys"), answer.get("holder")
-        return Survey(
+        return answers.Survey(
             Probe.from_json(answer.get("probe") or {}),
             keys if isinstance(keys, dict) else None,
             holder if isinstance(holder, dict) else None,
@@ -549,15 +445,17 @@ class Agent:
     async def closure(self, wanted: list[str], *, substitutes: bool) -> HostClosure:
         """The running system's closure with NAR sizes, and which of `wanted` the host lacks
         (with `substitutes`, what its own substituters would give of those)."""
+        from nixlift.agent import answers
+
         answer = await self.call(
             "closure",
             {"count": len(wanted), "substitutes": substitutes},
             payload="".join(f"{p}\n" for p in wanted).encode(),
             what="reading the host's closure",
         )
-        return HostClosure(
+        return answers.HostClosure(
             answer.get("current"),
-            parse_sizes(str(answer.get("closure") or "")),
+            answers.parse_sizes(str(answer.get("closure") or "")),
             tuple(str(answer.get("missing") or "").split()),
             str(answer.get("dry_run") or ""),
         )
@@ -606,7 +504,9 @@ class Agent:
         )
 
     async def decision(self, directory: str, timeout: int) -> Decision:
-        return Decision.from_json(
+        from nixlift.agent import answers
+
+        return answers.Decision.from_json(
             await self.call(
                 "decision",
                 {"dir": directory, "timeout": timeout},
@@ -618,7 +518,9 @@ class Agent:
 
     async def confirm(self, directory: str, timeout: int) -> Decision:
         """Magic rollback's proof: over a NEW login that can act as root, delete the canary."""
-        return Decision.from_json(
+        from nixlift.agent import answers
+
+        return answers.Decision.from_json(
             await self.call(
                 "confirm",
                 {"dir": directory},
@@ -629,7 +531,9 @@ class Agent:
         )
 
     async def abort(self, directory: str, reason: str) -> Decision:
-        return Decision.from_json(
+        from nixlift.agent import answers
+
+        return answers.Decision.from_json(
             await self.call(
                 "abort",
                 {"dir": directory, "reason": reason},
@@ -640,7 +544,9 @@ class Agent:
         )
 
     async def undo(self, directory: str, goal: str, set_profile: bool, reason: str) -> Decision:
-        return Decision.from_json(
+        from nixlift.agent import answers
+
+        return answers.Decision.from_json(
             await self.call(
                 "undo",
                 {"dir": directory, "goal": goal, "set_profile": set_profile, "reason": reason},
@@ -662,6 +568,8 @@ class Agent:
     ) -> ProfileOutcome:
         """Install a deploy-rs profile as `user`'s and run its deploy-rs-activate as that user
         (dry-activate: only run it, with DRY_ACTIVATE=1)."""
+        from nixlift.agent import answers
+
         answer = await self.call(
             "profile",
             {
@@ -677,7 +585,7 @@ class Agent:
             error=ActivationError,
             timeout=2 * activation_timeout + 60,
         )
-        return ProfileOutcome(
+        return answers.ProfileOutcome(
             str(answer.get("outcome") or "failed"),
             int(answer.get("status") or 0),
             str(answer.get("profile") or ""),
@@ -706,24 +614,30 @@ class Agent:
         return records
 
     async def generations(self) -> list[Generation]:
-        return parse_generations(await self.call("generations", what="listing generations"))
+        from nixlift.agent import answers
+
+        return answers.parse_generations(await self.call("generations", what="listing generations"))
 
     async def switch_generation(self, link: str) -> Switched:
+        from nixlift.agent import answers
+
         answer = await self.call(
             "switch_generation", {"link": link}, what=f"switching to {link}", error=ActivationError
         )
-        return Switched(
+        return answers.Switched(
             answer.get("outcome") == "switched", answer.get("running"), str(answer.get("log") or "")
         )
 
     async def set_boot(self, system: str) -> Switched:
+        from nixlift.agent import answers
+
         answer = await self.call(
             "set_boot",
             {"system": system},
             what="making the previous system the boot default",
             error=ActivationError,
         )
-        return Switched(bool(answer.get("ok")), None, str(answer.get("log") or ""))
+        return answers.Switched(bool(answer.get("ok")), None, str(answer.get("log") or ""))
 
     async def boot_once(self, new: str, old: str) -> str:
         answer = await self.call(
@@ -738,12 +652,14 @@ class Agent:
 
     async def substitute(self, system: str, url: str, key: str) -> Switched:
         """Fetch the system from a binary cache the host trusts for this call (as root)."""
+        from nixlift.agent import answers
+
         answer = await self.call(
             "substitute",
             {"system": system, "url": url, "key": key},
             what="fetching the system from the cache",
         )
-        return Switched(bool(answer.get("ok")), None, str(answer.get("log") or ""))
+        return answers.Switched(bool(answer.get("ok")), None, str(answer.get("log") or ""))
 
     async def reboot(self) -> None:
         await self.call("reboot", what="rebooting")

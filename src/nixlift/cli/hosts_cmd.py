@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nixlift.agent.protocol import Agent, Generation
+from nixlift.agent.answers import Generation
+from nixlift.agent.protocol import Agent
 from nixlift.cli.access import reach
 from nixlift.cli.options import Invocation
 from nixlift.cli.output import document, error_of, normalize_time, print_json, rfc3339

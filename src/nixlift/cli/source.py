@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from nixlift.cli.options import NetworkChoice
 from nixlift.errors import UsageError
 from nixlift.nix.argv import NetworkArgs, NixSettings
-from nixlift.nix.discover import Found, discover
 from nixlift.nix.evaluate import Announce, NetworkSource, evaluate
 from nixlift.nix.flake import FlakeRef, looks_like_flake
 from nixlift.selection import Selection
@@ -21,6 +20,7 @@ from nixlift.selection import Selection
 if TYPE_CHECKING:
     from nixlift import registry as reg
     from nixlift.model import Network
+    from nixlift.nix.discover import Found
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,9 @@ def _from_found(found: Found) -> _Named:
 async def resolve(choice: NetworkChoice) -> Request:
     named = _named(choice)
     if named is None:
+        # (imported here: a network named on the command line is not looked for)
+        from nixlift.nix.discover import discover
+
         found = await discover(Path.cwd(), _settings(choice))
         named = _from_found(found) if found is not None else _from_entry(_only_entry())
     return _request(choice, named)

@@ -20,7 +20,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from nixlift.agent.protocol import Agent, HostClosure, Survey
+from nixlift.agent.answers import HostClosure, Survey
+from nixlift.agent.protocol import Agent
 from nixlift.deploy import activate as activation
 from nixlift.deploy import keys as keys_mod
 from nixlift.deploy.build import LocalBuilds, _in_store

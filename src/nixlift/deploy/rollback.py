@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nixlift.agent.protocol import Agent, Generation
+from nixlift.agent.answers import Generation
+from nixlift.agent.protocol import Agent
 from nixlift.deploy import history
 from nixlift.deploy.lock import HostLock, holder_info
 from nixlift.errors import ActivationError, UsageError
