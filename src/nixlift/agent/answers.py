@@ -1,7 +1,7 @@
-"""The agent's answers that only some commands ask for (an activation's decision, a plan's
-survey and closure, generations, a profile's or a switch's outcome): a module apart from
-protocol.py, which every deploy imports, so that a deploy that asks none of them does not create
-their classes (each frozen dataclass is ~2 ms of a start here)."""
+"""The agent's answers that only some commands ask for (a plan's survey and closure,
+generations, a profile's or a switch's outcome): a module apart from protocol.py, which every
+deploy imports, so that a deploy that asks none of them does not create their classes (each
+frozen dataclass is ~2 ms of a start here)."""
 
 from __future__ import annotations
 
@@ -10,29 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nixlift.agent.protocol import Outcome
-
 if TYPE_CHECKING:
     from nixlift.agent.protocol import Probe
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What the host decided about an activation (see Outcome)."""
-
-    outcome: Outcome
-    reason: str | None = None
-    #: what /run/current-system names after the decision
-    running: str | None = None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Decision:
-        reason = data.get("reason")
-        return cls(
-            Outcome(data.get("outcome", "undecided")),
-            None if reason is None else str(reason),
-            data.get("running"),
-        )
 
 
 @dataclass(frozen=True)

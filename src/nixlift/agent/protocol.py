@@ -34,7 +34,6 @@ from nixlift.transport.elevate import elevation_error, refusal
 
 if TYPE_CHECKING:
     from nixlift.agent.answers import (
-        Decision,
         Generation,
         HostClosure,
         ProfileOutcome,
@@ -161,6 +160,25 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"  # switch-to-configuration failed and rollback is off
     UNDECIDED = "undecided"  # no decision within the wait
     NO_CANARY = "no-canary"  # the confirmation came after the host had decided
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the host decided about an activation (see Outcome)."""
+
+    outcome: Outcome
+    reason: str | None = None
+    #: what /run/current-system names after the decision
+    running: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Decision:
+        reason = data.get("reason")
+        return cls(
+            Outcome(data.get("outcome", "undecided")),
+            None if reason is None else str(reason),
+            data.get("running"),
+        )
 
 
 @dataclass(frozen=True)
@@ -504,9 +522,8 @@ class Agent:
         )
 
     async def decision(self, directory: str, timeout: int) -> Decision:
-        from nixlift.agent import answers
 
-        return answers.Decision.from_json(
+        return Decision.from_json(
             await self.call(
                 "decision",
                 {"dir": directory, "timeout": timeout},
@@ -518,9 +535,8 @@ class Agent:
 
     async def confirm(self, directory: str, timeout: int) -> Decision:
         """Magic rollback's proof: over a NEW login that can act as root, delete the canary."""
-        from nixlift.agent import answers
 
-        return answers.Decision.from_json(
+        return Decision.from_json(
             await self.call(
                 "confirm",
                 {"dir": directory},
@@ -531,9 +547,8 @@ class Agent:
         )
 
     async def abort(self, directory: str, reason: str) -> Decision:
-        from nixlift.agent import answers
 
-        return answers.Decision.from_json(
+        return Decision.from_json(
             await self.call(
                 "abort",
                 {"dir": directory, "reason": reason},
@@ -544,9 +559,8 @@ class Agent:
         )
 
     async def undo(self, directory: str, goal: str, set_profile: bool, reason: str) -> Decision:
-        from nixlift.agent import answers
 
-        return answers.Decision.from_json(
+        return Decision.from_json(
             await self.call(
                 "undo",
                 {"dir": directory, "goal": goal, "set_profile": set_profile, "reason": reason},

@@ -12,15 +12,11 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from nixlift.agent.protocol import Agent, Outcome
+from nixlift.agent.protocol import Agent, Decision, Outcome
 from nixlift.errors import NixliftError
 from nixlift.events import Emit, Output, Phase
 from nixlift.model import Goal, HostState, Stage, Status
-
-if TYPE_CHECKING:
-    from nixlift.agent.answers import Decision
 
 #: what switch-to-configuration says when the new system needs a reboot (kernel, initrd, …)
 REBOOT_REQUIRED = 100
