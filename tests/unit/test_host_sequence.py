@@ -60,7 +60,11 @@ def machine(**deployment: Any) -> Machine:
 
 
 def deploy(
-    goal: Goal, script: Script, m: Machine | None = None, **options: Any
+    goal: Goal,
+    script: Script,
+    m: Machine | None = None,
+    builds: LocalBuilds | None = None,
+    **options: Any,
 ) -> tuple[HostResult, FakeHost, list[Event]]:
     host = FakeHost(script=script)
     m = m or machine()
@@ -71,7 +75,7 @@ def deploy(
         DeployOptions(goal=goal, **options),
         events.append,
         make_host=lambda _: host,
-        builds=Built(),
+        builds=builds or Built(),
     )
     [result] = asyncio.run(deployment.run())
     assert events[-1] == Finished(result)
@@ -153,6 +157,36 @@ def test_a_host_on_the_system_is_left_be_without_always_activate() -> None:
     result, host, _ = deploy(Goal.SWITCH, script, machine(always_activate=False))
     assert result.status is Status.UNCHANGED and not result.activated
     assert host.actions() == ["lock"]  # nothing changed, nothing to record
+
+
+class Counted(Built):
+    """Built, counting the sequences that wait for a system built here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited: list[str] = []
+
+    async def wait(self, machine: Machine) -> None:
+        self.waited.append(machine.name)
+
+
+@pytest.mark.parametrize("current", [OLD, NEW])
+def test_a_host_that_has_its_system_does_not_wait_for_the_builds_here(current: str) -> None:
+    builds = Counted()
+    result, _, events = deploy(
+        Goal.SWITCH, Script(current=current, profile=current, has_system=True), builds=builds
+    )
+    assert builds.waited == []
+    assert Phase("h1", Stage.BUILD, "already on the host") in events
+    assert result.system == NEW and not result.copied
+    # with --keep-result the system's GC root here is the point: it is waited for
+    builds = Counted()
+    deploy(Goal.SWITCH, Script(has_system=True), builds=builds, keep_roots=True)
+    assert builds.waited == ["h1"]
+    # a host without it waits for it, to copy it
+    builds = Counted()
+    deploy(Goal.SWITCH, Script(), builds=builds)
+    assert builds.waited == ["h1"]
 
 
 def test_failed_activation_is_rolled_back_by_the_host_and_said_so() -> None:
