@@ -123,8 +123,11 @@ def test_max_failures_count_and_percent(sandbox_factory: SandboxFactory, tmp_pat
     done, hosts = deploy_json(net, "--max-failures", "50%")
     assert done.returncode == 1
     assert hosts["h3"]["status"] == hosts["h4"]["status"] == "ok"
-    bad = nixlift("deploy", net, "--max-failures", "lots")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    bad = nixlift("deploy", net, "--max-failures", "lots", env={"TMPDIR": str(scratch)})
     assert bad.returncode == 2 and "--max-failures" in bad.stderr
+    assert list(scratch.iterdir()) == []  # no GC roots' directory left behind
 
 
 def test_tags_select_hosts(sandbox_factory: SandboxFactory, tmp_path: Path) -> None:

@@ -40,12 +40,14 @@ async def run_deployment(
     keys_of = declared_keys(inv, network)
     cache = await fleet_cache(inv, network) if goal.copies else None
     keep = inv.network.keep_result
+    fleet, safety = inv.fleet, inv.safety
+    # (before the GC roots' directory is made: a wrong value must not leave one behind)
+    policy = FailurePolicy.parse(fleet.fail_fast, fleet.max_failures)
     roots = (
         _gc_root_dir(network.deployment_name)
         if keep
         else Path(tempfile.mkdtemp(prefix="nixlift-roots-"))
     )
-    fleet, safety = inv.fleet, inv.safety
     options = DeployOptions(
         goal=goal,
         settings=settings,
@@ -54,7 +56,7 @@ async def run_deployment(
         force_activate=safety.always_activate,
         reach=how,
         parallel=fleet.parallel,
-        policy=FailurePolicy.parse(fleet.fail_fast, fleet.max_failures),
+        policy=policy,
         skip_unreachable=fleet.skip_unreachable,
         lock_wait=fleet.lock_wait,
         auto_rollback=safety.auto_rollback,
