@@ -46,3 +46,26 @@ def test_a_long_log_stays_whole(tmp_path: Path) -> None:
     path = tmp_path / "log"
     path.write_text("\n".join(lines) + "\n")
     assert text_file(path) == "".join(line.replace("\t", " ") + "\n" for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/nix/store/abc-nixos-system-h1-24.05", "/nix/store/abc-nixos-system-h1-24.05"),
+        ("", None),
+        ("with space", None),
+        ('quote"d', None),
+        ("$(touch /tmp/x)", None),
+        ("back\\slash", None),
+    ],
+)
+def test_a_path_becomes_json_in_a_variable_or_null(text: str, expected: str | None) -> None:
+    """json_path (the probe's and a decision's paths, set without a subshell) says what
+    path_or_null says, and nothing it is given is run."""
+    script = (
+        function("json_path")
+        + function("path_or_null")
+        + 'json_path v "$1"; printf \'[%s, %s]\\n\' "$v" "$(path_or_null "$1")"'
+    )
+    done = subprocess.run(["sh", "-c", script, "sh", text], capture_output=True, check=True)
+    assert json.loads(done.stdout) == [expected, expected]

@@ -57,6 +57,16 @@ path_or_null() {
 
 bool() { if [ "$1" = 1 ]; then printf true; else printf false; fi; }
 
+# json_path VAR TEXT, json_bool VAR 0|1: path_or_null's and bool's JSON into the variable VAR,
+# without the subshell a $(…) is (the probe's six were a fork each, on every host's lock)
+json_path() {
+  case "$2" in
+    ""|*[!A-Za-z0-9/+._?=:@-]*) eval "$1=null" ;;
+    *) eval "$1=\"\\\"\$2\\\"\"" ;;
+  esac
+}
+json_bool() { if [ "$2" = 1 ]; then eval "$1=true"; else eval "$1=false"; fi; }
+
 # print_file FILE: a file of lines, as cat would, without a process
 print_file() {
   while IFS= read -r _l || [ -n "$_l" ]; do printf '%s\n' "$_l"; done <"$1"
@@ -119,6 +129,7 @@ wraps() {
     && [ "$(readlink -f "$1/nixos-version")" = "$(readlink -f "$2/nixos-version")" ]
 }
 
+# probe: the host's state as JSON, into $probed (set here, not printed into a $(…): no fork)
 probe() {
   take system
   current=$(readlink /run/current-system 2>/dev/null)
@@ -137,9 +148,14 @@ probe() {
   boot_id=
   read -r boot_id 2>/dev/null </proc/sys/kernel/random/boot_id
   if [ "$valid" = 1 ] && wraps "$system" "$current"; then current=$system; fi
-  printf '{"current": %s, "profile": %s, "boot_id": %s, "valid": %s, "systemd": %s, "daemon": %s}' \
-    "$(path_or_null "$current")" "$(path_or_null "$in_profile")" \
-    "$(path_or_null "$boot_id")" "$(bool "$valid")" "$(bool "$systemd")" "$(bool "$daemon")"
+  json_path j_current "$current"
+  json_path j_profile "$in_profile"
+  json_path j_boot "$boot_id"
+  json_bool j_valid "$valid"
+  json_bool j_systemd "$systemd"
+  json_bool j_daemon "$daemon"
+  probed="{\"current\": $j_current, \"profile\": $j_profile, \"boot_id\": $j_boot,"
+  probed="$probed \"valid\": $j_valid, \"systemd\": $j_systemd, \"daemon\": $j_daemon}"
 }
 
 # --- activation, detached from the SSH session ------------------------------------------------
@@ -184,10 +200,9 @@ finish_status() {
 
 # decide DIR OUTCOME REASON: the activation's end, with what the host runs now
 decide() {
-  {
-    printf '{"outcome": "%s", "reason": %s, "running": %s}\n' "$2" "$3" \
-      "$(path_or_null "$(readlink /run/current-system 2>/dev/null)")"
-  } > "$1/outcome.tmp"
+  json_path j_running "$(readlink /run/current-system 2>/dev/null)"
+  printf '{"outcome": "%s", "reason": %s, "running": %s}\n' "$2" "$3" "$j_running" \
+    > "$1/outcome.tmp"
   mv "$1/outcome.tmp" "$1/outcome"
   notify "$1/outcome.fifo" "$2"
 }
@@ -215,8 +230,9 @@ activate() {
   dir=$1 sys=$2 goal=$3 set_profile=$4 auto=$5 magic=$6 confirm=$7 limit=$8 runner=${9-}
   exec 8>>"$run/activation.lock"
   flock 8
-  printf '%s\n' "$(readlink "$profile" 2>/dev/null)" > "$dir/previous-link"
-  printf '%s\n' "$(readlink /run/current-system 2>/dev/null)" > "$dir/previous-system"
+  # (readlink writes the files itself: no subshell; a link that is not there leaves one empty)
+  readlink "$profile" > "$dir/previous-link" 2>/dev/null
+  readlink /run/current-system > "$dir/previous-system" 2>/dev/null
   # (a profile that is the system already needs no new generation)
   if [ "$set_profile" = 1 ] && [ "$(readlink -e "$profile" 2>/dev/null)" != "$sys" ] \
     && ! nix-env -p "$profile" --set "$sys" >"$dir/log" 2>&1; then
@@ -338,7 +354,7 @@ start() {
       sh "$self" activate "$@"
   else
     # (not holding the deployer's lock, fd 9, when this call came through the lock's session)
-    setsid nohup sh "$self" activate "$@" </dev/null >/dev/null 2>&1 5>&- 8>&- 9>&- &
+    setsid sh "$self" activate "$@" </dev/null >/dev/null 2>&1 5>&- 8>&- 9>&- &
   fi
   [ -e "$dir/status" ] || wait_line 5 "$((activation_timeout + 15))"
   exec 5>&-
@@ -346,7 +362,8 @@ start() {
   [ -e "$dir/status" ] && read -r status <"$dir/status"
   systemd=0
   systemd_runs && systemd=1
-  answer "{\"status\": $status, \"systemd\": $(bool "$systemd"), \"log\": $(text_file "$dir/log")}"
+  json_bool j_systemd "$systemd"
+  answer "{\"status\": $status, \"systemd\": $j_systemd, \"log\": $(text_file "$dir/log")}"
 }
 
 # await DIR TIMEOUT: the decision, once there is one (or undecided)
@@ -412,7 +429,8 @@ survey() {
   [ "$want_keys" = 1 ] && known=$(keys_known 0)
   holder=null
   [ -s "$run/lock.info" ] && holder=$(cat "$run/lock.info")
-  answer "{\"probe\": $(probe), \"keys\": $known, \"holder\": ${holder:-null}}"
+  probe
+  answer "{\"probe\": $probed, \"keys\": $known, \"holder\": ${holder:-null}}"
 }
 
 # with_lines FILE CMD…: CMD with FILE's lines (store paths: no blanks, and no globbing) as its
@@ -488,7 +506,9 @@ lock() {
   known=null
   [ "$want_keys" = 1 ] && known=$(keys_known)
   # without `exclusive` (a push: nothing is activated) the same session, without the lock
-  answer "{\"locked\": $(bool "$exclusive"), \"open\": true, \"probe\": $(probe), \"keys\": $known}"
+  probe
+  json_bool j_locked "$exclusive"
+  answer "{\"locked\": $j_locked, \"open\": true, \"probe\": $probed, \"keys\": $known}"
   # Held until our connection ends. Meanwhile it takes the deploy's record for the history, and
   # the deploy's other calls: each a `call` line, then the request as on a call of its own, its
   # output (stderr too) and then `@nixlift-end STATUS` (no session of its own: round trips and
@@ -885,6 +905,8 @@ reboot_host() {
 self=$0
 if [ "${1-}" = activate ]; then
   shift
+  # (a hangup ignored, as nohup would, without its process: the activation outlives the session)
+  trap '' HUP
   activate "$@"
   exit 0
 fi
@@ -905,7 +927,7 @@ dispatch() {
     *) exec </dev/null ;;
   esac
   case "$action" in
-    probe) answer "$(probe)" ;;
+    probe) probe && answer "$probed" ;;
     lock|start|decision|confirm|abort|undo|activation_log|record|generations|switch_generation|\
     set_boot|boot_once|boot_default) "$action" ;;
     keys) upload_keys ;;
