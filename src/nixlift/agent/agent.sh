@@ -526,7 +526,8 @@ lock() {
         printf '@nixlift-end %s\n' "$?" ;;
     esac
   done
-  if [ "$exclusive" = 1 ]; then rm -f "$run/lock.info"; fi
+  # (emptied, not removed: an empty one says no holder, as a missing one does, without an rm)
+  if [ "$exclusive" = 1 ]; then : > "$run/lock.info"; fi
 }
 
 # --- keys and secrets ---------------------------------------------------------------------------
