@@ -524,8 +524,13 @@ def peak_rss(argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None
 
 def no_bytecode_env() -> dict[str, str]:
     """ENV, but nixlift compiles its modules from source at every start (no .pyc written or
-    read for them), as with PYTHONDONTWRITEBYTECODE=1 and an editable install."""
-    env = {k: v for k, v in ENV.items() if k != "PYTHONPYCACHEPREFIX"}
+    read for them), as with PYTHONDONTWRITEBYTECODE=1 and an editable install. The bytecode
+    cache is a directory that stays empty: without one, Python would read the .pyc files that
+    a run without PYTHONDONTWRITEBYTECODE left in src/nixlift/__pycache__."""
+    env = dict(ENV)
+    cache = env.get("PYTHONPYCACHEPREFIX")
+    if cache is not None:
+        env["PYTHONPYCACHEPREFIX"] = str(Path(cache).with_name("pycache-never-written"))
     return {**env, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
