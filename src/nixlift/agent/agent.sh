@@ -46,19 +46,9 @@ text_file() {
     -e 's/"/\\"/g' -e 's/$/\\n/' -e '1h' -e '1!H' -e '$!d' -e 'x' -e 's/\n//g' -e 's/$/"/'
 }
 
-# path_or_null TEXT: a store path (or another plain path) as JSON, null when empty
-path_or_null() {
-  case "$1" in
-    "") printf 'null' ;;
-    *[!A-Za-z0-9/+._?=:@-]*) printf 'null' ;;
-    *) printf '"%s"' "$1" ;;
-  esac
-}
-
-bool() { if [ "$1" = 1 ]; then printf true; else printf false; fi; }
-
-# json_path VAR TEXT, json_bool VAR 0|1: path_or_null's and bool's JSON into the variable VAR,
-# without the subshell a $(…) is (the probe's six were a fork each, on every host's lock)
+# json_path VAR TEXT: a store path (or another plain path) as JSON into the variable VAR, null
+# when empty or not plain; json_bool VAR 0|1: true or false. Set, not printed: no subshell
+# where a value is built in place (the probe's six were a fork each, on every host's lock).
 json_path() {
   case "$2" in
     ""|*[!A-Za-z0-9/+._?=:@-]*) eval "$1=null" ;;
@@ -66,6 +56,16 @@ json_path() {
   esac
 }
 json_bool() { if [ "$2" = 1 ]; then eval "$1=true"; else eval "$1=false"; fi; }
+
+# path_or_null TEXT, bool 0|1: the same, printed (for a $(…) inside a longer answer)
+path_or_null() {
+  json_path _json "$1"
+  printf '%s' "$_json"
+}
+bool() {
+  json_bool _json "$1"
+  printf '%s' "$_json"
+}
 
 # print_file FILE: a file of lines, as cat would, without a process
 print_file() {
