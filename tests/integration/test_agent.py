@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import shlex
 import stat
 import subprocess
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -199,34 +197,40 @@ def test_the_probe_says_which_systems_the_host_has(
     assert list(found.values()) == [True, True, False, False], found
 
 
-def test_old_activation_records_are_swept_once_a_few_are_left(
+def test_activation_records_go_two_hours_after_they_started(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     sb = sandbox_factory(1)
     h1 = sb.host("h1")
     net = write_network(tmp_path, sb, "  h1 = { ... }: { };")
     run = h1.path("/run/nixlift")
-    hours_ago = time.time() - 3 * 3600
 
-    def leave(*names: str) -> None:
-        for name in names:
-            (run / name).mkdir()
-            os.utime(run / name, (hours_ago, hours_ago))
+    def uptime() -> int:
+        return int(float(Path("/proc/uptime").read_text().split()[0]))
+
+    def leave(name: str, started: int | None) -> None:
+        (run / name).mkdir()
+        if started is not None:
+            (run / name / "started").write_text(f"{started}\n")
 
     def deploy() -> set[str]:
         done, _ = deploy_json(net)
         assert done.returncode == 0, done.stderr
         return {p.name for p in run.glob("act-*")}
 
-    deploy()
-    # a few left: not looked for (a find on every activation is a process more)
-    leave("act-old-1", "act-old-2")
-    assert {"act-old-1", "act-old-2"} <= deploy()
-    # more: the old ones go, those of the last hours stay
-    leave("act-old-3", "act-old-4")
+    first = deploy()
+    assert len(first) == 1
+    (own,) = first
+    assert abs(int((run / own / "started").read_text()) - uptime()) <= 5
+    leave("act-old", uptime() - 3 * 3600)  # (negative on a machine up for less: as meant)
+    leave("act-recent", uptime() - 3600)
+    leave("act-of-an-older-agent", None)
     left = deploy()
-    assert not {n for n in left if n.startswith("act-old")}, left
-    assert len(left) == 3, left  # the three deploys' own
+    assert "act-old" not in left
+    assert {own, "act-recent", "act-of-an-older-agent"} <= left
+    assert len(left) == 4, left  # and the second deploy's own
+    # the older agent's is given its start now, so it goes two hours from now
+    assert abs(int((run / "act-of-an-older-agent" / "started").read_text()) - uptime()) <= 5
 
 
 def test_a_rollback_without_current_system_activates_the_previous_generation(

@@ -10,8 +10,10 @@
 # Everything nixlift does to a host that needs root is here: activation detached from the SSH
 # session, automatic and magic rollback, the lock, the history, generations, boot entries.
 # Values arrive through `take`/`read_request`, which assign them with eval:
-# (and mkdir -p -m gives the mode to the last directory only, as meant)
-# shellcheck disable=SC2154,SC2034,SC2174
+# (and mkdir -p -m gives the mode to the last directory only, as meant). test's -ef (same file)
+# is not in POSIX but in every sh a host has (bash, dash, busybox); where it is not, the test
+# fails and the agent takes the longer way it is there to spare (a readlink, a nix-env).
+# shellcheck disable=SC2154,SC2034,SC2174,SC3013
 set -u
 umask 077
 profile=/nix/var/nix/profiles/system
@@ -132,8 +134,18 @@ wraps() {
 # probe: the host's state as JSON, into $probed (set here, not printed into a $(…): no fork)
 probe() {
   take system
-  current=$(readlink /run/current-system 2>/dev/null)
-  in_profile=$(readlink -e "$profile" 2>/dev/null)
+  # (a host that runs the system it is asked about, or names it in its profile, needs no
+  # readlink for it: test's -ef compares the files themselves)
+  if [ -n "$system" ] && [ /run/current-system -ef "$system" ]; then
+    current=$system
+  else
+    current=$(readlink /run/current-system 2>/dev/null)
+  fi
+  if [ -n "$system" ] && [ "$profile" -ef "$system" ]; then
+    in_profile=$system
+  else
+    in_profile=$(readlink -e "$profile" 2>/dev/null)
+  fi
   valid=0
   # What the host runs or its profile names is a GC root, so valid, and a path that is not there
   # is not: neither needs a nix-store (~13 ms of CPU, on every host of a fleet)
@@ -198,9 +210,14 @@ finish_status() {
   notify "$1/status.fifo" "$2"
 }
 
-# decide DIR OUTCOME REASON: the activation's end, with what the host runs now
+# decide DIR OUTCOME REASON [SYSTEM]: the activation's end, with what the host runs now (SYSTEM,
+# the one it should run, is compared with test's -ef: no readlink when it is that one)
 decide() {
-  json_path j_running "$(readlink /run/current-system 2>/dev/null)"
+  if [ -n "${4-}" ] && [ /run/current-system -ef "$4" ]; then
+    json_path j_running "$4"
+  else
+    json_path j_running "$(readlink /run/current-system 2>/dev/null)"
+  fi
   printf '{"outcome": "%s", "reason": %s, "running": %s}\n' "$2" "$3" "$j_running" \
     > "$1/outcome.tmp"
   mv "$1/outcome.tmp" "$1/outcome"
@@ -230,11 +247,15 @@ activate() {
   dir=$1 sys=$2 goal=$3 set_profile=$4 auto=$5 magic=$6 confirm=$7 limit=$8 runner=${9-}
   exec 8>>"$run/activation.lock"
   flock 8
-  # (readlink writes the files itself: no subshell; a link that is not there leaves one empty)
-  readlink "$profile" > "$dir/previous-link" 2>/dev/null
-  readlink /run/current-system > "$dir/previous-system" 2>/dev/null
-  # (a profile that is the system already needs no new generation)
-  if [ "$set_profile" = 1 ] && [ "$(readlink -e "$profile" 2>/dev/null)" != "$sys" ] \
+  # What ran before, for a rollback: DIR/previous, the profile's link and the running system, a
+  # line each (empty for a link that is not there); one readlink when both are links.
+  if [ -L "$profile" ] && [ -L /run/current-system ]; then
+    readlink -- "$profile" /run/current-system > "$dir/previous" 2>/dev/null
+  else
+    { readlink "$profile" || echo; readlink /run/current-system || echo; } > "$dir/previous" 2>/dev/null
+  fi
+  # (a profile that is the system already needs no new generation: -ef compares the files)
+  if [ "$set_profile" = 1 ] && ! [ "$profile" -ef "$sys" ] \
     && ! nix-env -p "$profile" --set "$sys" >"$dir/log" 2>&1; then
     finish_status "$dir" 91
     decide "$dir" failed '"setting the system profile failed"'
@@ -263,7 +284,7 @@ activate() {
     return
   fi
   if [ "$magic" != 1 ]; then
-    decide "$dir" activated null
+    decide "$dir" activated null "$sys"
     return
   fi
   exec 7<>"$dir/confirm.fifo"
@@ -277,7 +298,7 @@ activate() {
     rm -f "$dir/canary"
     go_back "$dir" "$goal" "$set_profile" "\"not confirmed within $confirm s\""
   else
-    decide "$dir" confirmed null
+    decide "$dir" confirmed null "$sys"
   fi
 }
 
@@ -287,7 +308,8 @@ activate() {
 # what the host runs afterwards, whatever happened.
 go_back() {
   dir=$1 goal=$2 set_profile=$3 reason=$4
-  prev_link=$(cat "$dir/previous-link") prev_system=$(cat "$dir/previous-system")
+  prev_link='' prev_system=''
+  { IFS= read -r prev_link; IFS= read -r prev_system; } < "$dir/previous"
   echo "nixlift: rolling back" >>"$dir/log"
   if [ "$set_profile" = 1 ]; then
     failed_link=$(readlink "$profile" 2>/dev/null)
@@ -308,7 +330,7 @@ go_back() {
   case "$goal" in test|boot) again=$goal ;; esac
   if [ -n "$target" ] && nixos_system "$target"; then
     if "$target/bin/switch-to-configuration" "$again" >>"$dir/log" 2>&1; then
-      decide "$dir" rolled-back "$reason"
+      decide "$dir" rolled-back "$reason" "$target"
     else
       decide "$dir" rollback-failed "$reason"
     fi
@@ -322,6 +344,32 @@ go_back() {
   else
     decide "$dir" rollback-failed "$reason"
   fi
+}
+
+# sweep: what earlier activations left in /run goes two hours after they started (their
+# watchdogs end within minutes; a deployer that lost its connection may still ask for the
+# decision). Each directory's DIR/started holds the host's uptime in seconds at its start:
+# /proc/uptime, read and test are the shell's own, so a sweep starts a process only when there
+# is something to remove. A directory without one (an older agent's) is given one now. Sets $up
+# (empty without /proc/uptime: then nothing goes; /run is emptied at boot anyway).
+sweep() {
+  up=
+  read -r up _ 2>/dev/null </proc/uptime
+  up=${up%.*}
+  [ -n "$up" ] || return 0
+  old=
+  for d in "$run"/act-*; do
+    [ -d "$d" ] || continue
+    began=
+    [ -f "$d/started" ] && read -r began <"$d/started"
+    case "$began" in
+      ""|*[!0-9-]*|-|*?-*) printf '%s\n' "$up" >"$d/started" ;;
+      *) [ $((up - began)) -le 7200 ] || old="$old $d" ;;
+    esac
+  done
+  # (split into words on purpose: the names are ours, act- and hex digits)
+  # shellcheck disable=SC2086
+  [ -z "$old" ] || rm -rf $old
 }
 
 # start: run `activate` detached, so a dropped connection cannot stop it half way, then wait
@@ -339,12 +387,9 @@ start() {
     answer "{\"refused\": \"no-deploy-rs-activate\", \"system\": $(path_or_null "$system")}"
     return
   fi
-  # what earlier activations left in /run (long decided: their watchdogs end within minutes)
-  # (looked for once a few are there: a `find` on every activation is a process more)
-  left=0
-  for d in "$run"/act-*; do [ -e "$d" ] && left=$((left + 1)); done
-  [ "$left" -le 4 ] || find "$run" -maxdepth 1 -name 'act-*' -mmin +120 -exec rm -rf {} + 2>/dev/null
+  sweep
   mkdir -p "$dir"
+  [ -z "$up" ] || printf '%s\n' "$up" >"$dir/started"
   mkfifo "$dir/status.fifo" "$dir/outcome.fifo" "$dir/confirm.fifo" || fail "mkfifo in $dir"
   exec 5<>"$dir/status.fifo"
   set -- "$dir" "$system" "$goal" "$set_profile" "$auto_rollback" "$magic" "$confirm_timeout" \
@@ -493,13 +538,21 @@ lock() {
       answer "{\"busy\": true, \"holder\": ${holder:-null}}"
       exit 75
     fi
-    # an activation still running from a deployer that went away holds this one
-    exec 8>>"$run/activation.lock"
-    if ! flock -w "$wait" 8; then
-      answer '{"busy": true, "holder": {"what": "an activation started by an earlier deploy is still running"}}'
-      exit 75
+    # An activation still running from a deployer that went away holds this one. Only one
+    # without a decision can be running (a decided one is ending, and the next activation's
+    # own flock waits for that): looked at with the shell's test, the flock taken only then.
+    undecided=0
+    for d in "$run"/act-*; do
+      if [ -d "$d" ] && [ ! -e "$d/outcome" ]; then undecided=1; fi
+    done
+    if [ "$undecided" = 1 ]; then
+      exec 8>>"$run/activation.lock"
+      if ! flock -w "$wait" 8; then
+        answer '{"busy": true, "holder": {"what": "an activation started by an earlier deploy is still running"}}'
+        exit 75
+      fi
+      exec 8>&-  # (its lock goes with it)
     fi
-    exec 8>&-  # (its lock goes with it)
     raw info > "$run/lock.info"
   fi
   take want_keys
