@@ -4,19 +4,29 @@ run by this machine's sh: what nixlift decodes is the file's text, less control 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from test_agent_wait import function
 
+#: the shells an agent meets: this machine's sh (dash here) and bash (NixOS's /bin/sh)
+SHELLS = [sh for sh in ("sh", "bash") if shutil.which(sh)]
 
-def text_file(path: Path) -> str:
-    # as every action uses it: in a command substitution, inside the answer's JSON
-    script = function("text_file") + 'printf \'{"log": %s}\\n\' "$(text_file "$1")"'
-    done = subprocess.run(["sh", "-c", script, "sh", str(path)], capture_output=True, check=True)
+
+def text_file(path: Path, shell: str = "sh") -> str:
+    """The JSON string text_json sets and text_file prints (both, checked to agree), decoded."""
+    script = (
+        function("text_json")
+        + function("text_file")
+        + 'text_json v "$1"; printf \'{"log": %s, "printed": %s}\\n\' "$v" "$(text_file "$1")"'
+    )
+    done = subprocess.run([shell, "-c", script, "sh", str(path)], capture_output=True, check=True)
     assert done.stdout.count(b"\n") == 1, done.stdout  # one line: the agent's answer
-    log: str = json.loads(done.stdout)["log"]
+    answer = json.loads(done.stdout)
+    assert answer["log"] == answer["printed"]
+    log: str = answer["log"]
     return log
 
 
@@ -33,12 +43,35 @@ def text_file(path: Path) -> str:
         ("ünïcode ✓\n".encode(), "ünïcode ✓\n"),
     ],
 )
+@pytest.mark.parametrize("shell", SHELLS)
 def test_a_file_becomes_the_json_string_of_its_text(
-    tmp_path: Path, content: bytes, expected: str
+    tmp_path: Path, content: bytes, expected: str, shell: str
 ) -> None:
     path = tmp_path / "log"
     path.write_bytes(content)
-    assert text_file(path) == expected
+    assert text_file(path, shell) == expected
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["activating the configuration...", "setting up /etc...", "reloading user units"],
+        ["x" * 100] * 40,  # 4040 bytes: read by the shell
+        ["x" * 100] * 41,  # 4141 bytes: by tr and sed, whole
+        ["plain", "then a tab\there", "plain again"],
+        ["plain", 'then "quoted"', "plain again"],
+        ["plain", "~ and space and !#$%&'()*+,-./:;<=>?@[]^_`{|}", ""],
+    ],
+)
+def test_plain_text_and_the_rest_read_the_same(
+    tmp_path: Path, lines: list[str], shell: str
+) -> None:
+    """Plain text, which the shell reads itself, and text with what must be escaped or taken
+    out, which tr and sed read, give the string of the same rules."""
+    path = tmp_path / "log"
+    path.write_text("\n".join(lines) + "\n")
+    assert text_file(path, shell) == "".join(line.replace("\t", " ") + "\n" for line in lines)
 
 
 def test_a_long_log_stays_whole(tmp_path: Path) -> None:
@@ -69,3 +102,19 @@ def test_a_path_becomes_json_in_a_variable_or_null(text: str, expected: str | No
     )
     done = subprocess.run(["sh", "-c", script, "sh", text], capture_output=True, check=True)
     assert json.loads(done.stdout) == [expected, expected]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_plain_text_starts_no_process(tmp_path: Path, shell: str) -> None:
+    """What most activations print is read without tr and sed (a process each, on every host's
+    activation): with no programs to be found, plain text still becomes its string."""
+    path = tmp_path / "log"
+    path.write_text("activating the configuration...\nsetting up /etc...\n")
+    script = function("text_json") + 'text_json v "$1"; printf \'%s\\n\' "$v"'
+    argv = [str(shutil.which(shell)), "-c", script, "sh", str(path)]
+    done = subprocess.run(argv, capture_output=True, env={"PATH": str(tmp_path / "none")})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == "activating the configuration...\nsetting up /etc...\n"
+    path.write_text('a "quoted" word\n')  # the other way: tr and sed, not found here
+    done = subprocess.run(argv, capture_output=True, env={"PATH": str(tmp_path / "none")})
+    assert json.loads(done.stdout) != 'a "quoted" word\n'

@@ -37,15 +37,33 @@ quote() {
   rm -f "$run/.quote.$$"
 }
 
-# text_file FILE: the contents of FILE as a JSON string ("" when there is none), for a command
-# substitution (it ends with a newline). Control characters go (a tab becomes a space: the one
-# in the first s command), backslashes and quotes are escaped, lines are joined (in sed's hold
-# space: two processes, not four, on every activation's answer).
+# text_json VAR FILE: the contents of FILE as a JSON string ("" when there is none) into the
+# variable VAR. Control characters go (a tab becomes a space), backslashes and quotes are
+# escaped, lines end in \n. Plain text (printable ASCII without a backslash or a quote, up to
+# 4 KiB: what most activations print) is read by the shell itself; other text goes through tr
+# and sed (in sed's hold space: two processes, not four). text_file FILE prints it instead.
+text_json() {
+  _j=
+  if [ -s "$2" ]; then
+    _size=0
+    while IFS= read -r _l || [ -n "$_l" ]; do
+      _size=$((_size + ${#_l} + 1))
+      case "$_l" in
+        *[!\ -~]*|*[\\\"]*) _size=4097 ;;
+      esac
+      [ "$_size" -le 4096 ] || break
+      _j="$_j$_l\\n"
+    done <"$2"
+    if [ "$_size" -gt 4096 ]; then
+      _j=$(tr -d '\000-\010\013-\037\177' < "$2" | sed -e 's/	/ /g' -e 's/\\/\\\\/g' \
+        -e 's/"/\\"/g' -e 's/$/\\n/' -e '1h' -e '1!H' -e '$!d' -e 'x' -e 's/\n//g')
+    fi
+  fi
+  eval "$1=\"\\\"\$_j\\\"\""
+}
 text_file() {
-  if [ ! -s "$1" ]; then printf '""'; return; fi
-  printf '"'
-  tr -d '\000-\010\013-\037\177' < "$1" | sed -e 's/	/ /g' -e 's/\\/\\\\/g' \
-    -e 's/"/\\"/g' -e 's/$/\\n/' -e '1h' -e '1!H' -e '$!d' -e 'x' -e 's/\n//g' -e 's/$/"/'
+  text_json _json "$1"
+  printf '%s' "$_json"
 }
 
 # json_path VAR TEXT: a store path (or another plain path) as JSON into the variable VAR, null
@@ -408,7 +426,8 @@ start() {
   systemd=0
   systemd_runs && systemd=1
   json_bool j_systemd "$systemd"
-  answer "{\"status\": $status, \"systemd\": $j_systemd, \"log\": $(text_file "$dir/log")}"
+  text_json j_log "$dir/log"
+  answer "{\"status\": $status, \"systemd\": $j_systemd, \"log\": $j_log}"
 }
 
 # await DIR TIMEOUT: the decision, once there is one (or undecided)
