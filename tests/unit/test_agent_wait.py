@@ -1,4 +1,5 @@
-"""The agent's wait for a line on a FIFO (`wait_line` in agent.sh), run by this machine's sh.
+"""The agent's wait for a line on a FIFO (`wait_line` in agent.sh) and its reading of a status or
+decision (`written_line`), run by this machine's sh (and bash, NixOS's sh).
 
 Its timer must not outlive the wait holding the caller's output: an agent call's output is the
 SSH session, and nixlift waits for the session to end. A timer left behind (its `sleep` started
@@ -17,6 +18,10 @@ from pathlib import Path
 import pytest
 
 AGENT = resources.files("nixlift.agent").joinpath("agent.sh").read_text()
+
+#: the shells an agent meets: this machine's sh (dash here), and bash as NixOS's /bin/sh runs
+#: (POSIX mode)
+SHELLS = [["sh"]] + ([["bash", "--posix"]] if shutil.which("bash") else [])
 
 
 def function(name: str) -> str:
@@ -41,13 +46,14 @@ done
 
 
 @pytest.mark.skipif(shutil.which("mkfifo") is None, reason="no mkfifo")
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
 def test_a_wait_that_ends_at_once_leaves_nothing_holding_the_callers_output(
-    tmp_path: Path,
+    tmp_path: Path, shell: list[str]
 ) -> None:
     rounds = 300
     begun = time.monotonic()
     done = subprocess.run(
-        ["sh", "-c", function("wait_line") + SCRIPT, "sh", str(tmp_path), str(rounds)],
+        [*shell, "-c", function("wait_line") + SCRIPT, "sh", str(tmp_path), str(rounds)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -60,11 +66,12 @@ def test_a_wait_that_ends_at_once_leaves_nothing_holding_the_callers_output(
 
 
 @pytest.mark.skipif(shutil.which("mkfifo") is None, reason="no mkfifo")
-def test_a_wait_with_no_line_ends_with_timeout(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
+def test_a_wait_with_no_line_ends_with_timeout(tmp_path: Path, shell: list[str]) -> None:
     script = 'mkfifo "$1/f"; exec 6<>"$1/f"; wait_line 6 1; printf "%s" "$line"'
     begun = time.monotonic()
     done = subprocess.run(
-        ["sh", "-c", function("wait_line") + script, "sh", str(tmp_path)],
+        [*shell, "-c", function("wait_line") + script, "sh", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -72,3 +79,31 @@ def test_a_wait_with_no_line_ends_with_timeout(tmp_path: Path) -> None:
     )
     assert done.stdout == "timeout"
     assert 0.9 <= time.monotonic() - begun < 5
+
+
+@pytest.mark.parametrize(
+    ("content", "written"),
+    [
+        (None, None),  # not there yet
+        (b"", None),  # opened by its writer, nothing written yet
+        (b'{"outcome": "confir', None),  # half written: no line end yet
+        (b"0\n", "0"),
+        (b'{"outcome": "confirmed", "reason": null}\n', '{"outcome": "confirmed", "reason": null}'),
+    ],
+)
+def test_a_status_or_decision_is_taken_once_its_whole_line_is_there(
+    tmp_path: Path, content: bytes | None, written: str | None
+) -> None:
+    """DIR/status and DIR/outcome are written in place (no mv), so a reader that comes while
+    one is being written must see "not yet" and wait for its notification."""
+    path = tmp_path / "outcome"
+    if content is not None:
+        path.write_bytes(content)
+    script = (
+        function("written_line") + 'if written_line "$1" v; then printf "%s" "$v"; else exit 3; fi'
+    )
+    done = subprocess.run(["sh", "-c", script, "sh", str(path)], capture_output=True, text=True)
+    if written is None:
+        assert done.returncode == 3, done
+    else:
+        assert (done.returncode, done.stdout) == (0, written)

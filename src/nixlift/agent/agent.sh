@@ -222,9 +222,16 @@ notify() {
   [ -p "$1" ] && printf '%s\n%s\n' "$2" "$2" 1<>"$1"
 }
 
+# DIR/status and DIR/outcome are one line each, written in place (no mv: a process on every
+# activation) and notified after. A reader takes one as written once it reads a whole line:
+# written_line FILE VAR, the line into VAR (a file being written is empty, or a line without its
+# end: not yet).
+written_line() {
+  [ -s "$1" ] && IFS= read -r "$2" <"$1"
+}
+
 finish_status() {
-  printf '%s\n' "$2" > "$1/status.tmp"
-  mv "$1/status.tmp" "$1/status"
+  printf '%s\n' "$2" > "$1/status"
   notify "$1/status.fifo" "$2"
 }
 
@@ -237,8 +244,7 @@ decide() {
     json_path j_running "$(readlink /run/current-system 2>/dev/null)"
   fi
   printf '{"outcome": "%s", "reason": %s, "running": %s}\n' "$2" "$3" "$j_running" \
-    > "$1/outcome.tmp"
-  mv "$1/outcome.tmp" "$1/outcome"
+    > "$1/outcome"
   notify "$1/outcome.fifo" "$2"
 }
 
@@ -419,10 +425,9 @@ start() {
     # (not holding the deployer's lock, fd 9, when this call came through the lock's session)
     setsid sh "$self" activate "$@" </dev/null >/dev/null 2>&1 5>&- 8>&- 9>&- &
   fi
-  [ -e "$dir/status" ] || wait_line 5 "$((activation_timeout + 15))"
+  written_line "$dir/status" status || wait_line 5 "$((activation_timeout + 15))"
   exec 5>&-
-  status=null
-  [ -e "$dir/status" ] && read -r status <"$dir/status"
+  written_line "$dir/status" status || status=null
   systemd=0
   systemd_runs && systemd=1
   json_bool j_systemd "$systemd"
@@ -432,13 +437,13 @@ start() {
 
 # await DIR TIMEOUT: the decision, once there is one (or undecided)
 await_decision() {
-  if [ ! -e "$1/outcome" ] && [ -p "$1/outcome.fifo" ]; then
+  if ! written_line "$1/outcome" _decided && [ -p "$1/outcome.fifo" ]; then
     exec 6<>"$1/outcome.fifo"
-    [ -e "$1/outcome" ] || wait_line 6 "$2"
+    written_line "$1/outcome" _decided || wait_line 6 "$2"
     exec 6>&-
   fi
-  if [ -e "$1/outcome" ]; then
-    print_file "$1/outcome"
+  if written_line "$1/outcome" _decided; then
+    answer "$_decided"
   else
     answer '{"outcome": "undecided", "reason": null, "running": null}'
   fi
