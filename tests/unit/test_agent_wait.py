@@ -20,7 +20,7 @@ import pytest
 AGENT = resources.files("nixlift.agent").joinpath("agent.sh").read_text()
 
 #: the shells an agent meets: this machine's sh (dash here), and bash as NixOS's /bin/sh runs
-#: (POSIX mode)
+#: (POSIX mode), which waits with its own `read -t` instead of a timer
 SHELLS = [["sh"]] + ([["bash", "--posix"]] if shutil.which("bash") else [])
 
 
@@ -107,3 +107,22 @@ def test_a_status_or_decision_is_taken_once_its_whole_line_is_there(
         assert done.returncode == 3, done
     else:
         assert (done.returncode, done.stdout) == (0, written)
+
+
+@pytest.mark.skipif(not shutil.which("bash") or not shutil.which("mkfifo"), reason="no bash")
+def test_bash_waits_without_a_timer(tmp_path: Path) -> None:
+    """As NixOS's sh, bash waits with its own read: with no `sleep` to be found it still waits
+    its whole time (a timer that could not start would end the wait at once)."""
+    subprocess.run(["mkfifo", str(tmp_path / "f")], check=True)
+    script = 'exec 6<>"$1/f"; wait_line 6 1; printf "%s" "$line"'
+    bash = str(shutil.which("bash"))
+    begun = time.monotonic()
+    done = subprocess.run(
+        [bash, "--posix", "-c", function("wait_line") + script, "sh", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": str(tmp_path / "none")},
+    )
+    assert (done.returncode, done.stdout) == (0, "timeout"), done.stderr
+    assert 0.9 <= time.monotonic() - begun < 5

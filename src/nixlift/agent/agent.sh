@@ -202,7 +202,13 @@ nixos_system() {
 # The timer holds none of the caller's files: a `sleep` left behind would keep the SSH
 # session's output open (the call would not end until it did) or hold a lock's descriptor. A
 # TERM that lands while `sleep` is being started is noted and acted on once its pid is known.
+# bash (NixOS's sh) has a read with a time limit: no timer at all there.
 wait_line() {
+  if [ -n "${BASH_VERSION-}" ]; then
+    # shellcheck disable=SC3045
+    IFS= read -r -t "$2" line <&"$1" || line=timeout
+    return 0
+  fi
   (
     stop=
     trap 'stop=1' TERM
