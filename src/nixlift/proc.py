@@ -16,7 +16,7 @@ import shutil
 import signal
 import subprocess
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -268,36 +268,23 @@ class _Early:
                 pipe.close()
 
 
-@contextlib.contextmanager
-def children_watched_with_pidfds() -> Iterator[None]:
-    """While it lasts, the running event loop learns of its children's exits from pidfds, as
-    Python 3.12 does by itself. Python 3.11's default starts a thread for every child to wait
-    for it: with the event loop and every thread wanting the interpreter, each start cost a
-    fleet deploy milliseconds of waiting on a crowded machine. The default comes back at the end
-    (for a later event loop in the same process). Nothing changes where pidfd_open does not
-    work, or on 3.12 and later."""
+def watch_children_with_pidfds() -> None:
+    """Have the running event loop learn of its children's exits from pidfds, as Python 3.12
+    does by itself. Python 3.11's default starts a thread for every child to wait for it: with
+    the event loop and every thread wanting the interpreter, each start cost a fleet deploy
+    milliseconds of waiting on a crowded machine. Kept where pidfd_open does not work."""
     import asyncio
     import sys
 
-    if sys.version_info >= (3, 12) or not _pidfds_work():
-        yield
-        return
-    default = asyncio.get_child_watcher()  # (a thread a child: closing it leaves it usable)
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return  # (3.12 chooses pidfds itself, and deprecates choosing)
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return  # (a kernel before 5.3, or a sandbox that refuses it)
     watcher = asyncio.PidfdChildWatcher()
     watcher.attach_loop(asyncio.get_running_loop())
     asyncio.set_child_watcher(watcher)
-    try:
-        yield
-    finally:
-        asyncio.set_child_watcher(default)  # (closes this one)
-
-
-def _pidfds_work() -> bool:
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except (AttributeError, OSError):
-        return False  # (not Linux, a kernel before 5.3, or a sandbox that refuses it)
-    return True
 
 
 #: children started by start_early and not yet taken over, by argv

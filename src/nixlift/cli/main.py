@@ -135,8 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _in_the_loop(work: Coroutine[Any, Any, int]) -> int:
-    with proc.children_watched_with_pidfds():
-        return await work
+    proc.watch_children_with_pidfds()
+    return await work
 
 
 def report(error: NixliftError, *, debug: bool = False) -> None:
