@@ -268,25 +268,6 @@ class _Early:
                 pipe.close()
 
 
-def watch_children_with_pidfds() -> None:
-    """Have the running event loop learn of its children's exits from pidfds, as Python 3.12
-    does by itself. Python 3.11's default starts a thread for every child to wait for it: with
-    the event loop and every thread wanting the interpreter, each start cost a fleet deploy
-    milliseconds of waiting on a crowded machine. Kept where pidfd_open does not work."""
-    import asyncio
-    import sys
-
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return  # (3.12 chooses pidfds itself, and deprecates choosing)
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:
-        return  # (a kernel before 5.3, or a sandbox that refuses it)
-    watcher = asyncio.PidfdChildWatcher()
-    watcher.attach_loop(asyncio.get_running_loop())
-    asyncio.set_child_watcher(watcher)
-
-
 #: children started by start_early and not yet taken over, by argv
 _EARLY: dict[tuple[str, ...], _Early] = {}
 

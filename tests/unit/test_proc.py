@@ -224,23 +224,3 @@ def test_a_cancelled_run_stops_the_child_it_took_over() -> None:
         proc.stop_early()
     time.sleep(0.2)
     assert _running(f"sleep {seconds}") == [] and _running(f"sleep {seconds + 1}") == []
-
-
-@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12 watches children with pidfds itself")
-def test_children_are_watched_without_a_thread_each() -> None:
-    """On Python 3.11 a child's exit is learnt from its pidfd in the event loop, not by a thread
-    started for each child (the default there): a fleet deploy starts dozens of them."""
-    import threading
-
-    async def main() -> tuple[list[int], int]:
-        proc.watch_children_with_pidfds()
-        before = threading.active_count()
-        runs = [proc.run(["sh", "-c", f"sleep 0.5; exit {i}"], check=False) for i in range(5)]
-        children = asyncio.gather(*runs)
-        await asyncio.sleep(0.25)  # all five running
-        during = threading.active_count() - before
-        return [d.returncode for d in await children], during
-
-    codes, threads = asyncio.run(main())
-    assert codes == [0, 1, 2, 3, 4]
-    assert threads == 0

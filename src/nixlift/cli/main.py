@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import_asyncio_without_tls()
         import asyncio
 
-        return asyncio.run(_in_the_loop(command(inv.command)(inv)))
+        return asyncio.run(command(inv.command)(inv))
     except NixliftError as e:
         report(e, debug=debug)
         if inv is not None and inv.output.json:
@@ -132,11 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         proc.stop_early()
-
-
-async def _in_the_loop(work: Coroutine[Any, Any, int]) -> int:
-    proc.watch_children_with_pidfds()
-    return await work
 
 
 def report(error: NixliftError, *, debug: bool = False) -> None:
