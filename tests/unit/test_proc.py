@@ -192,6 +192,10 @@ def test_a_run_with_an_environment_of_its_own_starts_its_own_child(tmp_path: Pat
     argv = _counting(str(starts), "echo $NL_X")
     try:
         proc.start_early(argv)
+        # (noted before it is stopped unused, on a crowded machine too)
+        deadline = time.monotonic() + 10
+        while not starts.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         done = asyncio.run(proc.run(argv, env={"NL_X": "mine"}))
         assert done.stdout == "mine\n"
     finally:
