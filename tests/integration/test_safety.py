@@ -148,6 +148,29 @@ def test_a_push_goes_on_while_another_deploy_holds_the_lock(
     assert [r["goal"] for r in records][-2:] == ["push", "switch"]
 
 
+def test_a_push_is_recorded_without_waiting_for_the_host(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """A push's record goes ahead while its copy runs; the host writes it once the session
+    ends, if the system arrived: the next command finds it, and a host that had the system
+    already gets no record (nothing was pushed)."""
+    sb = sandbox_factory(1)
+    goals = []
+    for n in range(3):
+        net = write_network(tmp_path / f"p{n}", sb, f'environment.etc."v".text = "pushed {n}";')
+        done, hosts = deploy_json(net, "push")
+        assert done.returncode == 0, done.stderr
+        assert hosts["h1"]["copied"] is True
+        shown = nixlift("history", net, "--json")
+        records = by_name(json.loads(shown.stdout))["h1"]["records"]
+        goals.append([(r["goal"], r["result"], r["system"]) for r in records])
+        assert goals[-1][-1] == ("push", "ok", hosts["h1"]["system"]), goals
+    done, hosts = deploy_json(net, "push")  # the same system again: nothing copied
+    assert hosts["h1"]["copied"] is False
+    records = by_name(json.loads(nixlift("history", net, "--json").stdout))["h1"]["records"]
+    assert len(records) == len(goals[-1])
+
+
 def test_two_deployers_never_activate_at_once(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:

@@ -183,29 +183,47 @@ class FakeHost:
                 # held: it takes the deploy's record on its stdin, until that ends
                 assert on_stdout is not None and feed is not None
                 on_stdout(line)
-                while (sent := await feed.get()) is not None:
-                    if sent.startswith(b"call\n"):
-                        # a call made through the lock: its output, then its end
-                        request = decode_request(b"@nixlift-agent\n" + sent[5:])
-                        self.payload = sent[5:].partition(b"\n}\n")[2]
-                        action = request.pop("action")
-                        self.calls.append(("agent", action, request, False))
-                        self.held_calls.append(action)
-                        on_stdout(json.dumps(self._answer(action, request)))
-                        on_stdout("@nixlift-end 0")
-                        continue
-                    words = sent.decode().rstrip("\n")
-                    assert words.startswith("record ")
-                    self.calls.append(("agent", "record", {"entry": json.loads(words[7:])}, False))
-                    # the end of stdin already follows it: one round trip for both
-                    self.record_ends_lock = not feed.empty()
-                    on_stdout(json.dumps({"recorded": True}))
+                pending: list[str] = []
+                try:
+                    await self._held_lock(feed, on_stdout, pending)
+                finally:
+                    # the end of its stdin, or of its connection (let go): a push's record sent
+                    # ahead is written if its system got into the store
+                    if pending and pending[0].split(" ", 1)[0] in self.script.store:
+                        entry = json.loads(pending[0].split(" ", 1)[1])
+                        self.calls.append(("agent", "record", {"entry": entry, "ahead": 1}, False))
             return proc.Completed(tuple(argv), 0, line + "\n", "")
         self.calls.append(("run", list(argv)))
         if "nixlift-systemd" in argv:
             return proc.Completed(tuple(argv), 0, "no-systemd\n", "")
         status = self.script.check_status
         return proc.Completed(tuple(argv), status, "", "" if status == 0 else "check failed\n")
+
+    async def _held_lock(
+        self, feed: asyncio.Queue[bytes | None], on_stdout: proc.LineSink, pending: list[str]
+    ) -> None:
+        """The held lock's session: calls made through it, a record, a push's pending record."""
+        while (sent := await feed.get()) is not None:
+            if sent.startswith(b"call\n"):
+                # a call made through the lock: its output, then its end
+                request = decode_request(b"@nixlift-agent\n" + sent[5:])
+                self.payload = sent[5:].partition(b"\n}\n")[2]
+                action = request.pop("action")
+                self.calls.append(("agent", action, request, False))
+                self.held_calls.append(action)
+                on_stdout(json.dumps(self._answer(action, request)))
+                on_stdout("@nixlift-end 0")
+                continue
+            words = sent.decode().rstrip("\n")
+            if words.startswith("pending "):
+                pending[:] = [words[8:]]
+                continue
+            assert words.startswith("record ")
+            pending.clear()
+            self.calls.append(("agent", "record", {"entry": json.loads(words[7:])}, False))
+            # the end of stdin already follows it: one round trip for both
+            self.record_ends_lock = not feed.empty()
+            on_stdout(json.dumps({"recorded": True}))
 
     async def copy_to(
         self,
@@ -226,6 +244,7 @@ class FakeHost:
                 else ""
             )
             raise CopyError(f"copying to {self.name} failed", host=self.name, stderr_tail=cut)
+        self.script.store.update(paths)
         return self.script.copy_bytes
 
     def nix_sshopts(self) -> str:

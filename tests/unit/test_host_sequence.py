@@ -143,13 +143,25 @@ def test_each_goal_asks_the_agent_for_what_it_means(
 def test_push_copies_and_build_touches_no_host() -> None:
     result, host, _ = deploy(Goal.PUSH, Script())
     assert result.status is Status.OK and result.copied and not result.activated
-    # no lock without an activation: the same session reads the state once and takes the
-    # record after the copy
+    # no lock without an activation: the same session reads the state once; its record went
+    # ahead of the copy, written by the host as the session ended (the system had arrived)
     assert host.actions() == ["lock", "copy", "record"]
     assert host.agent_calls("lock")[0]["exclusive"] is False
+    [record] = host.agent_calls("record")
+    assert record["ahead"] and (record["entry"]["goal"], record["entry"]["result"]) == (
+        "push",
+        "ok",
+    )
     result, host, _ = deploy(Goal.BUILD, Script())
     assert result.status is Status.OK and result.system == NEW
     assert host.calls == []
+
+
+def test_a_push_whose_copy_fails_leaves_no_record() -> None:
+    """The record sent ahead is written only if the system got there."""
+    result, host, _ = deploy(Goal.PUSH, Script(copy_fails=9))
+    assert result.status is Status.FAILED
+    assert host.agent_calls("record") == []
 
 
 def test_a_host_on_the_system_is_left_be_without_always_activate() -> None:

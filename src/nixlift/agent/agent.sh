@@ -596,13 +596,20 @@ lock() {
   # the deploy's other calls: each a `call` line, then the request as on a call of its own, its
   # output (stderr too) and then `@nixlift-end STATUS` (no session of its own: round trips and
   # a process start saved on every call).
+  # A push's record may come ahead, while its copy runs, as `pending SYSTEM RECORD`: kept, not
+  # answered, and written when the session ends if SYSTEM is then in the store (the copy got
+  # there), so that nixlift need not wait for an answer after the copy. A `record` line (a
+  # failure's) takes its place.
   unset req_action req_info req_wait req_system req_want_keys req_exclusive
+  pending=
   while IFS= read -r line; do
     case "$line" in
       "record "*)
-        [ -d "${history%/*}" ] || mkdir -p "${history%/*}"
-        printf '%s\n' "${line#record }" >> "$history"
+        pending=
+        append_history "${line#record }"
         answer '{"recorded": true}' ;;
+      "pending "*)
+        pending=${line#pending } ;;
       call)
         # (without the lock's fds: nothing the call starts may hold the lock)
         ( dispatch ) 2>&1 8>&- 9>&-
@@ -611,6 +618,18 @@ lock() {
   done
   # (emptied, not removed: an empty one says no holder, as a missing one does, without an rm)
   if [ "$exclusive" = 1 ]; then : > "$run/lock.info"; fi
+  if [ -n "$pending" ]; then
+    json_path _pushed "${pending%% *}"
+    if [ "$_pushed" != null ] && nix-store --check-validity "${pending%% *}" 2>/dev/null; then
+      append_history "${pending#* }"
+    fi
+  fi
+}
+
+# append_history RECORD: one line (JSON from the deployer, kept as it came) onto the history
+append_history() {
+  [ -d "${history%/*}" ] || mkdir -p "${history%/*}"
+  printf '%s\n' "$1" >> "$history"
 }
 
 # --- keys and secrets ---------------------------------------------------------------------------

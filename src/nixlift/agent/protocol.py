@@ -242,6 +242,8 @@ class Held:
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: an exchange was cut short: what it still prints would be taken for the next one's
     broken: bool = False
+    #: let go (see let_go): not waited for
+    released: bool = False
 
     @property
     def usable(self) -> bool:
@@ -297,7 +299,25 @@ class Held:
                 raise AgentError(f"no answer from {self.host}", host=self.host)
             return answers[-1]
 
+    async def send(self, line: str) -> None:
+        """A line for the call to keep, answered by nothing (a push's pending record)."""
+        async with self.turn:
+            if not self.usable:
+                raise SessionGone(f"the call on {self.host} has ended", host=self.host)
+            await self.feed.put(line.encode() + b"\n")
+
+    def let_go(self) -> None:
+        """End the call's stdin and wait no more for it: it ends when the host has read that
+        end, or with the connection, whichever comes first (`end` does not wait for it, nor
+        stop it: a stopped ssh could keep the end of its stdin from the host until it was
+        killed)."""
+        self.broken = self.released = True
+        if not self.task.done():
+            self.feed.put_nowait(None)
+
     async def end(self, *, grace: float = 5) -> None:
+        if self.released:
+            return
         self.broken = True
         if not self.task.done():
             await self.feed.put(None)

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from nixlift.agent.protocol import Agent, Probe
 from nixlift.deploy import activate as activation
@@ -150,6 +150,8 @@ class HostSequence:
         self.built = False
         #: whether this deploy changed or checked the host (worth a line in its history)
         self.touched = False
+        #: a push's record went ahead of its copy (HostLock.pend)
+        self.pended = False
         #: dry-activate: what the host said it would do
         self.dry_activate: tuple[str, ...] | None = None
 
@@ -204,6 +206,10 @@ class HostSequence:
             read = await self._step(Stage.PROBE, "", lambda: agent.probe(m.out_path))
         probe: Probe = read
         if not probe.has_system:
+            if not goal.activates and self.ready.lock is not None:
+                # (its record goes ahead, written by the host once the system is there)
+                await self.ready.lock.pend(m.out_path, self._history_entry(Status.OK, None))
+                self.pended = True
             if self.pusher is not None and not host.is_local:
                 await self._step(Stage.COPY, "through the cache", lambda: self._fetch(agent))
             remote = self.builds.built_on(m)
@@ -448,21 +454,24 @@ class HostSequence:
                 with contextlib.suppress(NixliftError):
                     await lock.finish(None)
             return
-        record = history.entry(
-            deployment=self.deployment_name,
-            commit=self.options.commit,
-            system=self.machine.out_path,
-            goal=self.options.goal.value,
-            result=result.status.value,
-            error=result.error,
-        )
+        record = self._history_entry(result.status, result.error)
         try:
             if lock is not None:
-                await lock.finish(record)
+                await lock.finish(record, pended=self.pended and result.status is Status.OK)
             else:
                 await agent.record(record)
         except NixliftError as e:
             self.emit(Notice(self.name, f"could not record the deploy in its history: {e}"))
+
+    def _history_entry(self, status: Status, error: str | None) -> dict[str, Any]:
+        return history.entry(
+            deployment=self.deployment_name,
+            commit=self.options.commit,
+            system=self.machine.out_path,
+            goal=self.options.goal.value,
+            result=status.value,
+            error=error,
+        )
 
     # --- the cache -------------------------------------------------------------------------
 

@@ -73,6 +73,8 @@ class HostLock:
         #: False: the same session (the host's state, the record) without the lock, for a push
         self.exclusive = exclusive
         self._held: Held | None = None
+        #: the call a push's record was sent ahead on (pend)
+        self._pended: Held | None = None
 
     async def acquire(self) -> Locked:
         """Hold the lock; return the host's state as read under it (for `system`)."""
@@ -105,9 +107,24 @@ class HostLock:
         await self._held.end()  # (how it ended, the cut, is read before it is replaced)
         return (await self.acquire()).probe
 
-    async def finish(self, entry: dict[str, Any] | None) -> None:
+    async def pend(self, system: str, entry: dict[str, Any]) -> None:
+        """Send a push's record ahead, while its copy runs: the host writes it when this call
+        ends if `system` is then in its store, so the push's end waits for no answer (see
+        `finish`). Nothing is sent without a usable call."""
+        if self._held is None or not self._held.usable:
+            return
+        line = f"pending {system} " + json.dumps(entry, sort_keys=True)
+        await self._held.send(line)
+        self._pended = self._held
+
+    async def finish(self, entry: dict[str, Any] | None, *, pended: bool = False) -> None:
         """Append `entry` (if any) to the host's history through the lock's own connection and
-        let the lock go, in one round trip."""
+        let the lock go, in one round trip. `pended`: the record sent ahead (pend) stands, if
+        it went on this very call: the call is let go without waiting for the host."""
+        held = self._held
+        if pended and held is not None and held is self._pended and held.usable:
+            held.let_go()
+            return
         if self._held is None or self._held.task.done():
             if entry is not None:
                 await self.agent.record(entry)
