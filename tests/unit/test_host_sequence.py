@@ -527,3 +527,24 @@ def test_a_host_goes_on_once_connected_unless_a_failure_would_stop_the_rollout()
     assert alone["h2"] < 0.2 < 0.3 <= alone["h1"]
     # with --fail-fast, every host is connected and locked before any host's work begins
     assert finished(policy=FailurePolicy(fail_fast=True))["h2"] >= 0.3
+
+
+def test_a_push_whose_call_has_ended_records_as_usual() -> None:
+    """A record that cannot go ahead (the lock's call has ended) is no failure: the push goes
+    on, and its record is sent at its end on a call of its own, answered."""
+    from nixlift.agent.protocol import Agent, Held
+    from nixlift.deploy.lock import HostLock
+
+    async def main() -> FakeHost:
+        host = FakeHost(script=Script())
+        ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        ended.set_result(None)
+        lock = HostLock(Agent(host), {}, 0, NEW, exclusive=False)
+        lock._held = Held("h1", ended, {}, asyncio.Queue(), asyncio.Queue())  # type: ignore[arg-type]
+        await lock.pend(NEW, {"goal": "push", "result": "ok"})
+        await lock.finish({"goal": "push", "result": "ok"}, pended=True)
+        return host
+
+    host = asyncio.run(main())
+    assert host.actions() == ["record"]
+    assert host.agent_calls("record") == [{"entry": {"goal": "push", "result": "ok"}}]

@@ -110,12 +110,16 @@ class HostLock:
     async def pend(self, system: str, entry: dict[str, Any]) -> None:
         """Send a push's record ahead, while its copy runs: the host writes it when this call
         ends if `system` is then in its store, so the push's end waits for no answer (see
-        `finish`). Nothing is sent without a usable call."""
-        if self._held is None or not self._held.usable:
+        `finish`). Without a usable call nothing is sent, and `finish` records as usual."""
+        held = self._held
+        if held is None:
             return
         line = f"pending {system} " + json.dumps(entry, sort_keys=True)
-        await self._held.send(line)
-        self._pended = self._held
+        try:
+            await held.send(line)
+        except NixliftError:
+            return  # (the call has ended: the push goes on)
+        self._pended = held
 
     async def finish(self, entry: dict[str, Any] | None, *, pended: bool = False) -> None:
         """Append `entry` (if any) to the host's history through the lock's own connection and
