@@ -542,7 +542,7 @@ def test_a_push_whose_call_has_ended_records_as_usual() -> None:
         lock = HostLock(Agent(host), {}, 0, NEW, exclusive=False)
         lock._held = Held("h1", ended, {}, asyncio.Queue(), asyncio.Queue())  # type: ignore[arg-type]
         await lock.pend(NEW, {"goal": "push", "result": "ok"})
-        await lock.finish({"goal": "push", "result": "ok"}, pended=True)
+        await lock.finish({"goal": "push", "result": "ok"}, as_sent_ahead=True)
         return host
 
     host = asyncio.run(main())

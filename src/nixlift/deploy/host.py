@@ -150,8 +150,6 @@ class HostSequence:
         self.built = False
         #: whether this deploy changed or checked the host (worth a line in its history)
         self.touched = False
-        #: a push's record went ahead of its copy (HostLock.pend)
-        self.pended = False
         #: dry-activate: what the host said it would do
         self.dry_activate: tuple[str, ...] | None = None
 
@@ -209,7 +207,6 @@ class HostSequence:
             if not goal.activates and self.ready.lock is not None:
                 # (its record goes ahead, written by the host once the system is there)
                 await self.ready.lock.pend(m.out_path, self._history_entry(Status.OK, None))
-                self.pended = True
             if self.pusher is not None and not host.is_local:
                 await self._step(Stage.COPY, "through the cache", lambda: self._fetch(agent))
             remote = self.builds.built_on(m)
@@ -457,7 +454,8 @@ class HostSequence:
         record = self._history_entry(result.status, result.error)
         try:
             if lock is not None:
-                await lock.finish(record, pended=self.pended and result.status is Status.OK)
+                # (a push's record that went ahead, if any, says what this one would)
+                await lock.finish(record, as_sent_ahead=result.status is Status.OK)
             else:
                 await agent.record(record)
         except NixliftError as e:

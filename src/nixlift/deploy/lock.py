@@ -121,12 +121,13 @@ class HostLock:
             return  # (the call has ended: the push goes on)
         self._pended = held
 
-    async def finish(self, entry: dict[str, Any] | None, *, pended: bool = False) -> None:
+    async def finish(self, entry: dict[str, Any] | None, *, as_sent_ahead: bool = False) -> None:
         """Append `entry` (if any) to the host's history through the lock's own connection and
-        let the lock go, in one round trip. `pended`: the record sent ahead (pend) stands, if
-        it went on this very call: the call is let go without waiting for the host."""
+        let the lock go, in one round trip. `as_sent_ahead`: `entry` says what a record sent
+        ahead (pend) says; if one went on this very call, it stands, and the call is let go
+        without waiting for the host."""
         held = self._held
-        if pended and held is not None and held is self._pended and held.usable:
+        if as_sent_ahead and held is not None and held is self._pended and held.usable:
             held.let_go()
             return
         if self._held is None or self._held.task.done():
